@@ -1,0 +1,39 @@
+// Bundles the three programs of the extension:
+//   dist/extension.js       VS Code extension host (node, cjs, `vscode` external)
+//   dist/webview.js         the editor UI (browser, iife)
+//   dist/sidecar.js         the engine process: RPC server and CLI (node, cjs)
+//   dist/engine-worker.js   the worker thread that owns the onnxruntime sessions
+// Native packages (onnxruntime-node, sharp) stay external: they load their binaries at run time.
+// Usage: node esbuild.mjs [--watch] [--production]
+import * as esbuild from 'esbuild';
+
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
+
+const common = {
+  bundle: true,
+  sourcemap: production ? false : 'linked',
+  minify: production,
+  logLevel: 'info',
+  legalComments: 'none',
+};
+const nodeTarget = { ...common, platform: 'node', format: 'cjs', target: 'node20' };
+
+/** @type {esbuild.BuildOptions[]} */
+const builds = [
+  { ...nodeTarget, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist', external: ['vscode'] },
+  { ...common, platform: 'browser', format: 'iife', target: 'es2022', entryPoints: { webview: 'src/webview/main.ts' }, outdir: 'dist' },
+  {
+    ...nodeTarget,
+    entryPoints: { sidecar: 'src/sidecar/main.ts', 'engine-worker': 'src/sidecar/engine/runtime/worker.ts' },
+    outdir: 'dist',
+    external: ['onnxruntime-node', 'sharp'],
+  },
+];
+
+if (watch) {
+  for (const options of builds) await (await esbuild.context(options)).watch();
+  console.log('[esbuild] watching for changes');
+} else {
+  await Promise.all(builds.map((options) => esbuild.build(options)));
+}
