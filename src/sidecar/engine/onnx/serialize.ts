@@ -1,0 +1,220 @@
+/**
+ * Writes an engine graph as an ONNX model (standard domain only).
+ *
+ * Only the nodes the graph's outputs depend on are written. Weights that live in checkpoint files are
+ * written as external-data initializers that point into those files (offset + length), so a model of
+ * several GB serialises to a few hundred KB and loads its weights in place.
+ */
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { BYTES_PER_ELEMENT, ONNX_DTYPE, type DType, type TypedArray } from '../dtype';
+import { GraphBuildError, toTypedArray, type Graph, type Node, type Value, type WeightSource } from '../graph';
+import { getOp, type OnnxAttr, type OnnxLowering } from '../op';
+import { onnx } from './onnx-proto';
+
+/** The opset every engine graph targets (LayerNormalization 17, GroupNormalization 18, axes as inputs). */
+export const OPSET = 18;
+const IR_VERSION = 8;
+
+export interface SerializeOptions {
+  readonly producerVersion?: string;
+}
+
+/**
+ * A checkpoint file the model reads weights from. onnxruntime only accepts external data that lies in
+ * the model's own folder (no absolute paths, no `..`, no symlinks out), so the model names each file by
+ * a plain `location`; whoever loads the model makes `location` resolve to `file` (a hard link next to the
+ * model file, or the file's bytes handed over in memory).
+ */
+export interface ExternalFile {
+  readonly file: string;
+  readonly location: string;
+}
+
+export interface SerializedModel {
+  readonly bytes: Uint8Array;
+  /** sha256 of the model bytes and the external files' paths: names the graph and where its weights come from. */
+  readonly hash: string;
+  /** Checkpoint files whose bytes the model references as external data. */
+  readonly externalFiles: readonly ExternalFile[];
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+}
+
+export function serializeGraph(graph: Graph, options: SerializeOptions = {}): SerializedModel {
+  if (graph.outputs.length === 0) throw new GraphBuildError(`graph ${graph.name} has no outputs`);
+  const writer = new OnnxWriter(graph, options);
+  return writer.write();
+}
+
+/** Nodes that the outputs depend on, in graph (topological) order. */
+export function liveNodes(graph: Graph): Node[] {
+  const live = new Set<number>();
+  const stack: Value[] = graph.outputs.map((o) => o.value);
+  while (stack.length > 0) {
+    const value = stack.pop()!;
+    const node = value.producer;
+    if (!node || live.has(node.id)) continue;
+    live.add(node.id);
+    stack.push(...node.inputs);
+  }
+  return graph.nodes.filter((n) => live.has(n.id));
+}
+
+class OnnxWriter {
+  private readonly nodes: onnx.INodeProto[] = [];
+  private readonly initializers: onnx.ITensorProto[] = [];
+  private readonly names = new Map<number, string>();
+  private readonly constantCache = new Map<string, string>();
+  private readonly externalFiles = new Map<string, string>();
+  private tempCounter = 0;
+
+  constructor(
+    private readonly graph: Graph,
+    private readonly options: SerializeOptions,
+  ) {}
+
+  write(): SerializedModel {
+    const graph = this.graph;
+    // Graph outputs produced by a node take the output's name directly; other cases need an Identity.
+    const outputAliases = new Map<number, string>();
+    for (const { name, value } of graph.outputs) {
+      if (value.kind === 'node' && !outputAliases.has(value.id)) outputAliases.set(value.id, name);
+    }
+    for (const node of liveNodes(graph)) {
+      for (const out of node.outputs) this.names.set(out.id, outputAliases.get(out.id) ?? out.name);
+      this.lowerNode(node);
+    }
+    for (const { name, value } of graph.outputs) {
+      const produced = this.nameOf(value);
+      if (produced !== name) this.nodes.push({ opType: 'Identity', input: [produced], output: [name], name: `output/${name}` });
+    }
+
+    const model: onnx.IModelProto = {
+      irVersion: IR_VERSION,
+      opsetImport: [{ domain: '', version: OPSET }],
+      producerName: 'clipdrag-engine',
+      producerVersion: this.options.producerVersion ?? '',
+      graph: {
+        name: graph.name,
+        node: this.nodes,
+        initializer: this.initializers,
+        input: graph.inputs.map((v) => valueInfo(v.name, v.dtype, v.shape)),
+        output: graph.outputs.map((o) => valueInfo(o.name, o.value.dtype, o.value.shape)),
+      },
+    };
+    const bytes = onnx.ModelProto.encode(model).finish();
+    const externalFiles = [...this.externalFiles].map(([file, location]) => ({ file, location }));
+    const hash = createHash('sha256').update(bytes);
+    for (const { file } of externalFiles) hash.update(`\0${file}`);
+    return {
+      bytes,
+      hash: hash.digest('hex'),
+      externalFiles,
+      inputNames: graph.inputs.map((v) => v.name),
+      outputNames: graph.outputs.map((o) => o.name),
+    };
+  }
+
+  private nameOf(value: Value): string {
+    const known = this.names.get(value.id);
+    if (known) return known;
+    // Inputs, constants and weights get their names on first use, so unused ones are not written.
+    if (value.kind === 'constant') this.initializers.push(inlineTensor(value.name, value.dtype, value.shape, value.payload as TypedArray));
+    else if (value.kind === 'weight') this.initializers.push(this.weightTensor(value));
+    else if (value.kind !== 'input') throw new GraphBuildError(`${value.name} is used before the node that produces it`);
+    this.names.set(value.id, value.name);
+    return value.name;
+  }
+
+  private lowerNode(node: Node): void {
+    const def = getOp(node.op);
+    const inputs = node.inputs.map((v) => this.nameOf(v));
+    const outputs = node.outputs.map((v) => this.names.get(v.id)!);
+    if (def.lower) {
+      def.lower(node, this.loweringFor(node, inputs, outputs));
+      return;
+    }
+    const attrs: OnnxAttr[] = [];
+    for (const [name, type] of Object.entries(def.onnxAttrs ?? {})) {
+      const value = node.attrs[name];
+      if (value === undefined) continue;
+      attrs.push({ name, type, value: typeof value === 'boolean' ? Number(value) : (value as OnnxAttr['value']) });
+    }
+    this.emit(node.name, node.op, inputs, outputs, attrs);
+  }
+
+  private loweringFor(node: Node, inputs: string[], outputs: string[]): OnnxLowering {
+    let part = 0;
+    return {
+      inputs,
+      outputs,
+      constant: (values, dtype, shape) => this.constant(values, dtype, shape ?? [values.length]),
+      temp: (hint) => `${node.name}/${hint}_${this.tempCounter++}`,
+      emit: (opType, ins, outs, attrs = []) => this.emit(`${node.name}/${opType}_${part++}`, opType, ins, outs, attrs),
+    };
+  }
+
+  private emit(name: string, opType: string, input: readonly string[], output: readonly string[], attrs: readonly OnnxAttr[]): void {
+    this.nodes.push({ name, opType, input: [...input], output: [...output], attribute: attrs.map(attributeProto) });
+  }
+
+  private constant(values: readonly number[], dtype: DType, shape: readonly number[]): string {
+    const key = `${dtype}|${shape.join(',')}|${values.join(',')}`;
+    const cached = this.constantCache.get(key);
+    if (cached) return cached;
+    const name = `const/${dtype}_${this.constantCache.size}`;
+    this.initializers.push(inlineTensor(name, dtype, shape, toTypedArray(values, dtype)));
+    this.constantCache.set(key, name);
+    return name;
+  }
+
+  private weightTensor(value: Value): onnx.ITensorProto {
+    const source = value.payload as WeightSource;
+    if (source.kind === 'data') return inlineTensor(value.name, value.dtype, value.shape, source.data);
+    let location = this.externalFiles.get(source.file);
+    if (location === undefined) {
+      location = `weights${this.externalFiles.size}-${path.basename(source.file)}`;
+      this.externalFiles.set(source.file, location);
+    }
+    return {
+      name: value.name,
+      dataType: ONNX_DTYPE[value.dtype],
+      dims: [...value.shape],
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: location },
+        { key: 'offset', value: String(source.offset) },
+        { key: 'length', value: String(source.length) },
+      ],
+    };
+  }
+}
+
+function inlineTensor(name: string, dtype: DType, shape: readonly number[], data: TypedArray): onnx.ITensorProto {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.length * BYTES_PER_ELEMENT[dtype]);
+  return { name, dataType: ONNX_DTYPE[dtype], dims: [...shape], rawData: bytes };
+}
+
+function valueInfo(name: string, dtype: DType, shape: readonly number[]): onnx.IValueInfoProto {
+  return {
+    name,
+    type: { tensorType: { elemType: ONNX_DTYPE[dtype], shape: { dim: shape.map((d) => ({ dimValue: d })) } } },
+  };
+}
+
+function attributeProto(attr: OnnxAttr): onnx.IAttributeProto {
+  const { AttributeType } = onnx.AttributeProto;
+  switch (attr.type) {
+    case 'int':
+      return { name: attr.name, type: AttributeType.INT, i: attr.value as number };
+    case 'float':
+      return { name: attr.name, type: AttributeType.FLOAT, f: attr.value as number };
+    case 'ints':
+      return { name: attr.name, type: AttributeType.INTS, ints: [...(attr.value as readonly number[])] };
+    case 'floats':
+      return { name: attr.name, type: AttributeType.FLOATS, floats: [...(attr.value as readonly number[])] };
+    case 'string':
+      return { name: attr.name, type: AttributeType.STRING, s: new TextEncoder().encode(attr.value as string) };
+  }
+}

@@ -1,0 +1,8 @@
+/**
+ * The op library. Importing this module registers every op; model code imports the op functions
+ * from here (`import { add, conv2d, ... } from '../engine/ops'`).
+ */
+export * from './operand';
+export * from './elementwise';
+export * from './reduce';
+export * from './shape-ops';
