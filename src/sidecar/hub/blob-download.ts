@@ -2,7 +2,7 @@
 // huggingface_hub also resumes from), hashed while it streams, checked against the hub's published hash before it
 // becomes a blob, with progress, stall detection, retries and cancellation. @huggingface/hub's
 // downloadFileToCacheDir does none of these (and logs to stdout, which is our RPC channel), hence this module.
-import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ModelStoreError, cancelledError, formatBytes, systemErrorCode } from './errors';
 import { diskFullError, freeBytes } from './disk-space';
@@ -44,6 +44,7 @@ class TransientFailure extends Error {}
 
 export async function downloadBlob(request: BlobDownloadRequest): Promise<BlobDownloadResult> {
   const partial = `${request.blob}.incomplete`;
+  await mkdir(path.dirname(request.blob), { recursive: true });
   let hasher: ContentHasher | undefined;
   let transferred = 0;
   let resumedFrom = 0;
@@ -164,7 +165,7 @@ async function transfer(request: BlobDownloadRequest, partial: string, state: { 
     return received;
   } catch (error) {
     if (stall.signal.aborted && !request.signal?.aborted) {
-      throw new TransientFailure(`no data for ${Math.round(request.stallTimeoutMs / 1000)} s`);
+      throw new TransientFailure(`no data for ${request.stallTimeoutMs >= 1000 ? `${Math.round(request.stallTimeoutMs / 1000)} s` : `${request.stallTimeoutMs} ms`}`);
     }
     throw error;
   } finally {

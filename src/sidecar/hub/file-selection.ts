@@ -107,7 +107,8 @@ function pickWeights(files: ReadonlySet<string>, component: WeightedComponent, p
     if (found) return { kind: 'found', files: found, precision: candidate };
   }
   const base = join(component.folder, component.weightsStem);
-  const pickle = [...files].some((file) => file.startsWith(base) && /\.(bin|ckpt|pt|pth)$/.test(file));
+  const prefix = component.folder ? `${component.folder}/` : '';
+  const pickle = [...files].some((file) => file.startsWith(prefix) && !file.slice(prefix.length).includes('/') && /\.(bin|ckpt|pt|pth)$/.test(file));
   return {
     kind: 'missing',
     description: pickle ? `${base}.safetensors (the repo has only pickle weights)` : `${base}.safetensors`,

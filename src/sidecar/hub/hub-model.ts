@@ -66,13 +66,21 @@ export async function ensureFromHub(lookup: HubLookup): Promise<ResolvedModel> {
       throw toModelStoreError(error, fileContext(file.path));
     }
   };
+  const fetchFile = async (file: PlannedFile, progress: ProgressReporter | undefined): Promise<{ sha256: string; transferredBytes: number }> => {
+    try {
+      return await materialize(lookup, commit, file, progress);
+    } catch (error) {
+      throw toModelStoreError(error, fileContext(file.remote.path));
+    }
+  };
 
   // A diffusers repo's model_index.json says whether a tokenizer belongs to the pipeline.
   let modelIndex: unknown;
+  let downloadedBytes = 0;
   const indexFile = lookup.kind === 'stable-diffusion' ? remote.get('model_index.json') : undefined;
   if (indexFile) {
     const planned = await plan(indexFile);
-    await materialize(lookup, commit, planned, undefined);
+    downloadedBytes += (await fetchFile(planned, undefined)).transferredBytes;
     modelIndex = JSON.parse(await readFile(planned.pointer, 'utf8')) as unknown;
   }
 
@@ -101,16 +109,11 @@ export async function ensureFromHub(lookup: HubLookup): Promise<ResolvedModel> {
   });
   for (const message of selection.notes) progress.emit({ type: 'note', message });
 
-  let downloadedBytes = 0;
   const records: ModelFileRecord[] = [];
   for (const file of planned) {
-    try {
-      const outcome = await materialize(lookup, commit, file, progress);
-      downloadedBytes += outcome.transferredBytes;
-      records.push({ path: file.remote.path, size: file.remote.size, sha256: outcome.sha256, localPath: file.pointer });
-    } catch (error) {
-      throw toModelStoreError(error, fileContext(file.remote.path));
-    }
+    const outcome = await fetchFile(file, progress);
+    downloadedBytes += outcome.transferredBytes;
+    records.push({ path: file.remote.path, size: file.remote.size, sha256: outcome.sha256, localPath: file.pointer });
   }
   if (source.revision !== commit) await writeRef(lookup.cache, source.revision, commit);
 
