@@ -1,0 +1,16 @@
+/** The SD-1.x UNet on the graph engine: loading, architecture plan, graph building. */
+export { loadUNet, type LoadedUNet } from './load';
+export { featureNames, loraTargets, planUNet, transformerBlockSites, type LoraTarget, type UNetPlan } from './plan';
+export { loraInputNames, type LoraAdapter, type LoraOptions } from './lora';
+export {
+  buildUNetGraph,
+  featureShapes,
+  unetForward,
+  type MutualSelfAttentionOptions,
+  type UNetForward,
+  type UNetForwardOptions,
+  type UNetGraph,
+  type UNetGraphSpec,
+  type UNetInputs,
+  type UNetModel,
+} from './unet';

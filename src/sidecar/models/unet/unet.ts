@@ -1,0 +1,184 @@
+/**
+ * UNet2DConditionModel (Stable Diffusion 1.x) on the graph engine, driven by the diffusers config.
+ *
+ * Besides the noise prediction `eps`, the forward exposes DragDiffusion's feature taps: the mid block's
+ * output and every up block's output (after its upsampler). Options add LoRA adapters as graph inputs
+ * and switch transformer blocks from a given execution index on to mutual self-attention.
+ */
+import { Graph, type Value } from '../../engine/graph';
+import { groupNorm, mul, silu, sub } from '../../engine/ops';
+import { formatShape } from '../../engine/shape';
+import type { WeightBinder } from '../weights';
+import { downBlock, midBlock, upBlock } from './blocks';
+import type { UNetBuildContext } from './context';
+import { sinusoidalTimestepEmbedding, timestepEmbeddingMlp } from './embeddings';
+import { LoraInputs, type LoraAdapter, type LoraOptions } from './lora';
+import { featureNames, type UNetPlan } from './plan';
+import { conv } from './resnet';
+
+/** A UNet ready to be built: its architecture and where its weights come from. */
+export interface UNetModel {
+  readonly plan: UNetPlan;
+  readonly weights: WeightBinder;
+}
+
+export interface UNetInputs {
+  /** Noisy latent [B, in_channels, h, w]. */
+  readonly sample: Value;
+  /** float32 [B], or a scalar (or [1]) shared by every row, so one graph serves every timestep. */
+  readonly timestep: Value;
+  /** Text embedding [B, tokens, cross_attention_dim]. */
+  readonly encoderHiddenStates: Value;
+}
+
+export interface MutualSelfAttentionOptions {
+  /**
+   * First transformer block (execution order: down, mid, up; 10 for SD-1.5's up_blocks[2]) whose
+   * self-attention lets each [source, edited] row pair attend to the source row's keys and values.
+   */
+  readonly startLayer: number;
+}
+
+export interface UNetForwardOptions {
+  readonly lora?: LoraOptions;
+  readonly mutualSelfAttention?: MutualSelfAttentionOptions;
+}
+
+export interface UNetForward {
+  readonly eps: Value;
+  /** Feature taps by name: feat_0_mid, feat_1_up0, … (see `featureNames`). */
+  readonly features: Readonly<Record<string, Value>>;
+  /** LoRA adapter inputs in execution order (empty without `lora`). */
+  readonly lora: readonly LoraAdapter[];
+}
+
+function checkInputs(plan: UNetPlan, { sample, timestep, encoderHiddenStates }: UNetInputs): void {
+  const c = plan.config;
+  const bad = (what: string, v: Value, expected: string): never => {
+    throw new Error(`UNet input ${what} has shape ${formatShape(v.shape)}, expected ${expected}`);
+  };
+  if (sample.rank !== 4 || sample.shape[1] !== c.inChannels) bad('sample', sample, `[batch, ${c.inChannels}, height, width]`);
+  const batch = sample.shape[0]!;
+  const [eb, , ed] = encoderHiddenStates.shape;
+  if (encoderHiddenStates.rank !== 3 || eb !== batch || ed !== c.crossAttentionDim[0]) {
+    bad('encoder_hidden_states', encoderHiddenStates, `[${batch}, tokens, ${c.crossAttentionDim[0]}]`);
+  }
+  const rows = timestep.rank === 0 ? 1 : timestep.shape[0]!;
+  if (timestep.rank > 1 || (rows !== 1 && rows !== batch)) bad('timestep', timestep, `[${batch}], [1] or a scalar`);
+  for (const v of [sample, timestep, encoderHiddenStates]) {
+    if (v.dtype !== 'float32') throw new Error(`UNet input ${v.name} must be float32, got ${v.dtype}`);
+  }
+}
+
+/** Builds the UNet forward into `graph` on the given input values. */
+export function unetForward(graph: Graph, model: UNetModel, inputs: UNetInputs, options: UNetForwardOptions = {}): UNetForward {
+  const { plan } = model;
+  const config = plan.config;
+  checkInputs(plan, inputs);
+  const start = options.mutualSelfAttention?.startLayer ?? null;
+  if (start !== null && (!Number.isInteger(start) || start < 0 || start >= plan.transformerBlocks)) {
+    throw new Error(`mutual self-attention start layer ${start} is outside 0..${plan.transformerBlocks - 1}`);
+  }
+  if (start !== null && inputs.sample.shape[0]! % 2 !== 0) {
+    throw new Error(`mutual self-attention needs a batch of [source, edited] pairs, got batch ${inputs.sample.shape[0]}`);
+  }
+  const w = model.weights.scoped(graph);
+
+  const timeAct = graph.scope('time_embedding', () => {
+    const t = sinusoidalTimestepEmbedding(inputs.timestep, plan.timeChannels, config.flipSinToCos, config.freqShift);
+    return silu(timestepEmbeddingMlp(t, w, plan.timeEmbedDim));
+  });
+  const ctx: UNetBuildContext = {
+    graph,
+    w,
+    plan,
+    groups: config.normNumGroups!,
+    normEps: config.normEps,
+    timeAct,
+    encoderHiddenStates: inputs.encoderHiddenStates,
+    lora: options.lora ? new LoraInputs(graph, options.lora) : null,
+    mutualFromBlock: start,
+    counter: { next: 0 },
+  };
+
+  let h = config.centerInputSample ? sub(mul(inputs.sample, 2), 1) : inputs.sample;
+  h = conv(ctx, 'conv_in', h, config.blockOutChannels[0]!, config.convInKernel);
+  const skips: Value[] = [h];
+  plan.down.forEach((block, i) => (h = downBlock(ctx, h, block, i, skips)));
+  h = midBlock(ctx, h);
+  const names = featureNames(plan);
+  const features: Record<string, Value> = { [names[0]!]: h };
+  plan.up.forEach((block, i) => {
+    h = upBlock(ctx, h, block, i, skips);
+    features[names[i + 1]!] = h;
+  });
+
+  const c0 = config.blockOutChannels[0]!;
+  const normed = graph.scope('conv_norm_out', () => groupNorm(h, ctx.groups, w('weight', [c0]), w('bias', [c0]), config.normEps));
+  const eps = conv(ctx, 'conv_out', silu(normed), config.outChannels, config.convOutKernel);
+  if (ctx.counter.next !== plan.transformerBlocks) {
+    throw new Error(`built ${ctx.counter.next} transformer blocks, the plan has ${plan.transformerBlocks}`);
+  }
+  return { eps, features, lora: ctx.lora?.adapters ?? [] };
+}
+
+export interface UNetGraphSpec {
+  readonly batch: number;
+  /** Latent size (image size / 8 for SD). */
+  readonly height: number;
+  readonly width: number;
+  /** 'batch': input `timestep` is float32 [batch]; 'scalar': float32 [] shared by all rows (default). */
+  readonly timestep?: 'batch' | 'scalar';
+  /** Text tokens of encoder_hidden_states (77 for CLIP). */
+  readonly tokens?: number;
+  /** Graph outputs: 'eps' and/or feature names (default ['eps']). */
+  readonly outputs?: readonly string[];
+  readonly lora?: LoraOptions;
+  readonly mutualSelfAttention?: MutualSelfAttentionOptions;
+}
+
+export interface UNetGraph {
+  readonly graph: Graph;
+  readonly inputs: UNetInputs;
+  readonly forward: UNetForward;
+}
+
+/**
+ * A graph with inputs `sample`, `timestep`, `encoder_hidden_states` (and `<module>.lora_{A,B}.weight`
+ * with LoRA) and the requested outputs. Checks that the model used every weight of its checkpoint.
+ */
+export function buildUNetGraph(model: UNetModel, spec: UNetGraphSpec, graph = new Graph('unet')): UNetGraph {
+  const config = model.plan.config;
+  const inputs: UNetInputs = {
+    sample: graph.input('sample', 'float32', [spec.batch, config.inChannels, spec.height, spec.width]),
+    timestep: graph.input('timestep', 'float32', spec.timestep === 'batch' ? [spec.batch] : []),
+    encoderHiddenStates: graph.input('encoder_hidden_states', 'float32', [spec.batch, spec.tokens ?? 77, config.crossAttentionDim[0]!]),
+  };
+  const forward = unetForward(graph, model, inputs, spec);
+  model.weights.assertAllBound(graph);
+  const available: Record<string, Value> = { eps: forward.eps, ...forward.features };
+  for (const name of spec.outputs ?? ['eps']) {
+    const value = available[name];
+    if (!value) throw new Error(`unknown UNet output ${name}; choose from ${Object.keys(available).join(', ')}`);
+    graph.output(name, value);
+  }
+  return { graph, inputs, forward };
+}
+
+/** The feature tap shapes for a latent size, without building a graph: name → [B, C, h, w]. */
+export function featureShapes(plan: UNetPlan, batch: number, height: number, width: number): Record<string, number[]> {
+  const sizes: [number, number][] = [[height, width]];
+  for (const d of plan.down) {
+    const [h, w] = sizes[sizes.length - 1]!;
+    if (d.downsample) sizes.push([Math.ceil(h / 2), Math.ceil(w / 2)]);
+  }
+  const names = featureNames(plan);
+  const out: Record<string, number[]> = {};
+  let level = sizes.length - 1;
+  out[names[0]!] = [batch, plan.mid.channels, ...sizes[level]!];
+  plan.up.forEach((u, i) => {
+    if (u.upsample) level--;
+    out[names[i + 1]!] = [batch, u.outChannels, ...sizes[level]!];
+  });
+  return out;
+}
