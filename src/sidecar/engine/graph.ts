@@ -108,6 +108,20 @@ export class Graph {
     }
   }
 
+  /**
+   * Runs `build` with the module path replaced by `path` (dot-separated), so nodes created inside carry
+   * it; the reverse pass uses this to file backward nodes under the forward node's module path.
+   */
+  atScope<T>(path: string, build: () => T): T {
+    const saved = this.scopes.splice(0, this.scopes.length);
+    if (path) this.scopes.push(path);
+    try {
+      return build();
+    } finally {
+      this.scopes.splice(0, this.scopes.length, ...saved);
+    }
+  }
+
   input(name: string, dtype: DType, shape: Shape): Value {
     const value = this.newValue(this.claimName(name), dtype, shape, 'input', null);
     this.inputs.push(value);

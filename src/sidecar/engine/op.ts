@@ -51,6 +51,11 @@ export interface OpDef {
   lower?(node: Node, onnx: OnnxLowering): void;
   /** Reverse-mode rule; an op without one is not differentiable, and `vjp` refuses to pass through it. */
   readonly vjp?: VjpRule;
+  /**
+   * Inputs that never carry a gradient by design (Gather's indices, Where's condition, StopGradient's
+   * operand): the output is treated as constant in them, so paths through them are not gradient paths.
+   */
+  readonly noGradInputs?: readonly number[];
 }
 
 const registry = new Map<string, OpDef>();

@@ -3,7 +3,7 @@ import type { Node, Value } from '../graph';
 import { defineOp, type OpDef } from '../op';
 import { broadcastShapes, formatShape } from '../shape';
 import { reduceToShape } from './reduce';
-import { asValue, type Operand } from './operand';
+import { asValues, type Operand } from './operand';
 
 function defineBinary(type: string, vjp: OpDef['vjp']): void {
   defineOp({
@@ -73,11 +73,4 @@ export function div(a: Operand, b: Operand): Value {
 
 export function neg(x: Value): Value {
   return x.graph.apply1('Neg', [x]);
-}
-
-/** Lets one side of a binary op be a JS number, taken as a scalar of the other side's dtype. */
-function asValues(a: Operand, b: Operand): [Value, Value] {
-  if (typeof a === 'number' && typeof b === 'number') throw new Error('a binary op needs at least one tensor operand');
-  const like = (typeof a === 'number' ? b : a) as Value;
-  return [asValue(a, like), asValue(b, like)];
 }

@@ -4,5 +4,14 @@
  */
 export * from './operand';
 export * from './elementwise';
+export * from './unary';
+export * from './activation';
+export * from './logic';
+export * from './clamp';
+export * from './convert';
 export * from './reduce';
 export * from './shape-ops';
+export * from './linalg';
+export * from './conv';
+export * from './normalization';
+export * from './resample';
