@@ -99,7 +99,14 @@ export async function verifyModel(request: VerifyRequest): Promise<VerifyReport>
       notes.push(`The hub at ${settings.endpoint} could not be reached; files were checked against the hashes in the cache's blob names.`);
     }
   }
-  commit ??= await cachedCommit(cache, source.revision);
+  const cachedRef = await cachedCommit(cache, source.revision);
+  if (commit && cachedRef && cachedRef !== commit && !(await pathExists(snapshotFolder(cache, commit)))) {
+    // The revision moved on the hub since the download: check what is on disk rather than refuse.
+    notes.push(`${model} is now at ${commit} on the hub, which is not downloaded; checked the cached ${cachedRef} against the hashes in its blob names.`);
+    commit = cachedRef;
+    remote = undefined;
+  }
+  commit ??= cachedRef;
   if (!commit) {
     throw new ModelStoreError('MISSING_FILES', `${model} is not in the cache (${settings.cacheDir}): download it before verifying it.`);
   }

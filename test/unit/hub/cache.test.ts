@@ -112,6 +112,24 @@ describe('model store with a pre-filled cache', () => {
     assert.equal(model.downloadedBytes, clipFiles.get('model.safetensors')!.length);
   });
 
+  it('builds the snapshot of a newer commit from blobs already cached, and verifies the cached one meanwhile', async () => {
+    const oldCommit = 'b'.repeat(40);
+    const staleCache = await mkdtemp(path.join(tmpdir(), 'hf-cache-'));
+    tempFolders.push(staleCache);
+    await writePythonStyleCache(staleCache, CLIP_REPO, oldCommit, clipFiles);
+
+    const report = await verifyModel({ source: CLIP_REPO, kind: 'clip', endpoint: hub.url, cacheDir: staleCache });
+    assert.equal(report.commit, oldCommit);
+    assert.equal(report.reference, 'cache');
+    assert.equal(report.ok, true);
+    assert.match(report.notes[0] ?? '', new RegExp(`now at ${clipCommit} on the hub, which is not downloaded; checked the cached ${oldCommit}`));
+
+    const model = await ensureModel({ source: CLIP_REPO, kind: 'clip', endpoint: hub.url, cacheDir: staleCache });
+    assert.equal(model.commit, clipCommit);
+    assert.equal(model.downloadedBytes, 0);
+    assert.equal(hub.fileRequests().length, 0);
+  });
+
   it('verifies by re-hashing, deletes a corrupt blob, and the next ensure downloads it again', async () => {
     const blobs = path.join(cacheDir, 'models--stable-diffusion-v1-5--stable-diffusion-v1-5', 'blobs');
     const unetBlob = path.join(blobs, sha256Of(sdFiles.get(UNET)!));
