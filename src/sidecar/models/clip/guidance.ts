@@ -5,8 +5,10 @@
  *     loss         = coefficient · (1 − cos(image_embeds(pixel_values), text_embeds))
  *
  * The text embedding is an input (it is computed once per edit), so the graph holds only the vision
- * tower. The pipeline differentiates `loss` with the engine's `vjp` (see `clipGuidanceGradients`).
+ * tower. `clipGuidanceGradients` appends d loss / d pixel_values and d loss / d image; the pipeline
+ * differentiates the same `loss` further back (through the VAE decoder and the UNet) with `vjp`.
  */
+import { grad, type VjpOptions } from '../../engine/autodiff';
 import type { Graph, Value } from '../../engine/graph';
 import { div, maximum, mul, reduceSum, sqrt, sub } from '../../engine/ops';
 import { clipImageEmbeds, type ClipModelWeights } from './clip-model';
@@ -55,4 +57,16 @@ export function clipGuidanceLoss(model: ClipModelWeights, image: Value, textEmbe
     const perImage = mul(sub(1, cosine), coefficient);
     return { pixelValues, imageEmbeds, perImage, loss: reduceSum(perImage, [0], false) };
   });
+}
+
+export interface ClipGuidanceGradients {
+  readonly gradPixelValues: Value;
+  readonly gradImage: Value;
+}
+
+/** Appends the loss's gradients with respect to pixel_values and to the [0, 1] image it came from. */
+export function clipGuidanceGradients(guidance: ClipGuidanceLoss, image: Value, options: VjpOptions = {}): ClipGuidanceGradients {
+  const [gradPixelValues, gradImage] = grad(guidance.loss, [guidance.pixelValues, image], options);
+  if (!gradPixelValues || !gradImage) throw new Error('CLIP guidance: the loss does not depend on the image');
+  return { gradPixelValues, gradImage };
 }

@@ -6,9 +6,10 @@
  *   the pipelines multiply the mean by `scaling_factor` themselves.
  * - `vaeDecode(z)` → the decoder's raw output (`decode(z).sample`, not clamped); pipelines pass
  *   `z / scaling_factor`.
+ * - `vaeEncodeLatents` / `vaeDecodeImage` wrap both the way Stable Diffusion pipelines use them.
  */
 import type { Graph, Value } from '../../engine/graph';
-import { clip, slice } from '../../engine/ops';
+import { add, clip, div, mul, slice, sub } from '../../engine/ops';
 import type { AutoencoderKLConfig } from '../config';
 import type { CheckpointWeights } from '../weights';
 import { spatialSelfAttention, type VaeAttentionContext } from './attention';
@@ -129,6 +130,31 @@ export function vaeDecode(model: VaeModel, z: Value): Value {
     h = ctx.act(norm(ctx, 'conv_norm_out', h));
     return conv(ctx, 'conv_out', h, config.outChannels, 3);
   });
+}
+
+/**
+ * Stable Diffusion's latents of an image in [-1, 1]: `latent_dist.mean · scaling_factor` (after
+ * subtracting `shift_factor` for VAEs that define one).
+ */
+export function vaeEncodeLatents(model: VaeModel, image: Value): Value {
+  const { mean } = vaeEncode(model, image);
+  const { scalingFactor, shiftFactor } = model.config;
+  return image.graph.scope('latents', () => mul(shiftFactor === null ? mean : sub(mean, shiftFactor), scalingFactor));
+}
+
+/**
+ * The image of Stable Diffusion latents, as the pipelines turn it into pixels:
+ * `clamp(decode(latents / scaling_factor (+ shift_factor)) / 2 + 0.5, 0, 1)` → [B, C, H, W] in [0, 1].
+ */
+export function vaeDecodeImage(model: VaeModel, latents: Value): Value {
+  const { scalingFactor, shiftFactor } = model.config;
+  const graph = latents.graph;
+  const z = graph.scope('latents', () => {
+    const unscaled = div(latents, scalingFactor);
+    return shiftFactor === null ? unscaled : add(unscaled, shiftFactor);
+  });
+  const decoded = vaeDecode(model, z);
+  return graph.scope('to_unit_range', () => clip(add(mul(decoded, 0.5), 0.5), 0, 1));
 }
 
 /** Checkpoint key prefixes each half of the VAE reads, for the "unused tensor" check of a built graph. */

@@ -11,7 +11,7 @@ import {
   clipTextEmbeds,
   type ClipModelWeights,
 } from '../../../../src/sidecar/models/clip/clip-model';
-import { clipGuidanceLoss } from '../../../../src/sidecar/models/clip/guidance';
+import { clipGuidanceGradients, clipGuidanceLoss } from '../../../../src/sidecar/models/clip/guidance';
 import { clipPreprocess, IDENTITY_REMAP, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD } from '../../../../src/sidecar/models/clip/preprocess';
 import { parseClipModelConfig } from '../../../../src/sidecar/models/config';
 import { CheckpointWeights } from '../../../../src/sidecar/models/weights';
@@ -33,7 +33,7 @@ async function textEmbeds(model: ClipModelWeights, ids: BigInt64Array, shape: [n
 }
 
 describe('CLIP ViT-B/16 (CLIPModel)', () => {
-  it('reproduces the golden pixel_values, embeddings and CLIPDrag loss of the tiny CLIP', async () => {
+  it('reproduces the golden pixel_values, embeddings, CLIPDrag loss and its gradients of the tiny CLIP', async () => {
     const golden = await GoldenCase.open('clip');
     try {
       const model = await tinyClip();
@@ -45,11 +45,35 @@ describe('CLIP ViT-B/16 (CLIPModel)', () => {
       graph.output('image_embeds', guidance.imageEmbeds);
       graph.output('text_embeds', text);
       graph.output('loss', guidance.loss);
+      const grads = clipGuidanceGradients(guidance, image);
+      graph.output('grad_pixel_values', grads.gradPixelValues);
+      graph.output('grad_image', grads.gradImage);
       assertClipPartBound(model.weights, graph, [...CLIP_IMAGE_PREFIXES, ...CLIP_TEXT_PREFIXES]);
       const out = await runGraph(graph, { image: await golden.float32('image'), input_ids: await golden.int64('input_ids') });
-      for (const name of ['pixel_values', 'image_embeds', 'text_embeds', 'loss']) await golden.assertOutput(name, out[name] as Float32Array);
+      for (const name of ['pixel_values', 'image_embeds', 'text_embeds', 'loss', 'grad_pixel_values', 'grad_image']) {
+        await golden.assertOutput(name, out[name] as Float32Array);
+      }
     } finally {
       await golden.close();
+    }
+  });
+
+  it('reproduces the CLIP loss of the golden clipdrag_step from its decoded 128×128 image', async () => {
+    const step = await GoldenCase.open('clipdrag_step');
+    try {
+      const model = await tinyClip();
+      const graph = new Graph('clip_step');
+      const text = clipTextEmbeds(model, graph.input('clip_input_ids', 'int64', [1, 77]));
+      const guidance = clipGuidanceLoss(model, graph.input('pred_image', 'float32', [1, 3, 128, 128]), text, {
+        coefficient: step.entry.settings.clip_loss_coef as number,
+      });
+      graph.output('image_embeds', guidance.imageEmbeds);
+      graph.output('text_embeds', text);
+      graph.output('clip_loss', guidance.loss);
+      const out = await runGraph(graph, { pred_image: await step.float32('pred_image'), clip_input_ids: await step.int64('clip_input_ids') });
+      for (const name of ['image_embeds', 'text_embeds', 'clip_loss']) await step.assertOutput(name, out[name] as Float32Array);
+    } finally {
+      await step.close();
     }
   });
 
@@ -101,6 +125,8 @@ describe('CLIP ViT-B/16 (CLIPModel)', () => {
       graph.output('image_embeds', guidance.imageEmbeds);
       graph.output('per_image', guidance.perImage);
       graph.output('loss', guidance.loss);
+      const grads = clipGuidanceGradients(guidance, image);
+      graph.output('grad_image', grads.gradImage);
       model.weights.assertAllBound(graph);
       const ids = BigInt64Array.from([298, 3, 4, 5, 299, 0, 0, 0, 0, 0, 0, 0, 298, 9, 299, 0, 0, 0, 0, 0, 0, 0, 0, 0], BigInt);
       const pixels = randomFloat32(2 * 3 * 40 * 72, 9, 0.3).map((v) => Math.min(1, Math.max(0, v + 0.5)));
@@ -111,6 +137,9 @@ describe('CLIP ViT-B/16 (CLIPModel)', () => {
       const loss = (out.loss as Float32Array)[0]!;
       assert.ok(perImage.every((l) => l >= 0 && l <= 200), `100·(1 − cos) lies in [0, 200]: ${perImage}`);
       assert.ok(Math.abs(loss - perImage[0]! - perImage[1]!) < 1e-4);
+      const gradImage = out.grad_image as Float32Array;
+      assert.equal(gradImage.length, pixels.length);
+      assert.ok(gradImage.every(Number.isFinite) && gradImage.some((g) => g !== 0));
 
       // One image alone gives the same embedding as in the batch.
       const single = new Graph('single');

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { vjp } from '../../../../src/sidecar/engine/autodiff';
 import { Graph } from '../../../../src/sidecar/engine/graph';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../../../src/sidecar/models/checkpoint/safetensors';
 import { parseAutoencoderKLConfig, type AutoencoderKLConfig } from '../../../../src/sidecar/models/config';
@@ -10,7 +11,9 @@ import {
   VAE_DECODER_PREFIXES,
   VAE_ENCODER_PREFIXES,
   vaeDecode,
+  vaeDecodeImage,
   vaeEncode,
+  vaeEncodeLatents,
   type VaeModel,
 } from '../../../../src/sidecar/models/vae/autoencoder-kl';
 import { CheckpointKeyError, CheckpointWeights } from '../../../../src/sidecar/models/weights';
@@ -58,6 +61,39 @@ describe('AutoencoderKL', () => {
       assert.ok(out.logvar.every((v) => v >= -30 && v <= 20), 'logvar is clamped to [-30, 20]');
     } finally {
       await golden.close();
+    }
+  });
+
+  it('reproduces the golden gradient d(Σ decoded·R)/dz through the decoder', async () => {
+    const golden = await GoldenCase.open('vae');
+    try {
+      const model = { config: tinyConfig(), weights: await CheckpointWeights.open(VAE_WEIGHTS) };
+      const graph = new Graph('vae_vjp');
+      const z = graph.input('z', 'float32', [1, 4, 16, 16]);
+      const decoded = vaeDecode(model, z);
+      const [gradZ] = vjp(graph, [{ value: decoded, cotangent: graph.input('R_img', 'float32', [1, 3, 128, 128]) }], [z]);
+      graph.output('grad_z', gradZ!);
+      const out = await runGraph(graph, { z: await golden.float32('z'), R_img: await golden.float32('R_img') });
+      await golden.assertOutput('grad_z', out.grad_z as Float32Array);
+    } finally {
+      await golden.close();
+    }
+  });
+
+  it('scales latents as SD pipelines do (golden ddim z0 and clipdrag_step pred_image)', async () => {
+    const model = { config: tinyConfig(), weights: await CheckpointWeights.open(VAE_WEIGHTS) };
+    const ddim = await GoldenCase.open('ddim');
+    const step = await GoldenCase.open('clipdrag_step');
+    try {
+      const graph = new Graph('sd_vae');
+      graph.output('z0', vaeEncodeLatents(model, graph.input('image', 'float32', [1, 3, 128, 128])));
+      graph.output('pred_image', vaeDecodeImage(model, graph.input('pred_x0', 'float32', [1, 4, 16, 16])));
+      const out = await runGraph(graph, { image: await ddim.float32('image'), pred_x0: await step.float32('pred_x0') });
+      await ddim.assertOutput('z0', out.z0 as Float32Array);
+      await step.assertOutput('pred_image', out.pred_image as Float32Array);
+    } finally {
+      await ddim.close();
+      await step.close();
     }
   });
 

@@ -1,0 +1,13 @@
+/** The Stable Diffusion VAE (diffusers AutoencoderKL) on the graph engine. */
+export {
+  assertVaePartBound,
+  VAE_DECODER_PREFIXES,
+  VAE_ENCODER_PREFIXES,
+  vaeDecode,
+  vaeDecodeImage,
+  vaeEncode,
+  vaeEncodeLatents,
+  vaeScaleFactor,
+  type VaeModel,
+  type VaePosterior,
+} from './autoencoder-kl';
