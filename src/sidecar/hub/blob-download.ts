@@ -68,11 +68,12 @@ export async function downloadBlob(request: BlobDownloadRequest): Promise<BlobDo
     if (onDisk === request.size) break;
 
     try {
-      const state = { hasher };
+      const state = { hasher, received: 0 };
       try {
-        transferred += await transfer(request, partial, state);
+        await transfer(request, partial, state);
       } finally {
         hasher = state.hasher;
+        transferred += state.received;
       }
       break;
     } catch (error) {
@@ -111,13 +112,12 @@ export async function downloadBlob(request: BlobDownloadRequest): Promise<BlobDo
   return { digest, transferredBytes: transferred, resumedFrom };
 }
 
-/** One HTTP request, appending to the partial file from where it ends. Returns the bytes received. */
-async function transfer(request: BlobDownloadRequest, partial: string, state: { hasher: ContentHasher }): Promise<number> {
+/** One HTTP request, appending to the partial file from where it ends; counts the bytes it receives into `state`. */
+async function transfer(request: BlobDownloadRequest, partial: string, state: { hasher: ContentHasher; received: number }): Promise<void> {
   const offset = state.hasher.bytes;
   const stall = new AbortController();
   const stallTimer = setTimeout(() => stall.abort(), request.stallTimeoutMs);
   let file: FileHandle | undefined;
-  let received = 0;
   try {
     let response: Response;
     try {
@@ -158,11 +158,10 @@ async function transfer(request: BlobDownloadRequest, partial: string, state: { 
       }
       await file.write(chunk);
       hasher.update(chunk);
-      received += chunk.byteLength;
+      state.received += chunk.byteLength;
       request.onBytes?.(hasher.bytes);
     }
     if (hasher.bytes < request.size) throw new TransientFailure(`the connection closed early`);
-    return received;
   } catch (error) {
     if (stall.signal.aborted && !request.signal?.aborted) {
       throw new TransientFailure(`no data for ${request.stallTimeoutMs >= 1000 ? `${Math.round(request.stallTimeoutMs / 1000)} s` : `${request.stallTimeoutMs} ms`}`);

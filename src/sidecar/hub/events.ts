@@ -70,8 +70,8 @@ export class ProgressReporter {
     });
   }
 
-  finishFile(file: string, size: number, sha256: string, countsTowardsTotal: boolean): void {
-    if (countsTowardsTotal) this.doneBeforeCurrentFile += size;
+  finishFile(file: string, size: number, sha256: string): void {
+    this.doneBeforeCurrentFile += size;
     this.emit({ type: 'file-done', phase: this.phase, file, size, sha256 });
   }
 }

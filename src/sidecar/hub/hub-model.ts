@@ -1,6 +1,6 @@
 // Resolving a hub model online: revision → commit, tree listing, download of the missing files into the cache,
 // falling back to the cache when the hub cannot be reached.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { downloadBlob } from './blob-download';
 import { blobPath, linkIntoSnapshot, pathExists, snapshotFile, snapshotFolder, writeRef } from './cache-layout';
@@ -10,6 +10,7 @@ import { ModelStoreError, isModelStoreError } from './errors';
 import { ProgressReporter } from './events';
 import { hashFile } from './file-hash';
 import { selectModelFiles } from './file-selection';
+import { readModelIndex } from './local-files';
 import { linkedSha256, listRemoteFiles, resolveCommit, resolveUrl, type HubClient, type RemoteFile } from './hub-api';
 import { isUnreachable, toModelStoreError, type HubRequestContext } from './hub-errors';
 import { HubHttpError, HubNetworkError } from './hub-http';
@@ -81,7 +82,7 @@ export async function ensureFromHub(lookup: HubLookup): Promise<ResolvedModel> {
   if (indexFile) {
     const planned = await plan(indexFile);
     downloadedBytes += (await fetchFile(planned, undefined)).transferredBytes;
-    modelIndex = JSON.parse(await readFile(planned.pointer, 'utf8')) as unknown;
+    modelIndex = await readModelIndex(path.dirname(planned.pointer));
   }
 
   const where = `${source.repoId}@${source.revision} on ${settings.endpoint}`;
@@ -193,7 +194,7 @@ async function materialize(
   if (file.state !== 'ready') await linkIntoSnapshot(lookup.cache, commit, remote.path, file.blob);
   // Small files are named by their git id, not their sha256; they are a few KB, so hash them here.
   sha256 ??= (await hashFile(file.pointer, remote.size, { signal: lookup.signal })).sha256;
-  if (file.state === 'download') progress?.finishFile(remote.path, remote.size, sha256, true);
+  if (file.state === 'download') progress?.finishFile(remote.path, remote.size, sha256);
   return { sha256, transferredBytes };
 }
 

@@ -51,14 +51,9 @@ export async function recordLocalFiles(
     });
     digestMemo.set(key, digest.sha256);
     known.set(file.path, digest.sha256);
-    progress.finishFile(file.path, file.size, digest.sha256, true);
+    progress.finishFile(file.path, file.size, digest.sha256);
   }
   return files.map((file) => ({ path: file.path, size: file.size, sha256: known.get(file.path)!, localPath: file.absolutePath }));
-}
-
-/** Remembers a hash computed elsewhere (a fresh download or a verification) for later lookups. */
-export async function rememberDigest(file: LocalFile, sha256: string): Promise<void> {
-  digestMemo.set(await memoKey(file), sha256);
 }
 
 /** Forgets every remembered hash (after a verification found a file changed, or in tests). */

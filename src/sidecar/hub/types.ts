@@ -80,7 +80,7 @@ export interface VerifyReport {
   commit: string | null;
   folder: string;
   files: VerifiedFile[];
-  /** Every file matched its reference hash (`unverified` files count as not ok only if nothing could be checked). */
+  /** No file is corrupt (files with nothing to compare against are `unverified`, not failures). */
   ok: boolean;
   /** What the hashes were compared with: the hub's tree listing, the cache's blob names, or nothing (plain folder). */
   reference: 'hub' | 'cache' | 'none';

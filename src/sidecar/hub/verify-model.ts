@@ -64,7 +64,7 @@ export async function verifyFolder(target: VerifyTarget): Promise<VerifyReport> 
     const verdict = judge(file, digest, target.remote?.get(file.path));
     const removed = verdict.status === 'corrupt' && target.removeCorrupt ? await removeFile(file, target.commit !== null) : false;
     files.push({ path: file.path, size: file.size, sha256: digest.sha256, ...verdict, removed });
-    progress.finishFile(file.path, file.size, digest.sha256, true);
+    progress.finishFile(file.path, file.size, digest.sha256);
   }
   // Hashes remembered for plain folders may describe the old bytes of a file that changed.
   forgetDigests();

@@ -66,6 +66,8 @@ describe('model store failure handling', () => {
     // Only what the client had not stored was sent again.
     assert.equal(hub.bytesServed(SD_REPO, UNET), sdFiles.get(UNET)!.length + (1_000_000 - resumeAt));
     assert.equal(existsSync(`${unetBlob()}.incomplete`), false);
+    // Bytes received count once each: the resumed request continued exactly where the stored bytes ended.
+    assert.equal(model.downloadedBytes, model.files.reduce((sum, file) => sum + file.size, 0));
   });
 
   it('keeps the partial file when retries run out and resumes from it on the next call', async () => {
