@@ -1,0 +1,45 @@
+// The sidecar's command-line front door: `clipdrag <command>`. (`edit` and `batch` join later.)
+import { SIDECAR_VERSION } from '../version';
+import { parseDoctorOptions, runDoctor } from './doctor';
+import { UsageError, processIo, type CliIo } from './io';
+
+export const USAGE = `Usage: clipdrag <command> [options]
+
+Commands:
+  doctor [--device auto|cpu|cuda|webgpu|dml|coreml] [--json]
+                 list the onnxruntime execution providers on this machine and the one that would be used
+  --version      print the version
+  --help         print this help
+  --stdio        serve the extension's JSON-RPC protocol on stdin/stdout (used by the VS Code extension)`;
+
+/** The argv words that select the CLI rather than the RPC server. */
+export function isCliInvocation(args: readonly string[]): boolean {
+  return args.length > 0 && args[0] !== '--stdio';
+}
+
+/** Runs one CLI command and resolves to the process exit code. */
+export async function runCli(args: readonly string[], io: CliIo = processIo): Promise<number> {
+  const [command, ...rest] = args;
+  try {
+    switch (command) {
+      case '--version':
+      case '-v':
+      case 'version':
+        io.out(SIDECAR_VERSION);
+        return 0;
+      case '--help':
+      case '-h':
+      case 'help':
+        io.out(USAGE);
+        return 0;
+      case 'doctor':
+        return await runDoctor(parseDoctorOptions(rest), io);
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+    }
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    io.err(`clipdrag: ${error.message}\n\n${USAGE}`);
+    return 2;
+  }
+}
