@@ -1,0 +1,295 @@
+#!/usr/bin/env node
+// Runs the integration suite (dist/test/integration/index.js) inside a real VS Code, headless:
+//   1. a fresh code-server on a free 127.0.0.1 port, with throw-away user-data, extensions and XDG folders;
+//   2. headless Chromium through playwright-core loads the workbench with the extension under development
+//      and the suite (`extensionDevelopmentPath` / `extensionTestsPath` in the `payload` URL parameter);
+//   3. the workbench reports the suite's result through window.codeAutomationExit, and its extension-host
+//      output through window.codeAutomationLog (mocha's report arrives that way);
+//   4. meanwhile the runner answers the suite's page queries (webview DOM, notifications) over a file channel;
+//   5. after the window closes, no sidecar process may remain; finally the whole code-server process group is killed.
+// Needs `npm run build` and `node scripts/setup-test-env.mjs` first (`npm run test:integration` does both).
+// Env: CLIPDRAG_TEST_ENV_DIR (where code-server/chromium live), CLIPDRAG_IT_TIMEOUT_S (default 240), CLIPDRAG_IT_KEEP=1 keeps the run folder.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import util from 'node:util';
+import { chromium } from 'playwright-core';
+import { testEnvPaths } from './test-env.mjs';
+
+/* global document, HTMLImageElement -- used only inside page.evaluate callbacks, which run in the browser */
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const env = testEnvPaths();
+const timeoutMs = Number(process.env.CLIPDRAG_IT_TIMEOUT_S ?? 240) * 1000;
+const say = (message) => console.log(`[integration] ${message}`);
+const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function requireFile(file, hint) {
+  if (!fs.existsSync(file)) throw new Error(`${file} is missing: ${hint}`);
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function healthy(port) {
+  return new Promise((resolve) => {
+    const request = http.get({ host: '127.0.0.1', port, path: '/healthz', timeout: 1000 }, (response) => {
+      response.resume();
+      resolve(response.statusCode === 200);
+    });
+    request.on('error', () => resolve(false));
+    request.on('timeout', () => request.destroy());
+  });
+}
+
+function isAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
+
+/** A child environment without the variables of a VS Code this runner may itself be started from. */
+function cleanEnv(extra) {
+  const result = { ...process.env };
+  for (const key of Object.keys(result)) if (key.startsWith('VSCODE_') || key === 'ELECTRON_RUN_AS_NODE') delete result[key];
+  return { ...result, ...extra };
+}
+
+function prepareRunFolder() {
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'clipdrag-it-'));
+  const dirs = {
+    runDir,
+    userData: path.join(runDir, 'user-data'),
+    extensions: path.join(runDir, 'extensions'),
+    workspace: path.join(runDir, 'workspace'),
+    channel: path.join(runDir, 'channel'),
+    xdg: path.join(runDir, 'xdg'),
+  };
+  for (const dir of Object.values(dirs)) fs.mkdirSync(dir, { recursive: true });
+  fs.mkdirSync(path.join(dirs.userData, 'User'), { recursive: true });
+  fs.writeFileSync(
+    path.join(dirs.userData, 'User', 'settings.json'),
+    JSON.stringify(
+      {
+        'workbench.startupEditor': 'none',
+        'workbench.tips.enabled': false,
+        'files.autoSave': 'off',
+        'telemetry.telemetryLevel': 'off',
+        'extensions.autoCheckUpdates': false,
+        'extensions.autoUpdate': false,
+        'update.mode': 'none',
+        'security.workspace.trust.enabled': false,
+        'git.enabled': false,
+      },
+      null,
+      2,
+    ),
+  );
+  // A copy of the samples: the tests may open and change files without touching the repository.
+  fs.cpSync(path.join(repo, 'media', 'samples'), dirs.workspace, { recursive: true });
+  fs.writeFileSync(path.join(dirs.channel, 'runner.json'), JSON.stringify({ pageQueries: true }));
+  return dirs;
+}
+
+/** The page queries the suite may ask for (see test/integration/suite/runner-channel.ts). */
+const pageQueries = {
+  async webviewImages(page) {
+    const images = [];
+    for (const frame of page.frames()) {
+      if (!frame.url().includes('fake.html')) continue;
+      const info = await frame
+        .evaluate(() => {
+          const image = document.getElementById('clipdrag-image');
+          if (!(image instanceof HTMLImageElement)) return null;
+          return {
+            src: image.currentSrc || image.src,
+            complete: image.complete,
+            naturalWidth: image.naturalWidth,
+            naturalHeight: image.naturalHeight,
+            status: document.getElementById('clipdrag-status')?.textContent ?? '',
+            contentSecurityPolicy: document.querySelector('meta[http-equiv="Content-Security-Policy"]')?.getAttribute('content') ?? '',
+          };
+        })
+        .catch(() => null); // a frame that navigates away mid-query
+      if (info) images.push({ frameUrl: frame.url(), ...info });
+    }
+    return images;
+  },
+  async notifications(page) {
+    return page.$$eval('.notification-toast .notification-list-item-message', (elements) => elements.map((e) => e.textContent ?? ''));
+  },
+};
+
+async function answerChannelRequests(channel, page, answered) {
+  for (const name of fs.readdirSync(channel)) {
+    const match = /^request-(\d+)\.json$/.exec(name);
+    if (!match || answered.has(match[1])) continue;
+    answered.add(match[1]);
+    let response;
+    try {
+      const query = JSON.parse(fs.readFileSync(path.join(channel, name), 'utf8'));
+      const handler = pageQueries[query.kind];
+      if (!handler) throw new Error(`unknown query kind ${JSON.stringify(query.kind)}`);
+      response = { ok: true, value: await handler(page) };
+    } catch (error) {
+      response = { ok: false, error: String(error?.message ?? error) };
+    }
+    const file = path.join(channel, `response-${match[1]}.json`);
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify(response));
+    fs.renameSync(`${file}.tmp`, file);
+  }
+}
+
+function readSidecarPids(channel) {
+  const file = path.join(channel, 'sidecar-pids.txt');
+  if (!fs.existsSync(file)) return [];
+  return [...new Set(fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map(Number))];
+}
+
+async function killProcessGroup(pgid) {
+  const groupAlive = () => {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!groupAlive()) return;
+  process.kill(-pgid, 'SIGTERM');
+  for (let i = 0; i < 30 && groupAlive(); i++) await delay(100);
+  if (groupAlive()) process.kill(-pgid, 'SIGKILL');
+}
+
+async function main() {
+  const started = Date.now();
+  requireFile(env.codeServerBin, 'run "node scripts/setup-test-env.mjs" first');
+  requireFile(env.chromiumBin, 'run "node scripts/setup-test-env.mjs" first');
+  const testsIndex = path.join(repo, 'dist', 'test', 'integration', 'index.js');
+  requireFile(path.join(repo, 'dist', 'extension.js'), 'run "npm run build" first');
+  requireFile(testsIndex, 'run "npm run build" first');
+
+  const dirs = prepareRunFolder();
+  const port = await freePort();
+  const childEnv = cleanEnv({
+    // code-server and Chromium write config, data and caches under XDG folders: keep them in the run folder.
+    XDG_CONFIG_HOME: path.join(dirs.xdg, 'config'),
+    XDG_DATA_HOME: path.join(dirs.xdg, 'data'),
+    XDG_CACHE_HOME: path.join(dirs.xdg, 'cache'),
+    CLIPDRAG_TEST_CHANNEL: dirs.channel,
+  });
+  const serverLog = path.join(dirs.runDir, 'code-server.log');
+  const logFd = fs.openSync(serverLog, 'a');
+  const server = spawn(
+    env.codeServerBin,
+    [
+      '--bind-addr', `127.0.0.1:${port}`,
+      '--auth', 'none',
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--disable-workspace-trust',
+      '--disable-getting-started-override',
+      '--user-data-dir', dirs.userData,
+      '--extensions-dir', dirs.extensions,
+      dirs.workspace,
+    ],
+    // Its own process group, so the server, its extension hosts and everything they spawn die together.
+    { detached: true, env: childEnv, stdio: ['ignore', logFd, logFd] },
+  );
+  fs.closeSync(logFd);
+  let serverExit;
+  server.on('exit', (code, signal) => (serverExit = { code, signal }));
+
+  let browser;
+  let exitCode;
+  let failure;
+  try {
+    for (const end = Date.now() + 30_000; !(await healthy(port)); await delay(100)) {
+      if (serverExit) throw new Error(`code-server exited during start-up (${JSON.stringify(serverExit)})`);
+      if (Date.now() > end) throw new Error('code-server did not become healthy within 30 s');
+    }
+    say(`code-server ${port} up after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+    browser = await chromium.launch({
+      executablePath: env.chromiumBin,
+      headless: true,
+      env: { ...childEnv, LD_LIBRARY_PATH: [env.chromiumLibraryPath, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') },
+      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    const page = await browser.newPage();
+    await page.exposeFunction('codeAutomationExit', (code) => (exitCode = code));
+    await page.exposeFunction('codeAutomationLog', (_type, args) => console.log(util.format(...args)));
+    page.on('crash', () => (failure = new Error('the browser page crashed')));
+
+    const authority = `127.0.0.1:${port}`;
+    const payload = JSON.stringify([
+      ['extensionDevelopmentPath', `vscode-remote://${authority}${repo}`],
+      ['extensionTestsPath', `vscode-remote://${authority}${testsIndex}`],
+    ]);
+    await page.goto(`http://${authority}/?folder=${encodeURIComponent(dirs.workspace)}&payload=${encodeURIComponent(payload)}`);
+    say('workbench loading; running the suite inside VS Code');
+
+    const answered = new Set();
+    for (const end = Date.now() + timeoutMs; exitCode === undefined && !failure; await delay(100)) {
+      await answerChannelRequests(dirs.channel, page, answered);
+      if (serverExit) failure = new Error(`code-server exited while the suite was running (${JSON.stringify(serverExit)})`);
+      else if (Date.now() > end) failure = new Error(`the suite did not finish within ${timeoutMs / 1000} s (no codeAutomationExit)`);
+    }
+
+    // Close the window the way a user does, then check that the extension stopped its sidecar processes.
+    await page.close({ runBeforeUnload: true }).catch(() => undefined);
+    await browser.close();
+    browser = undefined;
+    if (exitCode !== undefined) {
+      const pids = readSidecarPids(dirs.channel);
+      if (pids.length === 0) {
+        failure ??= new Error('the suite reported no sidecar process, so the no-orphan check could not run');
+      } else {
+        for (const end = Date.now() + 10_000; pids.some(isAlive) && Date.now() < end; ) await delay(100);
+        const survivors = pids.filter(isAlive);
+        if (survivors.length > 0) failure ??= new Error(`sidecar process(es) ${survivors.join(', ')} still running 10 s after the window closed`);
+        else say(`no sidecar process left after the window closed (checked pids ${pids.join(', ')})`);
+      }
+    }
+  } catch (error) {
+    failure ??= error;
+  } finally {
+    await browser?.close().catch(() => undefined);
+    await killProcessGroup(server.pid);
+  }
+
+  const ok = exitCode === 0 && !failure;
+  if (!ok) {
+    if (failure) console.error(`[integration] FAILED: ${failure.message}`);
+    else console.error(`[integration] FAILED: the suite exited with code ${exitCode}`);
+    const log = fs.existsSync(serverLog) ? fs.readFileSync(serverLog, 'utf8').split('\n').slice(-40).join('\n') : '';
+    if (log) console.error(`[integration] last lines of code-server's log:\n${log}`);
+  }
+  if (process.env.CLIPDRAG_IT_KEEP === '1') say(`run folder kept: ${dirs.runDir}`);
+  else fs.rmSync(dirs.runDir, { recursive: true, force: true });
+  say(`${ok ? 'passed' : 'failed'} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return ok ? 0 : exitCode || 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    console.error(`[integration] ${error.stack ?? error}`);
+    process.exit(1);
+  },
+);
