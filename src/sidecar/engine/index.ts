@@ -4,3 +4,4 @@ export * from './shape';
 export * from './graph';
 export * as ops from './ops';
 export { serializeGraph, OPSET, type SerializedModel, type SerializeOptions } from './onnx/serialize';
+export { vjp, grad, NotDifferentiableError, type Seed, type VjpOptions, type RecomputePolicy } from './autodiff';
