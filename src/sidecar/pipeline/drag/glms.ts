@@ -1,0 +1,41 @@
+/**
+ * CLIPDrag's gradient fusion (GLMS) of the local drag gradient G_l and the
+ * global CLIP gradient G_g, as the reference code does it:
+ *   c = cos(G_g, G_l) over all latent elements, s = √(1 − c²)
+ *   G = G_l + λ·s·G_g  if c ≥ 0  (consistent)
+ *   G = G_l + λ·c·G_g  otherwise (contradicting)
+ */
+
+const f32 = Math.fround;
+
+/** torch.cosine_similarity's floor on the norm product. */
+const COSINE_EPS = 1e-8;
+
+/** Cosine similarity of two flattened tensors (accumulated in float64, returned as float32). */
+export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new RangeError(`cosine similarity of ${a.length} and ${b.length} values`);
+  let dot = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    aa += a[i]! * a[i]!;
+    bb += b[i]! * b[i]!;
+  }
+  return f32(dot / Math.max(Math.sqrt(aa) * Math.sqrt(bb), COSINE_EPS));
+}
+
+export interface FusedGradient {
+  readonly gradient: Float32Array;
+  /** cos(G_g, G_l). */
+  readonly cosine: number;
+}
+
+/** Fuses G_l and G_g with coefficient λ (`fuse_cof`). */
+export function fuseGradients(gLocal: Float32Array, gGlobal: Float32Array, fuseCoefficient: number): FusedGradient {
+  const cosine = cosineSimilarity(gGlobal, gLocal);
+  const weight = cosine >= 0 ? f32(fuseCoefficient * f32(Math.sqrt(f32(1 - f32(cosine * cosine))))) : f32(fuseCoefficient * cosine);
+  const gradient = new Float32Array(gLocal.length);
+  for (let i = 0; i < gLocal.length; i++) gradient[i] = f32(gLocal[i]! + f32(weight * gGlobal[i]!));
+  return { gradient, cosine };
+}
