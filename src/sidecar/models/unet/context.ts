@@ -1,6 +1,7 @@
 /** What every UNet building function needs besides its own input: weights, settings and shared values. */
 import type { Graph, Value } from '../../engine/graph';
 import type { ScopedWeights } from '../weights';
+import type { TokenRows } from './attention';
 import type { LoraInputs } from './lora';
 import type { UNetPlan } from './plan';
 
@@ -13,8 +14,8 @@ export interface UNetBuildContext {
   readonly normEps: number;
   /** SiLU of the time embedding, [rows, timeEmbedDim]; every resnet projects it (computed once). */
   readonly timeAct: Value;
-  /** encoder_hidden_states [B, tokens, crossAttentionDim], the cross-attention context. */
-  readonly encoderHiddenStates: Value;
+  /** encoder_hidden_states as token rows [B·tokens, crossAttentionDim], the cross-attention context. */
+  readonly encoderHiddenStates: TokenRows;
   readonly lora: LoraInputs | null;
   /** Transformer blocks with this execution index or later use mutual self-attention; null: none do. */
   readonly mutualFromBlock: number | null;

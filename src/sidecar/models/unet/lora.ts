@@ -57,13 +57,22 @@ export class LoraInputs {
 
 /**
  * A linear layer under the current module path (`weight` [out, in], optional `bias`), with a LoRA
- * adapter added when `lora` is given.
+ * adapter added when `lora` is given. `outputScale` multiplies the whole output; it is applied to the
+ * weights (onnxruntime folds that into the stored weight) rather than to the activations.
  */
-export function adaptableLinear(x: Value, w: ScopedWeights, outFeatures: number, bias: boolean, lora: LoraInputs | null): Value {
+export function adaptableLinear(
+  x: Value,
+  w: ScopedWeights,
+  outFeatures: number,
+  bias: boolean,
+  lora: LoraInputs | null,
+  outputScale = 1,
+): Value {
   const inFeatures = x.shape[x.rank - 1]!;
-  const y = linear(x, w('weight', [outFeatures, inFeatures]), bias ? w('bias', [outFeatures]) : undefined);
+  const scaled = (v: Value, s: number): Value => (s === 1 ? v : mul(v, s));
+  const weight = scaled(w('weight', [outFeatures, inFeatures]), outputScale);
+  const y = linear(x, weight, bias ? scaled(w('bias', [outFeatures]), outputScale) : undefined);
   if (!lora) return y;
   const { down, up } = lora.create(inFeatures, outFeatures);
-  const delta = linear(linear(x, down), up);
-  return add(y, lora.scale === 1 ? delta : mul(delta, lora.scale));
+  return add(y, linear(linear(x, down), scaled(up, lora.scale * outputScale)));
 }

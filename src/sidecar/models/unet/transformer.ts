@@ -4,7 +4,7 @@
  */
 import type { Value } from '../../engine/graph';
 import { add, conv2d, gelu, groupNorm, layerNorm, linear, mul, reshape, split, transpose } from '../../engine/ops';
-import { attention } from './attention';
+import { attention, type TokenRows } from './attention';
 import type { UNetBuildContext } from './context';
 import type { TransformerPlan } from './plan';
 
@@ -37,15 +37,16 @@ function feedForward(ctx: UNetBuildContext, x: Value): Value {
   );
 }
 
-/** One BasicTransformerBlock under the current module path; x: [B, N, C]. */
-function basicTransformerBlock(ctx: UNetBuildContext, x: Value, t: TransformerPlan): Value {
+/** One BasicTransformerBlock under the current module path, on token rows [B·N, C]. */
+function basicTransformerBlock(ctx: UNetBuildContext, x: TokenRows, t: TransformerPlan): Value {
   const { graph } = ctx;
   const index = ctx.counter.next++;
   const mutual = ctx.mutualFromBlock !== null && index >= ctx.mutualFromBlock;
   const heads = { heads: t.heads, headDim: t.headDim };
-  const n1 = norm(ctx, 'norm1', x);
-  let h = add(graph.scope('attn1', () => attention(ctx, n1, { ...heads, context: null, mutual })), x);
-  const n2 = norm(ctx, 'norm2', h);
+  const rows = (value: Value): TokenRows => ({ ...x, value });
+  const n1 = rows(norm(ctx, 'norm1', x.value));
+  let h = add(graph.scope('attn1', () => attention(ctx, n1, { ...heads, context: null, mutual })), x.value);
+  const n2 = rows(norm(ctx, 'norm2', h));
   h = add(graph.scope('attn2', () => attention(ctx, n2, { ...heads, context: ctx.encoderHiddenStates, mutual: false })), h);
   return add(feedForward(ctx, norm(ctx, 'norm3', h)), h);
 }
@@ -54,22 +55,23 @@ function basicTransformerBlock(ctx: UNetBuildContext, x: Value, t: TransformerPl
 export function transformer2d(ctx: UNetBuildContext, x: Value, t: TransformerPlan): Value {
   const { graph, w } = ctx;
   const [batch, channels, height, width] = x.shape as [number, number, number, number];
+  const tokens = height * width;
   const inner = t.heads * t.headDim;
   if (channels !== t.channels) throw new Error(`${graph.currentScope}: expected ${t.channels} channels, got ${channels}`);
   const normed = graph.scope('norm', () =>
     groupNorm(x, ctx.groups, w('weight', [channels]), w('bias', [channels]), TRANSFORMER_NORM_EPS),
   );
 
-  // Tokens [B, H·W, C]. With 1×1-conv projections the conv runs in NCHW and the layout changes after it.
-  const toTokens = (v: Value): Value => reshape(transpose(v, [0, 2, 3, 1]), [batch, height * width, v.shape[1]!]);
-  const toImage = (v: Value): Value => transpose(reshape(v, [batch, height, width, v.shape[2]!]), [0, 3, 1, 2]);
+  // Token rows [B·H·W, C]. With 1×1-conv projections the conv runs in NCHW and the layout changes after it.
+  const toRows = (v: Value): Value => reshape(transpose(v, [0, 2, 3, 1]), [batch * tokens, v.shape[1]!]);
+  const toImage = (v: Value): Value => transpose(reshape(v, [batch, height, width, v.shape[1]!]), [0, 3, 1, 2]);
 
   let h = t.useLinearProjection
-    ? graph.scope('proj_in', () => linear(toTokens(normed), w('weight', [inner, channels]), w('bias', [inner])))
-    : toTokens(graph.scope('proj_in', () => conv2d(normed, w('weight', [inner, channels, 1, 1]), w('bias', [inner]))));
+    ? graph.scope('proj_in', () => linear(toRows(normed), w('weight', [inner, channels]), w('bias', [inner])))
+    : toRows(graph.scope('proj_in', () => conv2d(normed, w('weight', [inner, channels, 1, 1]), w('bias', [inner]))));
 
   graph.scope('transformer_blocks', () => {
-    for (let d = 0; d < t.depth; d++) h = graph.scope(d, () => basicTransformerBlock(ctx, h, t));
+    for (let d = 0; d < t.depth; d++) h = graph.scope(d, () => basicTransformerBlock(ctx, { value: h, batch, tokens }, t));
   });
 
   const out = t.useLinearProjection

@@ -6,7 +6,7 @@
  * and switch transformer blocks from a given execution index on to mutual self-attention.
  */
 import { Graph, type Value } from '../../engine/graph';
-import { groupNorm, mul, silu, sub } from '../../engine/ops';
+import { groupNorm, mul, reshape, silu, sub } from '../../engine/ops';
 import { formatShape } from '../../engine/shape';
 import type { WeightBinder } from '../weights';
 import { downBlock, midBlock, upBlock } from './blocks';
@@ -95,7 +95,11 @@ export function unetForward(graph: Graph, model: UNetModel, inputs: UNetInputs, 
     groups: config.normNumGroups!,
     normEps: config.normEps,
     timeAct,
-    encoderHiddenStates: inputs.encoderHiddenStates,
+    encoderHiddenStates: {
+      value: reshape(inputs.encoderHiddenStates, [-1, inputs.encoderHiddenStates.shape[2]!]),
+      batch: inputs.encoderHiddenStates.shape[0]!,
+      tokens: inputs.encoderHiddenStates.shape[1]!,
+    },
     lora: options.lora ? new LoraInputs(graph, options.lora) : null,
     mutualFromBlock: start,
     counter: { next: 0 },

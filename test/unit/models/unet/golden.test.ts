@@ -1,0 +1,53 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { UNetModel } from '../../../../src/sidecar/models/unet/unet';
+import { FIXTURES, GoldenCase, relativeL2 } from '../../../support/golden-case';
+import { computeUNetCase, loadCaseUNet, UNET_CASES, type UNetCaseName } from '../../../support/unet-cases';
+
+/** The tolerance of an output; `grad.<adapter>…` outputs share the tolerance of their wildcard entry. */
+function toleranceOf(golden: GoldenCase, name: string): number {
+  const outputs = golden.entry.outputs;
+  const exact = outputs[name]?.tolerance;
+  if (exact !== undefined) return exact;
+  const wildcard = Object.entries(outputs).find(([key]) => key.includes('<adapter>') && key.startsWith('grad.') === name.startsWith('grad.'));
+  if (wildcard?.[1].tolerance === undefined) throw new Error(`${golden.entry.name} has no tolerance for ${name}`);
+  return wildcard[1].tolerance;
+}
+
+describe('UNet golden cases (tiny SD-1.5 UNet)', () => {
+  const goldens = new Map<UNetCaseName, GoldenCase>();
+  let unet: UNetModel;
+
+  before(async () => {
+    for (const name of UNET_CASES) goldens.set(name, await GoldenCase.open(name));
+    unet = await loadCaseUNet(FIXTURES, goldens.get('unet_forward')!);
+  });
+  after(async () => {
+    for (const g of goldens.values()) await g.close();
+  });
+
+  for (const name of UNET_CASES) {
+    it(`${name}: every output within its tolerance`, async () => {
+      const golden = goldens.get(name)!;
+      const outputs = await computeUNetCase(name, unet, golden);
+      const expected = golden.tensors.names().filter((n) => n === 'eps' || n === 'eps_no_masa' || n === 'loss' || n.startsWith('feat_') || n.startsWith('grad'));
+      assert.ok(expected.length > 0);
+      for (const output of expected) {
+        const actual = outputs[output];
+        assert.ok(actual, `${name}: no output ${output} computed`);
+        const error = relativeL2(actual, await golden.float32(output));
+        const tolerance = toleranceOf(golden, output);
+        assert.ok(error <= tolerance, `${name}.${output}: relative L2 error ${error.toExponential(3)} > ${tolerance}`);
+      }
+      if (name === 'unet_lora') assert.equal(expected.filter((n) => n.startsWith('grad.')).length, 256, 'all 128 adapters × (A, B)');
+    });
+  }
+
+  it('unet_masa: the source row is the plain forward, the edited row is not', async () => {
+    const golden = goldens.get('unet_masa')!;
+    const { eps, eps_no_masa: plain } = await computeUNetCase('unet_masa', unet, golden);
+    const half = eps!.length / 2;
+    assert.ok(relativeL2(eps!.subarray(0, half), plain!.subarray(0, half)) < 1e-6, 'row 0 unchanged');
+    assert.ok(relativeL2(eps!.subarray(half), plain!.subarray(half)) > 1e-3, 'row 1 attends to the source');
+  });
+});
