@@ -112,7 +112,7 @@ test('runner: passes, skips and fails per tensor, from index.json alone', async 
   for (const label of ['adam/z_1', 'adam/z_2', 'glms_fusion/0.cosine', 'glms_fusion/0.G', 'fast_point_tracking/3.new_handle_points']) {
     assert.match(ok.stdout, new RegExp(`^PASS  ${label.replace('.', '\\.')}\\s`, 'm'));
   }
-  assert.match(ok.stdout, /^SKIP  no_such_handler\s+\(not implemented\)$/m);
+  assert.match(ok.stdout, /^SKIP {2}no_such_handler\s+\(not implemented\)$/m);
   assert.match(ok.stdout, /summary: 5 passed, 0 failed, 1 skipped/);
 
   const strict = runRunner([dir, '--strict']);
@@ -122,8 +122,8 @@ test('runner: passes, skips and fails per tensor, from index.json alone', async 
   await writeFixtureSet(dir, { wrongTrackingReference: true, dropAdamReference: true });
   const bad = runRunner([dir, '--case', 'fast_point_tracking', '--case', 'adam']);
   assert.equal(bad.status, 1, bad.stdout);
-  assert.match(bad.stdout, /^FAIL  fast_point_tracking\/3\.new_handle_points\s+rel_err=\S+\s+tol=0$/m);
-  assert.match(bad.stdout, /^FAIL  adam\/z_2\s+no reference tensor/m);
+  assert.match(bad.stdout, /^FAIL {2}fast_point_tracking\/3\.new_handle_points\s+rel_err=\S+\s+tol=0$/m);
+  assert.match(bad.stdout, /^FAIL {2}adam\/z_2\s+no reference tensor/m);
   assert.doesNotMatch(bad.stdout, /glms_fusion/);
 
   const usage = runRunner([dir, '--case', 'nope']);
