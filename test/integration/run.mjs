@@ -258,7 +258,8 @@ async function main() {
     if (exitCode !== undefined) {
       const pids = readSidecarPids(dirs.channel);
       if (pids.length === 0) {
-        failure ??= new Error('the suite reported no sidecar process, so the no-orphan check could not run');
+        // A failing suite may never have started one; a passing suite always does.
+        if (exitCode === 0) failure ??= new Error('the suite reported no sidecar process, so the no-orphan check could not run');
       } else {
         for (const end = Date.now() + 10_000; pids.some(isAlive) && Date.now() < end; ) await delay(100);
         const survivors = pids.filter(isAlive);
@@ -275,8 +276,8 @@ async function main() {
 
   const ok = exitCode === 0 && !failure;
   if (!ok) {
+    if (exitCode !== undefined && exitCode !== 0) console.error(`[integration] FAILED: the suite exited with code ${exitCode}`);
     if (failure) console.error(`[integration] FAILED: ${failure.message}`);
-    else console.error(`[integration] FAILED: the suite exited with code ${exitCode}`);
     const log = fs.existsSync(serverLog) ? fs.readFileSync(serverLog, 'utf8').split('\n').slice(-40).join('\n') : '';
     if (log) console.error(`[integration] last lines of code-server's log:\n${log}`);
   }
