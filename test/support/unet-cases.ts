@@ -3,14 +3,11 @@
  * unet_masa) with our graphs, named as in the golden files. Shared by the unit tests and the
  * conformance handlers, which compare the results against the golden tensors.
  */
-import path from 'node:path';
 import { vjp } from '../../src/sidecar/engine/autodiff';
 import type { Value } from '../../src/sidecar/engine/graph';
 import { add, mul, reduceSum } from '../../src/sidecar/engine/ops';
-import { loadUNet } from '../../src/sidecar/models/unet/load';
 import { featureNames } from '../../src/sidecar/models/unet/plan';
 import { buildUNetGraph, type UNetGraphSpec, type UNetModel } from '../../src/sidecar/models/unet/unet';
-import type { GoldenCase } from './golden-case';
 import { runGraph } from './run-graph';
 
 export const UNET_CASES = ['unet_forward', 'unet_forward_b2_t1', 'unet_vjp', 'unet_lora', 'unet_masa'] as const;
@@ -18,15 +15,17 @@ export type UNetCaseName = (typeof UNET_CASES)[number];
 
 export type CaseOutputs = Record<string, Float32Array>;
 
-/** Loads the UNet a golden case names (`model`, relative to the fixtures folder). */
-export async function loadCaseUNet(fixtures: string, golden: GoldenCase): Promise<UNetModel> {
-  const model = (golden.entry as { model?: string }).model ?? 'tiny-sd15/unet';
-  return loadUNet(path.join(fixtures, model));
+/** The golden tensors and settings of one case, from whichever reader the caller uses. */
+export interface CaseTensors {
+  readonly settings: Readonly<Record<string, unknown>>;
+  float32(name: string): Promise<Float32Array>;
+  int64(name: string): Promise<BigInt64Array>;
+  shape(name: string): readonly number[];
 }
 
 const sumAll = (v: Value): Value => reduceSum(v, v.shape.map((_, i) => i), false);
 
-async function commonFeeds(golden: GoldenCase): Promise<Record<string, Float32Array>> {
+async function commonFeeds(golden: CaseTensors): Promise<Record<string, Float32Array>> {
   return {
     sample: await golden.float32('sample'),
     // The golden timesteps are int64; the graph takes float32 so one graph serves every step.
@@ -35,19 +34,19 @@ async function commonFeeds(golden: GoldenCase): Promise<Record<string, Float32Ar
   };
 }
 
-function graphSpec(golden: GoldenCase): Pick<UNetGraphSpec, 'batch' | 'height' | 'width' | 'tokens' | 'timestep'> {
-  const [batch, , height, width] = golden.entry.inputs.sample!.shape as [number, number, number, number];
-  const tokens = golden.entry.inputs.encoder_hidden_states!.shape[1]!;
+function graphSpec(golden: CaseTensors): Pick<UNetGraphSpec, 'batch' | 'height' | 'width' | 'tokens' | 'timestep'> {
+  const [batch, , height, width] = golden.shape('sample') as [number, number, number, number];
+  const tokens = golden.shape('encoder_hidden_states')[1]!;
   return { batch, height, width, tokens, timestep: 'batch' };
 }
 
-async function forwardCase(unet: UNetModel, golden: GoldenCase): Promise<CaseOutputs> {
-  const outputs = ['eps', ...featureNames(unet.plan)].filter((o) => o in golden.entry.outputs);
+async function forwardCase(unet: UNetModel, golden: CaseTensors): Promise<CaseOutputs> {
+  const outputs = ['eps', ...featureNames(unet.plan)];
   const { graph } = buildUNetGraph(unet, { ...graphSpec(golden), outputs });
   return (await runGraph(graph, await commonFeeds(golden))) as CaseOutputs;
 }
 
-async function vjpCase(unet: UNetModel, golden: GoldenCase): Promise<CaseOutputs> {
+async function vjpCase(unet: UNetModel, golden: CaseTensors): Promise<CaseOutputs> {
   const { graph, inputs, forward } = buildUNetGraph(unet, { ...graphSpec(golden), outputs: ['eps', 'feat_3_up2'] });
   const feature = forward.features.feat_3_up2!;
   const rEps = graph.input('R_eps', 'float32', forward.eps.shape);
@@ -64,8 +63,8 @@ async function vjpCase(unet: UNetModel, golden: GoldenCase): Promise<CaseOutputs
   return (await runGraph(graph, feeds)) as CaseOutputs;
 }
 
-async function loraCase(unet: UNetModel, golden: GoldenCase): Promise<CaseOutputs> {
-  const settings = golden.entry.settings as { rank: number; scale: number };
+async function loraCase(unet: UNetModel, golden: CaseTensors): Promise<CaseOutputs> {
+  const settings = golden.settings as { rank: number; scale: number };
   const { graph, forward } = buildUNetGraph(unet, { ...graphSpec(golden), outputs: ['eps'], lora: { rank: settings.rank, scale: settings.scale } });
   const rEps = graph.input('R_eps', 'float32', forward.eps.shape);
   graph.output('loss', sumAll(mul(forward.eps, rEps)));
@@ -77,8 +76,8 @@ async function loraCase(unet: UNetModel, golden: GoldenCase): Promise<CaseOutput
   return (await runGraph(graph, feeds)) as CaseOutputs;
 }
 
-async function masaCase(unet: UNetModel, golden: GoldenCase): Promise<CaseOutputs> {
-  const { start_layer: startLayer } = golden.entry.settings as { start_layer: number };
+async function masaCase(unet: UNetModel, golden: CaseTensors): Promise<CaseOutputs> {
+  const { start_layer: startLayer } = golden.settings as { start_layer: number };
   const spec = graphSpec(golden);
   const feeds = await commonFeeds(golden);
   const mutual = buildUNetGraph(unet, { ...spec, mutualSelfAttention: { startLayer } });
@@ -89,7 +88,7 @@ async function masaCase(unet: UNetModel, golden: GoldenCase): Promise<CaseOutput
   };
 }
 
-const RUNNERS: Record<UNetCaseName, (unet: UNetModel, golden: GoldenCase) => Promise<CaseOutputs>> = {
+const RUNNERS: Record<UNetCaseName, (unet: UNetModel, golden: CaseTensors) => Promise<CaseOutputs>> = {
   unet_forward: forwardCase,
   unet_forward_b2_t1: forwardCase,
   unet_vjp: vjpCase,
@@ -98,6 +97,6 @@ const RUNNERS: Record<UNetCaseName, (unet: UNetModel, golden: GoldenCase) => Pro
 };
 
 /** Every output of the case with a tolerance in the golden index, computed by our graphs. */
-export async function computeUNetCase(name: UNetCaseName, unet: UNetModel, golden: GoldenCase): Promise<CaseOutputs> {
+export async function computeUNetCase(name: UNetCaseName, unet: UNetModel, golden: CaseTensors): Promise<CaseOutputs> {
   return RUNNERS[name](unet, golden);
 }
