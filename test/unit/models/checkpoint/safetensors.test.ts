@@ -5,6 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { SafetensorsError, SafetensorsFile, withSafetensorsFile, writeSafetensors } from '../../../../src/sidecar/models/checkpoint/safetensors';
 import { float32ToBfloat16Bits, float32ToFloat16Bits } from '../../../../src/sidecar/models/checkpoint/float16';
+import { dtypeByteSize } from '../../../../src/sidecar/models/checkpoint/dtypes';
 
 const FIXTURES = path.resolve(__dirname, '../../../fixtures');
 const TEXT_ENCODER = path.join(FIXTURES, 'tiny-sd15/text_encoder/model.safetensors');
@@ -95,6 +96,7 @@ test('writer orders by element size then name, pads the header to 8, and round-t
       { name: 'b_u8', dtype: 'U8', shape: [3], data: new Uint8Array([1, 2, 255]) },
       { name: 'a_f16', dtype: 'F16', shape: [2, 3], data: float32ToFloat16Bits(values) },
       { name: 'c_i64', dtype: 'I64', shape: [2], data: new BigInt64Array([-5n, 1n << 40n]) },
+      { name: 'd_f64', dtype: 'F64', shape: [2], data: new Float64Array([1.5, 1 / 3]) },
       { name: 'a_f32', dtype: 'F32', shape: [6], data: values },
       { name: 'z_bf16', dtype: 'BF16', shape: [6], data: float32ToBfloat16Bits(values) },
       { name: 'scalar', dtype: 'F32', shape: [], data: new Float32Array([7]) },
@@ -106,8 +108,9 @@ test('writer orders by element size then name, pads the header to 8, and round-t
   const headerLength = Number(bytes.readBigUInt64LE(0));
   assert.equal(headerLength % 8, 0);
   await withSafetensorsFile(file, async (st) => {
-    assert.deepEqual(st.names(), ['c_i64', 'a_f32', 'empty', 'scalar', 'z_bf16', 'a_f16', 'b_u8']);
-    for (const t of st.tensors()) assert.equal(t.byteOffset % (t.dtype === 'I64' ? 8 : t.dtype === 'F32' ? 4 : 1), 0);
+    assert.deepEqual(st.names(), ['c_i64', 'd_f64', 'a_f32', 'empty', 'scalar', 'z_bf16', 'a_f16', 'b_u8']);
+    for (const t of st.tensors()) assert.equal(t.byteOffset % dtypeByteSize(t.dtype), 0, `${t.name} is aligned to its element size`);
+    assert.deepEqual([...(await st.readFloat32('d_f64'))], [1.5, Math.fround(1 / 3)]);
     assert.deepEqual(st.metadata, { note: 'test' });
     assert.deepEqual(await st.readFloat32('a_f32'), values);
     assert.deepEqual([...(await st.readFloat32('a_f16'))], [1, -2.5, 0.333251953125, 65504, 1.1920928955078125e-7, -0]);
