@@ -133,6 +133,18 @@ const pageQueries = {
   async notifications(page) {
     return page.$$eval('.notification-toast .notification-list-item-message', (elements) => elements.map((e) => e.textContent ?? ''));
   },
+  /** The labels of the action buttons in the active editor group's title bar. */
+  async editorActions(page) {
+    return page.$$eval('.editor-group-container.active .editor-actions .action-label', (elements) =>
+      elements.map((e) => e.getAttribute('aria-label') ?? '').filter(Boolean),
+    );
+  },
+  /** Clicks the title-bar action whose label starts with `label`, as a user would. */
+  async clickEditorAction(page, { label }) {
+    const action = page.locator(`.editor-group-container.active .editor-actions .action-label[aria-label^="${label.replaceAll('"', '\\"')}"]`);
+    await action.first().click({ timeout: 5000 });
+    return true;
+  },
 };
 
 async function answerChannelRequests(channel, page, answered) {
@@ -145,7 +157,7 @@ async function answerChannelRequests(channel, page, answered) {
       const query = JSON.parse(fs.readFileSync(path.join(channel, name), 'utf8'));
       const handler = pageQueries[query.kind];
       if (!handler) throw new Error(`unknown query kind ${JSON.stringify(query.kind)}`);
-      response = { ok: true, value: await handler(page) };
+      response = { ok: true, value: await handler(page, query) };
     } catch (error) {
       response = { ok: false, error: String(error?.message ?? error) };
     }

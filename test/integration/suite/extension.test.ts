@@ -83,6 +83,28 @@ describe('CLIPDrag extension inside VS Code', function () {
     assert.ok(chosen?.usable, `auto chose ${JSON.stringify(result.executionProvider)}, which is not usable`);
   });
 
+  it("leaves VS Code's image preview the default editor, with an Open in CLIPDrag Editor button that works", async function () {
+    await vscode.commands.executeCommand('vscode.open', sampleUri);
+    const preview = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+    assert.ok(preview instanceof vscode.TabInputCustom, `expected VS Code's image preview, got ${JSON.stringify(preview)}`);
+    assert.equal(preview.viewType, 'imagePreview.previewEditor', 'CLIPDrag must not take over as the default image editor');
+    if (!runnerCanQueryPage()) this.skip();
+
+    const title = 'Open in CLIPDrag Editor';
+    const actions = await waitFor('the title-bar button', async () => {
+      const labels = await askRunner({ kind: 'editorActions' });
+      return labels.some((label) => label.startsWith(title)) ? labels : undefined;
+    });
+    assert.ok(actions.some((label) => label.startsWith(title)));
+    await askRunner({ kind: 'clickEditorAction', label: title });
+    await waitFor('the CLIPDrag editor to become active', () => {
+      const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+      return input instanceof vscode.TabInputCustom && input.viewType === 'clipdrag.editor' && input.uri.toString() === sampleUri.toString() ? true : undefined;
+    });
+    // Once it is the CLIPDrag editor, the button is gone (it only opens it).
+    await waitFor('the button to leave the title bar', async () => ((await askRunner({ kind: 'editorActions' })).some((label) => label.startsWith(title)) ? undefined : true));
+  });
+
   it('opens the CLIPDrag editor on a sample image, and its webview shows the image', async function () {
     const expected = pngSize(sampleUri.fsPath);
     await vscode.commands.executeCommand('clipdrag.openEditor', sampleUri);

@@ -1,5 +1,5 @@
 // The suite's side of a small file channel to the test runner, for checks only the runner can make
-// (the runner drives the browser page, so it can read the webview's DOM and the notifications).
+// (the runner drives the browser page, so it can read the webview's DOM and the notifications, and click).
 // The runner names the folder in CLIPDRAG_TEST_CHANNEL; each query is request-<n>.json, answered by
 // response-<n>.json. Files are written to a temporary name and renamed, so a reader never sees half.
 import * as fs from 'node:fs';
@@ -7,7 +7,7 @@ import * as path from 'node:path';
 
 export const CHANNEL_ENV = 'CLIPDRAG_TEST_CHANNEL';
 
-export type RunnerQuery = { kind: 'webviewImages' } | { kind: 'notifications' };
+export type RunnerQuery = { kind: 'webviewImages' } | { kind: 'notifications' } | { kind: 'editorActions' } | { kind: 'clickEditorAction'; label: string };
 
 export interface WebviewImageInfo {
   frameUrl: string;
@@ -42,7 +42,8 @@ function writeAtomically(file: string, content: string): void {
 let nextId = 1;
 
 export async function askRunner(query: { kind: 'webviewImages' }, timeoutMs?: number): Promise<WebviewImageInfo[]>;
-export async function askRunner(query: { kind: 'notifications' }, timeoutMs?: number): Promise<string[]>;
+export async function askRunner(query: { kind: 'notifications' } | { kind: 'editorActions' }, timeoutMs?: number): Promise<string[]>;
+export async function askRunner(query: { kind: 'clickEditorAction'; label: string }, timeoutMs?: number): Promise<true>;
 export async function askRunner(query: RunnerQuery, timeoutMs = 15_000): Promise<unknown> {
   const dir = channelDir();
   if (!dir) throw new Error(`${CHANNEL_ENV} is not set: the runner channel is only available under test/integration/run.mjs`);
