@@ -1,0 +1,42 @@
+/**
+ * onnxruntime's optimised model, kept in the session folder so that a later compile of the same graph
+ * loads it with optimisation disabled instead of optimising again (measured in docs/runtime.md).
+ *
+ * An optimised model is only valid where it was made: at level `all` it holds layout and fusion choices
+ * for one provider and CPU, and folded constants of the weights it was built from. So its file name
+ * carries a fingerprint of the onnxruntime version, provider, level, CPU model and the checkpoint files'
+ * identities. onnxruntime keeps unchanged external initializers as references to the same locations, so
+ * the file is small and must live next to the weight links.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { GraphOptimizationLevel } from './types';
+
+const PREFIX = 'optimized-';
+
+export function optimizedModelPath(folder: string, provider: string, level: GraphOptimizationLevel, weightsFingerprint: string): string {
+  const fingerprint = createHash('sha256')
+    .update([ort.env.versions.common, provider, level, process.arch, os.cpus()[0]?.model ?? '', weightsFingerprint].join('\n'))
+    .digest('hex')
+    .slice(0, 16);
+  return path.join(folder, `${PREFIX}${provider}-${level}-${fingerprint}.onnx`);
+}
+
+/** Removes optimised models of this provider and level made for other weights, CPUs or versions. */
+export function removeStaleOptimizedModels(current: string): void {
+  const folder = path.dirname(current);
+  const family = path.basename(current).replace(/[0-9a-f]{16}\.onnx$/, '');
+  for (const name of fs.readdirSync(folder)) {
+    if (name.startsWith(family) && name.endsWith('.onnx') && path.join(folder, name) !== current) {
+      fs.rmSync(path.join(folder, name), { force: true });
+    }
+  }
+}
+
+/** A temporary name for onnxruntime to write to; renamed into place once the session exists. */
+export function temporaryOptimizedModelPath(target: string): string {
+  return target.replace(/\.onnx$/, `.${process.pid}-${Date.now().toString(36)}.tmp.onnx`);
+}

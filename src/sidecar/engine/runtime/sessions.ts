@@ -1,0 +1,248 @@
+/**
+ * onnxruntime sessions of compiled graphs, in the thread that owns them (the engine worker; tests and
+ * benchmarks may use it in-thread). Identical compiles share one session, counted by handle; the last
+ * release disposes it.
+ *
+ * `run()` of onnxruntime-node blocks the calling thread, and so does session creation: this class is
+ * meant to live in a worker (see engine.ts), where the blocking is harmless.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { SerializedModel } from '../onnx/serialize';
+import { prepareModelFolder, type PreparedModelFolder } from './model-folder';
+import { optimizedModelPath, removeStaleOptimizedModels, temporaryOptimizedModelPath } from './optimized-model';
+import { collectNodePlacement } from './placement';
+import { chooseExecutionProvider } from './providers';
+import { checkOutputNames, fromOutputTensors, toInputTensors } from './tensors';
+import {
+  resolveCompileOptions,
+  type CompileOptions,
+  type CompiledGraphInfo,
+  type Feeds,
+  type NodePlacement,
+  type OptimizedModelCacheState,
+  type Outputs,
+  type ResolvedCompileOptions,
+  type TensorInfo,
+} from './types';
+
+export function defaultCacheDir(): string {
+  return path.join(os.tmpdir(), 'clipdrag-sessions');
+}
+
+/** Session creation failed on the chosen provider; the message says which, why, and what to do. */
+export class SessionCreationError extends Error {
+  constructor(
+    readonly provider: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SessionCreationError';
+  }
+}
+
+export class GraphRunError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GraphRunError';
+  }
+}
+
+export interface RunResult {
+  readonly outputs: Outputs;
+  /** Present on the run that measured it (the first run of a graph compiled with `reportNodePlacement`). */
+  readonly nodePlacement?: NodePlacement;
+}
+
+interface LiveSession {
+  readonly key: string;
+  readonly session: ort.InferenceSession;
+  readonly info: CompiledGraphInfo;
+  readonly handles: Set<number>;
+  /** Profiling is on until the first run, which reads the placement from the profile. */
+  profilePrefix: string | undefined;
+  nodePlacement: NodePlacement | undefined;
+}
+
+let profileCounter = 0;
+
+export class SessionStore {
+  private readonly byKey = new Map<string, Promise<LiveSession>>();
+  private readonly byHandle = new Map<number, LiveSession>();
+
+  constructor(readonly cacheDir: string = defaultCacheDir()) {}
+
+  /** Live sessions (shared sessions count once). */
+  get sessionCount(): number {
+    return new Set(this.byHandle.values()).size;
+  }
+
+  /** Compiles `model` under the caller's `handle` id, reusing the session of an identical live compile. */
+  async compile(handle: number, model: SerializedModel, options: CompileOptions = {}): Promise<CompiledGraphInfo> {
+    if (this.byHandle.has(handle)) throw new Error(`graph handle ${handle} is already in use`);
+    const resolved = resolveCompileOptions(options);
+    const label = options.label ?? `graph ${model.hash.slice(0, 12)}`;
+    const choice = await chooseExecutionProvider(resolved.device);
+    const key = [model.hash, choice.provider, resolved.graphOptimizationLevel, resolved.intraOpNumThreads, resolved.interOpNumThreads, resolved.externalWeights, resolved.reportNodePlacement].join('|');
+    let pending = this.byKey.get(key);
+    const reused = pending !== undefined;
+    if (!pending) {
+      pending = this.createLive(key, model, resolved, label, choice);
+      this.byKey.set(key, pending);
+      pending.catch(() => this.byKey.delete(key));
+    }
+    const live = await pending;
+    live.handles.add(handle);
+    this.byHandle.set(handle, live);
+    return reused
+      ? { ...live.info, label, reused: true, createMs: 0, ...(live.nodePlacement ? { nodePlacement: live.nodePlacement } : {}) }
+      : live.info;
+  }
+
+  async run(handle: number, feeds: Feeds, outputNames?: readonly string[]): Promise<RunResult> {
+    const live = this.byHandle.get(handle);
+    if (!live) throw new GraphRunError(`graph handle ${handle} is not compiled here (released, or never compiled)`);
+    const { label, provider, inputs, outputs } = live.info;
+    const tensors = toInputTensors(feeds, inputs, label);
+    const names = checkOutputNames(outputNames, outputs, label);
+    let results: ort.InferenceSession.ReturnType;
+    try {
+      results = await live.session.run(tensors, names);
+    } catch (error) {
+      throw new GraphRunError(`running ${label} on the ${provider} execution provider failed: ${messageOf(error)}`);
+    }
+    const result: RunResult = { outputs: fromOutputTensors(results, names) };
+    if (live.profilePrefix === undefined) return result;
+    live.session.endProfiling();
+    live.nodePlacement = collectNodePlacement(live.profilePrefix);
+    live.profilePrefix = undefined;
+    return { ...result, nodePlacement: live.nodePlacement };
+  }
+
+  /** Drops one handle; the session is disposed when its last handle goes. Unknown handles are ignored. */
+  async release(handle: number): Promise<void> {
+    const live = this.byHandle.get(handle);
+    if (!live) return;
+    this.byHandle.delete(handle);
+    live.handles.delete(handle);
+    if (live.handles.size > 0) return;
+    this.byKey.delete(live.key);
+    await live.session.release();
+    if (live.profilePrefix !== undefined) removeProfiles(live.profilePrefix);
+  }
+
+  async releaseAll(): Promise<void> {
+    for (const handle of [...this.byHandle.keys()]) await this.release(handle);
+  }
+
+  private async createLive(
+    key: string,
+    model: SerializedModel,
+    options: ResolvedCompileOptions,
+    label: string,
+    choice: { provider: string; reason: string },
+  ): Promise<LiveSession> {
+    const prepared = prepareModelFolder(this.cacheDir, model, options.externalWeights);
+    const profilePrefix = options.reportNodePlacement ? path.join(prepared.folder, `profile-${process.pid}-${++profileCounter}-`) : undefined;
+    const started = performance.now();
+    const { session, cache } = await createSession(prepared, choice.provider, options, label, profilePrefix);
+    const info: CompiledGraphInfo = {
+      hash: model.hash,
+      label,
+      provider: choice.provider,
+      providerReason: choice.reason,
+      inputs: session.inputMetadata.map(tensorInfo),
+      outputs: session.outputMetadata.map(tensorInfo),
+      externalWeights: prepared.weights,
+      optimizedModelCache: cache,
+      createMs: performance.now() - started,
+      reused: false,
+      folder: prepared.folder,
+      options,
+    };
+    return { key, session, info, handles: new Set(), profilePrefix, nodePlacement: undefined };
+  }
+}
+
+function tensorInfo(meta: ort.InferenceSession.ValueMetadata): TensorInfo {
+  if (!meta.isTensor) return { name: meta.name, dtype: 'non-tensor', shape: [] };
+  return { name: meta.name, dtype: meta.type, shape: [...meta.shape] };
+}
+
+async function createSession(
+  prepared: PreparedModelFolder,
+  provider: string,
+  options: ResolvedCompileOptions,
+  label: string,
+  profilePrefix: string | undefined,
+): Promise<{ session: ort.InferenceSession; cache: OptimizedModelCacheState }> {
+  const base: ort.InferenceSession.SessionOptions = {
+    executionProviders: [provider],
+    intraOpNumThreads: options.intraOpNumThreads,
+    interOpNumThreads: options.interOpNumThreads,
+    // DirectML supports neither parallel execution nor memory patterns.
+    executionMode: options.interOpNumThreads > 1 && provider !== 'dml' ? 'parallel' : 'sequential',
+    ...(provider === 'dml' ? { enableMemPattern: false } : {}),
+    // Errors only: onnxruntime's warnings go to the native stderr, which is the sidecar's log.
+    logSeverityLevel: 3,
+    ...(prepared.inMemory.length > 0 ? { externalData: prepared.inMemory.map(({ path: p, data }) => ({ path: p, data })) } : {}),
+    ...(profilePrefix !== undefined ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}),
+  };
+  const create = (file: string, level: ResolvedCompileOptions['graphOptimizationLevel'], saveTo?: string) =>
+    ort.InferenceSession.create(file, { ...base, graphOptimizationLevel: level, ...(saveTo ? { optimizedModelFilePath: saveTo } : {}) });
+  const fail = (error: unknown) => sessionCreationError(provider, label, error);
+
+  const level = options.graphOptimizationLevel;
+  if (!options.cacheOptimizedModel || level === 'disabled') {
+    return { session: await create(prepared.modelPath, level).catch(rethrow(fail)), cache: 'off' };
+  }
+  const cached = optimizedModelPath(prepared.folder, provider, level, prepared.weightsFingerprint);
+  if (fs.existsSync(cached)) {
+    try {
+      return { session: await create(cached, 'disabled'), cache: 'hit' };
+    } catch {
+      // An unreadable or incompatible cached model is rebuilt below; it is never a reason to fail.
+      fs.rmSync(cached, { force: true });
+    }
+  }
+  const temp = temporaryOptimizedModelPath(cached);
+  try {
+    const session = await create(prepared.modelPath, level, temp);
+    fs.renameSync(temp, cached);
+    removeStaleOptimizedModels(cached);
+    return { session, cache: 'written' };
+  } catch {
+    fs.rmSync(temp, { force: true });
+    // Saving an optimised model can fail where running does not (some providers cannot serialise their
+    // fused nodes); try once more without saving, and report that failure if it is real.
+    return { session: await create(prepared.modelPath, level).catch(rethrow(fail)), cache: 'failed' };
+  }
+}
+
+function rethrow(wrap: (error: unknown) => Error): (error: unknown) => never {
+  return (error) => {
+    throw wrap(error);
+  };
+}
+
+function sessionCreationError(provider: string, label: string, error: unknown): SessionCreationError {
+  const reason = messageOf(error).trim();
+  const advice =
+    provider === 'cpu'
+      ? 'The CPU provider runs every standard op, so the graph itself is likely invalid for onnxruntime (an op, type or attribute it rejects): this is a bug to report.'
+      : `The engine does not fall back to another provider: choose another device (for example "cpu") or fix the ${provider} setup (see docs/runtime.md).`;
+  return new SessionCreationError(provider, `Could not create an onnxruntime session for ${label} on the ${provider} execution provider: ${reason}. ${advice}`);
+}
+
+function removeProfiles(prefix: string): void {
+  const folder = path.dirname(prefix);
+  for (const name of fs.readdirSync(folder)) {
+    if (name.startsWith(path.basename(prefix))) fs.rmSync(path.join(folder, name), { force: true });
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
