@@ -157,6 +157,22 @@ export function vaeDecodeImage(model: VaeModel, latents: Value): Value {
   return graph.scope('to_unit_range', () => clip(add(mul(decoded, 0.5), 0.5), 0, 1));
 }
 
+/**
+ * Module paths of the decoder's blocks (each resnet, the mid attention, each upsampler): recompute
+ * segments for the engine's `vjp` (`{ recompute: { scopes } }`), so a backward pass through the
+ * decoder keeps only block boundaries instead of every full-resolution activation.
+ */
+export function vaeDecoderBlockScopes(config: AutoencoderKLConfig): string[] {
+  const blocks = config.blockOutChannels.length;
+  const scopes = ['decoder.mid_block.resnets.0', 'decoder.mid_block.resnets.1'];
+  if (config.midBlockAddAttention) scopes.push('decoder.mid_block.attentions.0');
+  for (let i = 0; i < blocks; i++) {
+    for (let j = 0; j < config.layersPerBlock + 1; j++) scopes.push(`decoder.up_blocks.${i}.resnets.${j}`);
+    if (i < blocks - 1) scopes.push(`decoder.up_blocks.${i}.upsamplers.0`);
+  }
+  return scopes;
+}
+
 /** Checkpoint key prefixes each half of the VAE reads, for the "unused tensor" check of a built graph. */
 export const VAE_ENCODER_PREFIXES = ['encoder.', 'quant_conv.'] as const;
 export const VAE_DECODER_PREFIXES = ['decoder.', 'post_quant_conv.'] as const;

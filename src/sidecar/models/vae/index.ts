@@ -4,6 +4,7 @@ export {
   VAE_DECODER_PREFIXES,
   VAE_ENCODER_PREFIXES,
   vaeDecode,
+  vaeDecoderBlockScopes,
   vaeDecodeImage,
   vaeEncode,
   vaeEncodeLatents,

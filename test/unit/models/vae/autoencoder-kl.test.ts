@@ -12,6 +12,7 @@ import {
   VAE_ENCODER_PREFIXES,
   vaeDecode,
   vaeDecodeImage,
+  vaeDecoderBlockScopes,
   vaeEncode,
   vaeEncodeLatents,
   type VaeModel,
@@ -64,17 +65,24 @@ describe('AutoencoderKL', () => {
     }
   });
 
-  it('reproduces the golden gradient d(Σ decoded·R)/dz through the decoder', async () => {
+  it('reproduces the golden gradient d(Σ decoded·R)/dz through the decoder, with and without recomputed blocks', async () => {
     const golden = await GoldenCase.open('vae');
     try {
-      const model = { config: tinyConfig(), weights: await CheckpointWeights.open(VAE_WEIGHTS) };
-      const graph = new Graph('vae_vjp');
-      const z = graph.input('z', 'float32', [1, 4, 16, 16]);
-      const decoded = vaeDecode(model, z);
-      const [gradZ] = vjp(graph, [{ value: decoded, cotangent: graph.input('R_img', 'float32', [1, 3, 128, 128]) }], [z]);
-      graph.output('grad_z', gradZ!);
-      const out = await runGraph(graph, { z: await golden.float32('z'), R_img: await golden.float32('R_img') });
-      await golden.assertOutput('grad_z', out.grad_z as Float32Array);
+      const config = tinyConfig();
+      const model = { config, weights: await CheckpointWeights.open(VAE_WEIGHTS) };
+      const scopes = vaeDecoderBlockScopes(config);
+      assert.equal(scopes.length, 2 + 1 + 4 * (config.layersPerBlock + 1) + 3);
+      for (const recompute of [undefined, { scopes }]) {
+        const graph = new Graph('vae_vjp');
+        const z = graph.input('z', 'float32', [1, 4, 16, 16]);
+        const decoded = vaeDecode(model, z);
+        const cotangent = graph.input('R_img', 'float32', [1, 3, 128, 128]);
+        const [gradZ] = vjp(graph, [{ value: decoded, cotangent }], [z], recompute ? { recompute } : {});
+        graph.output('grad_z', gradZ!);
+        if (recompute) assert.ok(graph.nodes.some((n) => n.scope.startsWith(`recompute.decoder.up_blocks.3.resnets.${config.layersPerBlock}`)));
+        const out = await runGraph(graph, { z: await golden.float32('z'), R_img: await golden.float32('R_img') });
+        await golden.assertOutput('grad_z', out.grad_z as Float32Array);
+      }
     } finally {
       await golden.close();
     }
