@@ -17,8 +17,20 @@ export interface TensorSpec {
   readonly tolerance?: number;
 }
 
+/**
+ * One entry standing for many tensors (e.g. `grad.<adapter>.lora_{A,B}.weight`), with
+ * the shape in prose; its handler supplies the concatenated reference.
+ */
+export interface WildcardTensorSpec {
+  readonly shape: string;
+  readonly dtype: 'F32' | 'I64' | 'U8';
+  readonly count?: number;
+  readonly meaning?: string;
+  readonly tolerance?: number;
+}
+
 /** An output described in prose (checked by its handler against another source, e.g. the details file). */
-export type TensorEntry = TensorSpec | string;
+export type TensorEntry = TensorSpec | WildcardTensorSpec | string;
 
 export interface GoldenCase {
   readonly name: string;
@@ -59,6 +71,11 @@ export async function readGoldenIndex(fixtureDir: string): Promise<GoldenIndex> 
 
 export function isTensorSpec(entry: TensorEntry | undefined): entry is TensorSpec {
   return typeof entry === 'object' && entry !== null && Array.isArray(entry.shape);
+}
+
+/** The tolerance an output is compared with: its numeric tolerance, else 0 (prose outputs are exact data). */
+export function toleranceOf(entry: TensorEntry | undefined): number {
+  return typeof entry === 'object' && entry !== null && typeof entry.tolerance === 'number' ? entry.tolerance : 0;
 }
 
 /** The tensors of one case file, read by name. */

@@ -13,7 +13,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SkipCase, type CaseHandlerModule, type CaseResult, type RunnerOptions } from './case';
-import { compareTensors, GoldenTensors, readGoldenIndex, type GoldenCase, type HostTensor } from './golden';
+import { compareTensors, GoldenTensors, readGoldenIndex, toleranceOf, type GoldenCase, type HostTensor } from './golden';
 
 const REPO_ROOT = path.resolve(__dirname, '../..');
 const CASES_DIR = path.join(__dirname, 'cases');
@@ -98,9 +98,8 @@ async function compareCase(entry: GoldenCase, result: CaseResult, golden: Golden
       report.line('FAIL', label, 'no reference tensor (not in the golden file and not supplied by the handler)');
       continue;
     }
-    // Outputs described in prose (no tolerance) are exact data. Wildcard entries (one entry for many
-    // tensors, shape in prose) still carry their numeric tolerance.
-    const tolerance = typeof spec === 'object' && typeof spec.tolerance === 'number' ? spec.tolerance : 0;
+    // Wildcard entries (one entry for many tensors) keep their numeric tolerance; prose outputs are exact.
+    const tolerance = toleranceOf(spec);
     const { error, problem } = compareTensors(mine, ref);
     const detail = `rel_err=${problem ? 'n/a' : formatError(error)}  tol=${formatError(tolerance)}${problem ? `  ${problem}` : ''}`;
     report.line(!problem && error <= tolerance ? 'PASS' : 'FAIL', label, detail);
