@@ -47,8 +47,16 @@ function featureAt(f: FeatureMap, p: Point): Float64Array {
   return v;
 }
 
+/** Rows [r1, r2) and cols [c1, c2) of a window on the map. */
+export interface Window {
+  readonly r1: number;
+  readonly r2: number;
+  readonly c1: number;
+  readonly c2: number;
+}
+
 /** The search window around int(p), clipped to the map: rows [r1, r2), cols [c1, c2). */
-export function trackingWindow(p: Point, radius: number, height: number, width: number): { r1: number; r2: number; c1: number; c2: number } {
+export function trackingWindow(p: Point, radius: number, height: number, width: number): Window {
   const r = Math.trunc(p[0]);
   const c = Math.trunc(p[1]);
   return {
@@ -94,6 +102,22 @@ export function pointTracking(f0: FeatureMap, f1: FeatureMap, handles: readonly 
 }
 
 /**
+ * Fast point tracking's rule for the distances of one window, by window-local cell: +inf where the cell
+ * is not strictly closer to the target than the handle; |p − t|² at the cell [r_p, r_p] when the handle
+ * is within 1 pixel of its target (at a top/left border that cell is not the handle); null where the
+ * feature distance stands. It depends on coordinates only, so the graph version takes it as an input.
+ */
+export function fastTrackingOverride(p: Point, t: Point, w: Window, radius: number): (row: number, col: number) => number | null {
+  const threshold = (p[0] - t[0]) ** 2 + (p[1] - t[1]) ** 2;
+  // The entry exists unless the whole map is smaller than r_p+1 (where the reference would fail).
+  const pinned = threshold <= 1 && radius < w.r2 - w.r1 && radius < w.c2 - w.c1;
+  return (row, col) => {
+    if (pinned && row === radius && col === radius) return threshold;
+    return (w.r1 + row - t[0]) ** 2 + (w.c1 + col - t[1]) ** 2 >= threshold ? Infinity : null;
+  };
+}
+
+/**
  * CLIPDrag `fast_point_tracking`: candidates not strictly closer to the
  * target than the current handle are excluded; when the handle is within 1
  * pixel of its target the window-local entry [r_p, r_p] is set to that
@@ -115,14 +139,13 @@ export function fastPointTracking(
     const dist = windowDistances(featureAt(f0, handlesInit[i]!), f1, w);
     const cols = w.c2 - w.c1;
     const rows = w.r2 - w.r1;
-    const threshold = (p[0] - t[0]) ** 2 + (p[1] - t[1]) ** 2;
+    const override = fastTrackingOverride(p, t, w, radius);
     for (let r = 0; r < rows; r++) {
       for (let c = 0; c < cols; c++) {
-        if ((w.r1 + r - t[0]) ** 2 + (w.c1 + c - t[1]) ** 2 >= threshold) dist[r * cols + c] = Infinity;
+        const value = override(r, c);
+        if (value !== null) dist[r * cols + c] = value;
       }
     }
-    // The entry exists unless the whole map is smaller than r_p+1 (where the reference would fail).
-    if (threshold <= 1 && radius < rows && radius < cols) dist[radius * cols + radius] = threshold;
     const best = argmin(dist);
     return [w.r1 + Math.floor(best / cols), w.c1 + (best % cols)] as const;
   });
