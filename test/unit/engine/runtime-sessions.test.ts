@@ -1,0 +1,213 @@
+// The session store in this thread: external weights by hard link and in memory, the session folder,
+// the optimised-model cache and session sharing.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { Graph } from '../../../src/sidecar/engine/graph';
+import { add, mul, reduceSum } from '../../../src/sidecar/engine/ops';
+import { serializeGraph, type SerializedModel } from '../../../src/sidecar/engine/onnx/serialize';
+import { ExternalWeightsError } from '../../../src/sidecar/engine/runtime/model-folder';
+import { countNodePlacement } from '../../../src/sidecar/engine/runtime/placement';
+import { SessionStore } from '../../../src/sidecar/engine/runtime/sessions';
+import { runGraph } from '../../support/run-graph';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'engine-runtime-sessions-'));
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+const HEADER = 7; // bytes before the tensor, as in a safetensors file: offsets need not be aligned
+
+/** A checkpoint file holding one float32 vector after a short header. */
+function writeCheckpoint(file: string, values: readonly number[]): void {
+  const bytes = Buffer.alloc(HEADER + 4 * values.length, 0xab);
+  values.forEach((v, i) => bytes.writeFloatLE(v, HEADER + 4 * i));
+  fs.writeFileSync(file, bytes);
+}
+
+/** y = (a + 1) * w, s = sum(y) with w read from `file`. */
+function weightedGraph(file: string): { graph: Graph; model: SerializedModel } {
+  const graph = new Graph('weighted');
+  const a = graph.input('a', 'float32', [2, 3]);
+  const w = graph.weight('w', 'float32', [3], { kind: 'external', file, offset: HEADER, length: 12 });
+  const y = mul(add(a, 1), w);
+  graph.output('y', y);
+  graph.output('s', reduceSum(y, [0, 1], false));
+  return { graph, model: serializeGraph(graph) };
+}
+
+const a = () => Float32Array.from([1, 2, 3, 4, 5, 6]);
+const options = { device: 'cpu', intraOpNumThreads: 1 } as const;
+let nextHandle = 1;
+
+test('weights reach onnxruntime through a hard link: no copy, same results as in memory', async () => {
+  const dir = fs.mkdtempSync(path.join(root, 'link-'));
+  const file = path.join(dir, 'model.safetensors');
+  writeCheckpoint(file, [10, 20, 30]);
+  const { graph, model } = weightedGraph(file);
+  const store = new SessionStore(path.join(dir, 'cache'));
+
+  const info = await store.compile(nextHandle, model, { ...options, externalWeights: 'link' });
+  const [weights] = info.externalWeights;
+  assert.equal(weights?.mode, 'link');
+  assert.equal(weights?.bytes, HEADER + 12);
+  const linked = fs.statSync(path.join(info.folder, weights!.location));
+  const original = fs.statSync(file);
+  assert.equal(linked.ino, original.ino, 'the location in the session folder is the checkpoint itself (a hard link)');
+  assert.equal(original.nlink, 2);
+  assert.ok(!fs.lstatSync(path.join(info.folder, weights!.location)).isSymbolicLink());
+
+  const { outputs } = await store.run(nextHandle, { a: a() });
+  const expected = await runGraph(graph, { a: a() });
+  assert.deepEqual([...outputs.y!], [...expected.y!]);
+  assert.deepEqual([...outputs.y!], [20, 60, 120, 50, 120, 210]);
+  assert.deepEqual([...outputs.s!], [580]);
+  await store.release(nextHandle++);
+  assert.equal(store.sessionCount, 0);
+});
+
+test('a checkpoint reached through a symlink (as in the Hugging Face cache) is linked by its real file', async () => {
+  const dir = fs.mkdtempSync(path.join(root, 'symlink-'));
+  fs.mkdirSync(path.join(dir, 'blobs'));
+  fs.mkdirSync(path.join(dir, 'snapshots'));
+  const blob = path.join(dir, 'blobs', 'abc123');
+  writeCheckpoint(blob, [1, 2, 3]);
+  const file = path.join(dir, 'snapshots', 'model.safetensors');
+  fs.symlinkSync(path.join('..', 'blobs', 'abc123'), file);
+  const store = new SessionStore(path.join(dir, 'cache'));
+  const info = await store.compile(nextHandle, weightedGraph(file).model, { ...options, externalWeights: 'link' });
+  const location = path.join(info.folder, info.externalWeights[0]!.location);
+  assert.ok(!fs.lstatSync(location).isSymbolicLink());
+  assert.equal(fs.statSync(location).ino, fs.statSync(blob).ino);
+  assert.deepEqual([...(await store.run(nextHandle, { a: a() })).outputs.y!], [2, 6, 12, 5, 12, 21]);
+  await store.release(nextHandle++);
+});
+
+test('weights handed over in memory give the same results and leave no link behind', async () => {
+  const dir = fs.mkdtempSync(path.join(root, 'memory-'));
+  const file = path.join(dir, 'model.safetensors');
+  writeCheckpoint(file, [10, 20, 30]);
+  const store = new SessionStore(path.join(dir, 'cache'));
+  const info = await store.compile(nextHandle, weightedGraph(file).model, { ...options, externalWeights: 'memory' });
+  assert.equal(info.externalWeights[0]?.mode, 'memory');
+  assert.equal(info.externalWeights[0]?.linkProblem, undefined);
+  assert.ok(!fs.existsSync(path.join(info.folder, info.externalWeights[0]!.location)));
+  assert.deepEqual([...(await store.run(nextHandle, { a: a() })).outputs.y!], [20, 60, 120, 50, 120, 210]);
+  await store.release(nextHandle++);
+});
+
+test('across filesystems, auto falls back to memory and says why; link mode refuses', async (t) => {
+  const shm = '/dev/shm';
+  if (!fs.existsSync(shm) || fs.statSync(shm).dev === fs.statSync(root).dev) {
+    t.skip('needs a second filesystem (a tmpfs at /dev/shm) to try a hard link across devices');
+    return;
+  }
+  const dir = fs.mkdtempSync(path.join(shm, 'engine-runtime-'));
+  try {
+    const file = path.join(dir, 'model.safetensors');
+    writeCheckpoint(file, [10, 20, 30]);
+    const { model } = weightedGraph(file);
+    const store = new SessionStore(path.join(root, 'cross-device-cache'));
+    const info = await store.compile(nextHandle, model, options);
+    assert.equal(info.externalWeights[0]?.mode, 'memory');
+    assert.match(info.externalWeights[0]?.linkProblem ?? '', /another filesystem/);
+    assert.deepEqual([...(await store.run(nextHandle, { a: a() })).outputs.y!], [20, 60, 120, 50, 120, 210]);
+    await store.release(nextHandle++);
+    await assert.rejects(
+      store.compile(nextHandle++, model, { ...options, externalWeights: 'link' }),
+      (e: unknown) => e instanceof ExternalWeightsError && /another filesystem/.test(e.message) && /same filesystem/.test(e.message),
+    );
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a checkpoint replaced under the same path is re-linked, and its old optimised model is not used', async () => {
+  const dir = fs.mkdtempSync(path.join(root, 'replaced-'));
+  const file = path.join(dir, 'model.safetensors');
+  writeCheckpoint(file, [10, 20, 30]);
+  const { model } = weightedGraph(file);
+  const store = new SessionStore(path.join(dir, 'cache'));
+  const first = await store.compile(nextHandle, model, options);
+  assert.deepEqual([...(await store.run(nextHandle, { a: a() })).outputs.s!], [580]);
+  await store.release(nextHandle++);
+
+  // A download replaces the file (a new inode) rather than rewriting it.
+  writeCheckpoint(`${file}.new`, [1, 1, 1]);
+  fs.renameSync(`${file}.new`, file);
+  fs.utimesSync(file, new Date(), new Date(Date.now() + 5000));
+  const second = await store.compile(nextHandle, model, options);
+  assert.equal(second.folder, first.folder, 'the model is the same: same session folder');
+  assert.equal(second.optimizedModelCache, 'written', 'the optimised model of the old weights is not reused');
+  assert.equal(fs.statSync(path.join(second.folder, second.externalWeights[0]!.location)).ino, fs.statSync(file).ino);
+  assert.deepEqual([...(await store.run(nextHandle, { a: a() })).outputs.s!], [27]);
+  assert.equal(fs.readdirSync(second.folder).filter((f) => f.startsWith('optimized-')).length, 1, 'the stale optimised model is removed');
+  await store.release(nextHandle++);
+});
+
+test('the optimised model is cached on disk and reloaded; a corrupt cache entry is rebuilt', async () => {
+  const dir = fs.mkdtempSync(path.join(root, 'optimized-'));
+  const file = path.join(dir, 'model.safetensors');
+  writeCheckpoint(file, [10, 20, 30]);
+  const { model } = weightedGraph(file);
+  const store = new SessionStore(path.join(dir, 'cache'));
+
+  const cold = await store.compile(nextHandle, model, options);
+  assert.equal(cold.optimizedModelCache, 'written');
+  await store.release(nextHandle++);
+  const [cachedFile] = fs.readdirSync(cold.folder).filter((f) => f.startsWith('optimized-cpu-all-'));
+  assert.ok(cachedFile, 'an optimised model file was written');
+
+  const warm = await store.compile(nextHandle, model, options);
+  assert.equal(warm.optimizedModelCache, 'hit');
+  assert.deepEqual([...(await store.run(nextHandle, { a: a() })).outputs.y!], [20, 60, 120, 50, 120, 210]);
+  await store.release(nextHandle++);
+
+  fs.writeFileSync(path.join(cold.folder, cachedFile), 'not an onnx model');
+  const rebuilt = await store.compile(nextHandle, model, options);
+  assert.equal(rebuilt.optimizedModelCache, 'written');
+  assert.deepEqual([...(await store.run(nextHandle, { a: a() })).outputs.s!], [580]);
+  await store.release(nextHandle++);
+
+  const off = await store.compile(nextHandle, model, { ...options, cacheOptimizedModel: false });
+  assert.equal(off.optimizedModelCache, 'off');
+  await store.release(nextHandle++);
+});
+
+test('identical compiles share one session until the last release; other options get their own', async () => {
+  const dir = fs.mkdtempSync(path.join(root, 'share-'));
+  const file = path.join(dir, 'model.safetensors');
+  writeCheckpoint(file, [10, 20, 30]);
+  const { model } = weightedGraph(file);
+  const store = new SessionStore(path.join(dir, 'cache'));
+  const [h1, h2, h3] = [nextHandle++, nextHandle++, nextHandle++];
+  const first = await store.compile(h1, model, options);
+  const second = await store.compile(h2, model, { ...options, label: 'second' });
+  const third = await store.compile(h3, model, { ...options, intraOpNumThreads: 2 });
+  assert.equal(first.reused, false);
+  assert.equal(second.reused, true);
+  assert.equal(second.label, 'second');
+  assert.equal(second.createMs, 0);
+  assert.equal(third.reused, false);
+  assert.equal(store.sessionCount, 2);
+  await store.release(h1);
+  assert.equal(store.sessionCount, 2, 'the shared session stays while a handle uses it');
+  assert.deepEqual([...(await store.run(h2, { a: a() })).outputs.s!], [580]);
+  await store.release(h2);
+  await store.release(h3);
+  assert.equal(store.sessionCount, 0);
+  await assert.rejects(store.run(h2, { a: a() }), /not compiled here/);
+});
+
+test('node placement is counted per provider from an onnxruntime profile', () => {
+  const kernel = (name: string, provider: string) => ({ cat: 'Node', name: `${name}_kernel_time`, args: { provider } });
+  const placement = countNodePlacement([
+    { cat: 'Session', name: 'model_run' },
+    kernel('conv', 'CUDAExecutionProvider'),
+    kernel('conv', 'CUDAExecutionProvider'), // a second run of the same node counts once
+    kernel('matmul', 'CUDAExecutionProvider'),
+    kernel('nonzero', 'CPUExecutionProvider'),
+    { cat: 'Node', name: 'conv_fence_before', args: { provider: 'CUDAExecutionProvider' } },
+  ]);
+  assert.deepEqual(placement, { CUDAExecutionProvider: 2, CPUExecutionProvider: 1 });
+});
