@@ -35,7 +35,7 @@ function withAptRetry(what, attempt) {
     aptUpdated = true;
     if (run('apt-get', ['update']) && attempt()) return;
   }
-  throw new Error(`${what} failed. It needs apt-get with access to the Debian package repositories (usually as root).`);
+  throw new Error(`${what} failed. It needs apt-get with access to the Debian package repositories and current package lists (apt-get update, as root).`);
 }
 
 function extractDebs(debDir, destination) {
@@ -61,6 +61,7 @@ function prepareBuildInputs() {
   withAptRetry('apt-get download of krb5 headers and ripgrep', () =>
     run('apt-get', ['download', 'libkrb5-dev', 'krb5-multidev', 'comerr-dev', 'ripgrep'], { cwd: paths.debsDir }));
   extractDebs(paths.debsDir, paths.debRoot);
+  fs.rmSync(paths.debsDir, { recursive: true, force: true });
 }
 
 /** @vscode/ripgrep's postinstall first looks for its asset in <tmpdir>/vscode-ripgrep-cache-<version>/. */
@@ -129,8 +130,9 @@ function installChromium() {
   fs.rmSync(path.dirname(paths.chromiumRoot), { recursive: true, force: true });
   // apt may refuse a custom archives folder without its partial/ subfolder.
   fs.mkdirSync(path.join(paths.chromiumDebs, 'partial'), { recursive: true });
+  // Download only, into our own folder: no dpkg lock is needed, so this also works without root.
   withAptRetry('apt-get download of chromium', () =>
-    run('apt-get', ['install', '-y', '--download-only', '--no-install-recommends', '-o', `Dir::Cache::archives=${paths.chromiumDebs}`, 'chromium']));
+    run('apt-get', ['install', '-y', '--download-only', '--no-install-recommends', '-o', `Dir::Cache::archives=${paths.chromiumDebs}`, '-o', 'Debug::NoLocking=1', 'chromium']));
   extractDebs(paths.chromiumDebs, paths.chromiumRoot);
   if (!fs.existsSync(paths.chromiumBin)) throw new Error(`chromium binary missing after extraction: ${paths.chromiumBin}`);
   const version = execFileSync(paths.chromiumBin, ['--version'], {
