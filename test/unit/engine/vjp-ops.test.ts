@@ -3,7 +3,10 @@
  * double kernels for the whole forward + backward graph; float32 (with the step-derived tolerance of
  * gradcheck.ts) where it does not: Conv, ConvTranspose, Erf, InstanceNormalization, Resize, AveragePool.
  */
+import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { vjp } from '../../../src/sidecar/engine/autodiff';
+import { Graph, type Value } from '../../../src/sidecar/engine/graph';
 import * as op from '../../../src/sidecar/engine/ops';
 import { gradcheck, type GradInput } from '../../support/gradcheck';
 
@@ -167,4 +170,20 @@ test('gradients of resampling', async () => {
   await gradcheck({ dtype: 'float64', inputs: { x }, build: ({ x }) => op.adaptiveAvgPool2d(x!, [3, 7]) });
   await gradcheck({ dtype: 'float32', inputs: { x }, build: ({ x }) => op.avgPool2d(x!, 3, 2, 1) });
   await gradcheck({ dtype: 'float32', inputs: { x }, build: ({ x }) => op.avgPool2d(x!, 2) });
+});
+
+test('attention built from matmul + softmax: gradient check, and the backward never reduces the tokens × tokens matrix', async () => {
+  const attention = (q: Value, k: Value, v: Value) => op.matmul(op.softmax(op.mul(op.matmul(q, op.transpose(k, [0, 2, 1])), 0.5)), v);
+  await gradcheck({ dtype: 'float64', inputs: { q: t(2, 6, 4), k: t(2, 5, 4), v: t(2, 5, 3) }, build: ({ q, k, v }) => attention(q!, k!, v!) });
+  const g = new Graph('t');
+  const [q, k, v] = [g.input('q', 'float32', [2, 6, 4]), g.input('k', 'float32', [2, 5, 4]), g.input('v', 'float32', [2, 5, 3])];
+  const out = attention(q, k, v);
+  const before = g.nodes.length;
+  vjp(g, [{ value: out, cotangent: g.input('c', 'float32', out.shape) }], [q, k, v]);
+  const reductions = g.nodes.slice(before).filter((n) => n.op === 'ReduceSum');
+  assert.deepEqual(
+    reductions.map((n) => n.inputs[0]!.shape),
+    [[2, 6, 3]],
+    'the row sums run over [batch, queries, head dim], not [batch, queries, keys]',
+  );
 });

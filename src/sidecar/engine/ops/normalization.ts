@@ -23,9 +23,30 @@ defineOp({
   onnxAttrs: { axis: 'int' },
   vjp(node, [g]) {
     const y = node.outputs[0]!;
-    return [mul(y, sub(g!, reduceSum(mul(g!, y), [node.attrs.axis as number], true)))];
+    const axis = node.attrs.axis as number;
+    const rowDot = attentionRowDot(y, g!, axis) ?? reduceSum(mul(g!, y), [axis], true);
+    return [mul(y, sub(g!, rowDot))];
   },
 });
+
+/**
+ * Σⱼ gᵢⱼ·yᵢⱼ for attention, computed on the small side. When y = softmax(scores) only feeds
+ * O = y·V, its cotangent is g = dO·Vᵀ, and Σⱼ gᵢⱼ·yᵢⱼ = Σ_d dOᵢ_d·Oᵢ_d: a product over the head dim
+ * instead of two passes over the tokens × tokens matrix. Returns null when g is not of that form.
+ */
+function attentionRowDot(y: Value, g: Value, axis: number): Value | null {
+  const matmul = g.producer;
+  if (axis !== y.rank - 1 || matmul?.op !== 'MatMul') return null;
+  const [dOut, vT] = matmul.inputs as [Value, Value];
+  const transposed = vT.producer;
+  const swapsLast = (perm: readonly number[]) => perm.every((p, i) => p === (i === perm.length - 2 ? i + 1 : i === perm.length - 1 ? i - 1 : i));
+  if (transposed?.op !== 'Transpose' || !swapsLast(transposed.attrs.perm as readonly number[])) return null;
+  const v = transposed.inputs[0]!;
+  const forward = y.graph.nodes.find((n) => n.op === 'MatMul' && n.inputs[0] === y && n.inputs[1] === v);
+  const out = forward?.outputs[0];
+  if (!out || !sameShape(out.shape, dOut.shape)) return null;
+  return reduceSum(mul(dOut, out), [axis], true);
+}
 
 defineOp({
   type: 'LayerNormalization',
