@@ -3,24 +3,31 @@ import { after, before, describe, it } from 'node:test';
 import path from 'node:path';
 import { loadUNet } from '../../../../src/sidecar/models/unet/load';
 import type { UNetModel } from '../../../../src/sidecar/models/unet/unet';
-import { FIXTURES, GoldenCase, relativeL2 } from '../../../support/golden-case';
+import { GoldenTensors, readGoldenIndex, type GoldenCase as GoldenEntry } from '../../../conformance/golden';
+import { FIXTURES, relativeL2 } from '../../../support/golden-case';
 import { computeUNetCase, type CaseTensors, type UNetCaseName } from '../../../support/unet-cases';
 
-const tensorsOf = (golden: GoldenCase): CaseTensors => ({
-  settings: golden.entry.settings,
-  float32: (name) => golden.float32(name),
-  int64: (name) => golden.int64(name),
-  shape: (name) => golden.tensors.info(name).shape,
+interface Golden {
+  readonly entry: GoldenEntry;
+  readonly tensors: GoldenTensors;
+}
+
+const tensorsOf = ({ entry, tensors }: Golden): CaseTensors => ({
+  settings: entry.settings,
+  float32: (name) => tensors.float32(name),
+  int64: (name) => tensors.int64(name),
+  shape: (name) => tensors.shape(name),
 });
 
 /** The tolerance of an output; `grad.<adapter>…` outputs share the tolerance of their wildcard entry. */
-function toleranceOf(golden: GoldenCase, name: string): number {
-  const outputs = golden.entry.outputs;
-  const exact = outputs[name]?.tolerance;
+function toleranceOf({ entry }: Golden, name: string): number {
+  const toleranceIn = (spec: unknown) => (typeof spec === 'object' && spec !== null ? (spec as { tolerance?: number }).tolerance : undefined);
+  const exact = toleranceIn(entry.outputs[name]);
   if (exact !== undefined) return exact;
-  const wildcard = Object.entries(outputs).find(([key]) => key.includes('<adapter>') && key.startsWith('grad.') === name.startsWith('grad.'));
-  if (wildcard?.[1].tolerance === undefined) throw new Error(`${golden.entry.name} has no tolerance for ${name}`);
-  return wildcard[1].tolerance;
+  const wildcard = Object.entries(entry.outputs).find(([key]) => key.includes('<adapter>') && key.startsWith('grad.') === name.startsWith('grad.'));
+  const tolerance = toleranceIn(wildcard?.[1]);
+  if (tolerance === undefined) throw new Error(`${entry.name} has no tolerance for ${name}`);
+  return tolerance;
 }
 
 // `npm run conformance` checks every UNet case; these two are also unit tests because they check more
@@ -28,15 +35,19 @@ function toleranceOf(golden: GoldenCase, name: string): number {
 const UNIT_CASES: readonly UNetCaseName[] = ['unet_lora', 'unet_masa'];
 
 describe('UNet golden cases (tiny SD-1.5 UNet)', () => {
-  const goldens = new Map<UNetCaseName, GoldenCase>();
+  const goldens = new Map<UNetCaseName, Golden>();
   let unet: UNetModel;
 
   before(async () => {
-    for (const name of UNIT_CASES) goldens.set(name, await GoldenCase.open(name));
+    const index = await readGoldenIndex(FIXTURES);
+    for (const name of UNIT_CASES) {
+      const entry = index.cases.find((c) => c.name === name)!;
+      goldens.set(name, { entry, tensors: await GoldenTensors.open(path.join(FIXTURES, entry.file)) });
+    }
     unet = await loadUNet(path.join(FIXTURES, 'tiny-sd15', 'unet'));
   });
   after(async () => {
-    for (const g of goldens.values()) await g.close();
+    for (const g of goldens.values()) await g.tensors.close();
   });
 
   for (const name of UNIT_CASES) {
@@ -48,7 +59,7 @@ describe('UNet golden cases (tiny SD-1.5 UNet)', () => {
       for (const output of expected) {
         const actual = outputs[output];
         assert.ok(actual, `${name}: no output ${output} computed`);
-        const error = relativeL2(actual, await golden.float32(output));
+        const error = relativeL2(actual, await golden.tensors.float32(output));
         const tolerance = toleranceOf(golden, output);
         assert.ok(error <= tolerance, `${name}.${output}: relative L2 error ${error.toExponential(3)} > ${tolerance}`);
       }

@@ -6,7 +6,8 @@ import { ModelConfigError, parseUNet2DConditionConfig } from '../../../../src/si
 import { featureNames, loraTargets, planUNet, transformerBlockSites } from '../../../../src/sidecar/models/unet/plan';
 import { BENCH_UNET_CONFIGS, unetParameterSpecs } from '../../../../src/sidecar/models/unet/random-weights';
 import { featureShapes } from '../../../../src/sidecar/models/unet/unet';
-import { FIXTURES, goldenCaseEntry } from '../../../support/golden-case';
+import { readGoldenIndex } from '../../../conformance/golden';
+import { FIXTURES } from '../../../support/golden-case';
 
 const tinyConfigJson = (): Record<string, unknown> =>
   JSON.parse(readFileSync(path.join(FIXTURES, 'tiny-sd15', 'unet', 'config.json'), 'utf8')) as Record<string, unknown>;
@@ -38,10 +39,11 @@ describe('UNet plan', () => {
     assert.equal(sites[15]!.path, 'up_blocks.3.attentions.2.transformer_blocks.0');
   });
 
-  it('lists exactly the adapters of the golden LoRA case, with their sizes', () => {
+  it('lists exactly the adapters of the golden LoRA case, with their sizes', async () => {
     const plan = planUNet(parseUNet2DConditionConfig(tinyConfigJson()));
     const targets = loraTargets(plan);
-    const golden = goldenCaseEntry('unet_lora').settings.adapters as string[];
+    const entry = (await readGoldenIndex(FIXTURES)).cases.find((c) => c.name === 'unet_lora')!;
+    const golden = entry.settings.adapters as string[];
     assert.deepEqual(targets.map((t) => t.module).sort(), [...golden].sort());
     const toK = targets.find((t) => t.module === 'down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k')!;
     assert.deepEqual([toK.inFeatures, toK.outFeatures], [16, 16]);
