@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as vscode from 'vscode';
 import type { ClipdragApi } from '../../../src/extension/api';
-import { InitializeRequest } from '../../../src/shared/protocol';
+import { InitializeRequest, type InitializeResult } from '../../../src/shared/protocol';
 import { askRunner, delay, reportSidecarPid, runnerCanQueryPage, type WebviewImageInfo } from './runner-channel';
 
 const EXTENSION_ID = 'clipdrag.clipdrag-vscode';
@@ -141,6 +141,32 @@ describe('CLIPDrag extension inside VS Code', function () {
       (await askRunner({ kind: 'notifications' })).find((text) => text.includes('batch editing of a folder is not available')),
     );
     assert.match(message, /Nothing was changed/);
+  });
+
+  it('restarts the sidecar with the new preference when the device setting changes', async function () {
+    const nextStart = () =>
+      new Promise<InitializeResult>((resolve) => {
+        const subscription = api.sidecar.onDidStart((result) => {
+          subscription.dispose();
+          resolve(result);
+        });
+      });
+    const before = await api.sidecar.start();
+    const settings = vscode.workspace.getConfiguration('clipdrag');
+    const restarted = nextStart();
+    await settings.update('device', 'cpu', vscode.ConfigurationTarget.Global);
+    const after = await restarted;
+    reportSidecarPid(after.pid);
+    assert.notEqual(after.pid, before.pid);
+    assert.equal(isAlive(before.pid), false, 'the old sidecar must have been stopped');
+    assert.deepEqual(after.executionProvider, { ok: true, preference: 'cpu', provider: 'cpu', reason: 'requested explicitly' });
+
+    // Back to the default; wait for that restart too, so it cannot overlap the next test.
+    const restartedAgain = nextStart();
+    await settings.update('device', undefined, vscode.ConfigurationTarget.Global);
+    const reset = await restartedAgain;
+    reportSidecarPid(reset.pid);
+    assert.equal(reset.executionProvider.preference, 'auto');
   });
 
   it('fails a pending request clearly when the sidecar dies, and restarts it on the next request', async function () {
