@@ -1,0 +1,207 @@
+/**
+ * Engine runtime costs: session creation (optimised cold, cached optimised model, unoptimised) for a
+ * graph of a few thousand nodes; the overhead of a run through the worker against a run in-thread for a
+ * small graph; and the memory cost of hard-linked against in-memory external weights.
+ *
+ * Flags: --blocks N (4 nodes per block in the creation graph, default 1000), --runs N (timed runs per
+ * run configuration, default 200), --weights-mb N (checkpoint size for the weights configurations,
+ * default 256).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Graph } from '../src/sidecar/engine/graph';
+import { add, mul, reduceSum, reshape } from '../src/sidecar/engine/ops';
+import { serializeGraph, type SerializedModel } from '../src/sidecar/engine/onnx/serialize';
+import { Engine } from '../src/sidecar/engine/runtime/engine';
+import { SessionStore } from '../src/sidecar/engine/runtime/sessions';
+import type { CompileOptions } from '../src/sidecar/engine/runtime/types';
+import { rssMb, round, timeRepeated } from './lib/measure';
+import type { Benchmark, Configuration, Flags, MeasureContext, Metrics } from './lib/types';
+
+type Kind = 'create' | 'run' | 'weights';
+
+interface RuntimeConfiguration extends Configuration {
+  readonly kind: Kind;
+  readonly blocks?: number;
+  readonly runs?: number;
+  readonly weightsMb?: number;
+  readonly options: CompileOptions;
+  readonly via?: 'in-thread' | 'worker' | 'worker-transfer';
+}
+
+const WORK_DIR = path.join(os.tmpdir(), 'clipdrag-bench', 'runtime');
+const CACHE_DIR = path.join(WORK_DIR, 'sessions');
+const WIDTH = 256;
+const TENSOR_FLOATS = 2 ** 20; // 4 MB per weight in the weights configurations
+
+function intFlag(flags: Flags, name: string, fallback: number): number {
+  const value = flags[name];
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} needs a positive integer, got ${value}`);
+  return n;
+}
+
+/** Writes `file` of `bytes` (deterministic small floats) in chunks, unless it already has that size. */
+function ensureCheckpoint(file: string, bytes: number): void {
+  if (fs.statSync(file, { throwIfNoEntry: false })?.size === bytes) return;
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const chunk = new Float32Array(TENSOR_FLOATS).map((_, i) => ((i % 97) - 48) * 1e-4);
+  const fd = fs.openSync(`${file}.tmp`, 'w');
+  for (let written = 0; written < bytes; written += chunk.byteLength) {
+    fs.writeSync(fd, new Uint8Array(chunk.buffer, 0, Math.min(chunk.byteLength, bytes - written)));
+  }
+  fs.closeSync(fd);
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+/** `blocks` × (Reshape, Mul by a weight, Add a weight, Reshape): a few thousand nodes, weights external. */
+function stackModel(blocks: number): SerializedModel {
+  const file = path.join(WORK_DIR, `stack-${blocks}.bin`);
+  ensureCheckpoint(file, blocks * 2 * WIDTH * 4);
+  const g = new Graph(`stack-${blocks}`);
+  let x = g.input('x', 'float32', [4, WIDTH]);
+  for (let i = 0; i < blocks; i++) {
+    const w = g.weight(`w${i}`, 'float32', [WIDTH], { kind: 'external', file, offset: 2 * i * WIDTH * 4, length: WIDTH * 4 });
+    const b = g.weight(`b${i}`, 'float32', [WIDTH], { kind: 'external', file, offset: (2 * i + 1) * WIDTH * 4, length: WIDTH * 4 });
+    x = g.scope(i, () => reshape(add(mul(reshape(x, [2, 2, WIDTH]), w), b), [4, WIDTH]));
+  }
+  g.output('y', reduceSum(x, [1], false));
+  return serializeGraph(g);
+}
+
+/** A latent-sized elementwise graph: the run overhead, not the compute, dominates. */
+function smallModel(): SerializedModel {
+  const g = new Graph('small');
+  const x = g.input('x', 'float32', [1, 4, 64, 64]);
+  g.output('y', add(mul(x, 0.18215), 1));
+  return serializeGraph(g);
+}
+
+/** A chain of additions that reads every 4 MB tensor of a `weightsMb` checkpoint. */
+function weightsModel(weightsMb: number): SerializedModel {
+  const file = path.join(WORK_DIR, `weights-${weightsMb}mb.bin`);
+  const tensors = Math.floor((weightsMb * 2 ** 20) / (TENSOR_FLOATS * 4));
+  const g = new Graph(`weights-${weightsMb}mb`);
+  let x = g.input('x', 'float32', [TENSOR_FLOATS]);
+  for (let i = 0; i < tensors; i++) {
+    x = add(x, g.weight(`w${i}`, 'float32', [TENSOR_FLOATS], { kind: 'external', file, offset: i * TENSOR_FLOATS * 4, length: TENSOR_FLOATS * 4 }));
+  }
+  g.output('y', reduceSum(x, [0], false));
+  return serializeGraph(g);
+}
+
+const single = { device: 'cpu', intraOpNumThreads: os.availableParallelism() } as const;
+
+async function measureCreate(config: RuntimeConfiguration, context: MeasureContext): Promise<Metrics> {
+  const model = stackModel(config.blocks!);
+  const store = new SessionStore(CACHE_DIR);
+  let handle = 0;
+  let last: Awaited<ReturnType<SessionStore['compile']>> | undefined;
+  const compileOnce = async () => {
+    last = await store.compile(++handle, model, config.options);
+    await store.release(handle);
+  };
+  // One untimed compile in every configuration: it pays onnxruntime's one-time start-up in this process
+  // and, with caching on, writes the optimised model that the timed compiles then load.
+  await compileOnce();
+  const timing = await timeRepeated(compileOnce, context);
+  return {
+    createMs: round(timing.medianMs, 1),
+    minMs: round(timing.minMs, 1),
+    maxMs: round(timing.maxMs, 1),
+    nodes: config.blocks! * 4 + 1,
+    cache: last!.optimizedModelCache,
+  };
+}
+
+async function measureRun(config: RuntimeConfiguration, context: MeasureContext): Promise<Metrics> {
+  const model = smallModel();
+  const x = () => new Float32Array(4 * 64 * 64).fill(0.5);
+  const timed = { repeat: config.runs!, warmup: Math.max(context.warmup, 10) };
+  if (config.via === 'in-thread') {
+    const store = new SessionStore(CACHE_DIR);
+    await store.compile(1, model, config.options);
+    const timing = await timeRepeated(() => store.run(1, { x: x() }), timed);
+    await store.releaseAll();
+    return { runMs: round(timing.medianMs, 3), minMs: round(timing.minMs, 3), runs: config.runs! };
+  }
+  const engine = new Engine({ cacheDir: CACHE_DIR });
+  try {
+    const compiled = await engine.compile(model, config.options);
+    const transferInputs = config.via === 'worker-transfer';
+    const timing = await timeRepeated(() => engine.run(compiled, { x: x() }, undefined, { transferInputs }), timed);
+    return { runMs: round(timing.medianMs, 3), minMs: round(timing.minMs, 3), runs: config.runs! };
+  } finally {
+    await engine.close();
+  }
+}
+
+async function measureWeights(config: RuntimeConfiguration): Promise<Metrics> {
+  const model = weightsModel(config.weightsMb!);
+  // Load onnxruntime and its thread pools first, so the baseline holds everything but the weights.
+  const store = new SessionStore(CACHE_DIR);
+  await store.compile(1, smallModel(), config.options);
+  await store.releaseAll();
+  // Garbage is collected after a turn of the event loop: a buffer handed to onnxruntime is still
+  // referenced until the compile's promise chain has unwound.
+  const settledRssMb = async () => {
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      (globalThis as { gc?: () => void }).gc?.();
+    }
+    return rssMb();
+  };
+  const before = await settledRssMb();
+  const started = performance.now();
+  const info = await store.compile(2, model, config.options);
+  const createMs = performance.now() - started;
+  const created = rssMb();
+  const steady = await settledRssMb();
+  await store.run(2, { x: new Float32Array(TENSOR_FLOATS) });
+  const ran = await settledRssMb();
+  await store.releaseAll();
+  const released = await settledRssMb();
+  return {
+    createMs: round(createMs, 0),
+    mode: info.externalWeights[0]!.mode,
+    weightsMb: round(info.externalWeights.reduce((sum, w) => sum + w.bytes, 0) / 2 ** 20, 0),
+    rssBeforeMb: round(before, 0),
+    rssCreatedMb: round(created, 0),
+    rssSteadyMb: round(steady, 0),
+    rssAfterRunMb: round(ran, 0),
+    rssReleasedMb: round(released, 0),
+  };
+}
+
+export const benchmark: Benchmark<RuntimeConfiguration> = {
+  description: 'engine runtime: session creation cold vs cached, worker round trip vs in-thread, hard-linked vs in-memory weights',
+  configurations(flags) {
+    const blocks = intFlag(flags, 'blocks', 1000);
+    const runs = intFlag(flags, 'runs', 200);
+    const weightsMb = intFlag(flags, 'weights-mb', 256);
+    // Written here, in the parent, so that no child's peak RSS includes writing it.
+    ensureCheckpoint(path.join(WORK_DIR, `weights-${weightsMb}mb.bin`), Math.floor((weightsMb * 2 ** 20) / (TENSOR_FLOATS * 4)) * TENSOR_FLOATS * 4);
+    return [
+      { name: 'create-unoptimized', kind: 'create', blocks, options: { ...single, graphOptimizationLevel: 'disabled' } },
+      { name: 'create-cold', kind: 'create', blocks, options: { ...single, cacheOptimizedModel: false } },
+      { name: 'create-cached', kind: 'create', blocks, options: { ...single, cacheOptimizedModel: true } },
+      { name: 'run-in-thread', kind: 'run', runs, via: 'in-thread', options: single },
+      { name: 'run-worker', kind: 'run', runs, via: 'worker', options: single },
+      { name: 'run-worker-transfer', kind: 'run', runs, via: 'worker-transfer', options: single },
+      { name: 'weights-link', kind: 'weights', weightsMb, options: { ...single, externalWeights: 'link', cacheOptimizedModel: false } },
+      { name: 'weights-memory', kind: 'weights', weightsMb, options: { ...single, externalWeights: 'memory', cacheOptimizedModel: false } },
+    ];
+  },
+  async measure(config, context) {
+    switch (config.kind) {
+      case 'create':
+        return measureCreate(config, context);
+      case 'run':
+        return measureRun(config, context);
+      case 'weights':
+        return measureWeights(config);
+    }
+  },
+};
