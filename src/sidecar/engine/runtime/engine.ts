@@ -213,11 +213,14 @@ function defaultWorkerScript(): string {
   throw new Error(`the engine worker script is missing: neither ${bundled} nor ${source} exists (run the build)`);
 }
 
+/** A variable, not a literal, so that bundlers leave this development-only lookup alone. */
+const TSX_CJS_HOOK = 'tsx/cjs';
+
 function spawnWorker(script: string, start: WorkerStart): Worker {
   const options = { workerData: start };
   if (!script.endsWith('.ts')) return new Worker(script, options);
   // From sources: Node 20 does not apply `--import tsx` to a worker's entry file, so the worker first
   // registers tsx's CommonJS hook, then loads the TypeScript entry through it.
-  const tsx = require.resolve('tsx/cjs');
+  const tsx = require.resolve(TSX_CJS_HOOK);
   return new Worker(`require(${JSON.stringify(tsx)});\nrequire(${JSON.stringify(script)});`, { ...options, eval: true });
 }
