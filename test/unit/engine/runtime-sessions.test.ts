@@ -10,7 +10,7 @@ import { add, mul, reduceSum } from '../../../src/sidecar/engine/ops';
 import { serializeGraph, type SerializedModel } from '../../../src/sidecar/engine/onnx/serialize';
 import { ExternalWeightsError } from '../../../src/sidecar/engine/runtime/model-folder';
 import { countNodePlacement } from '../../../src/sidecar/engine/runtime/placement';
-import { SessionStore } from '../../../src/sidecar/engine/runtime/sessions';
+import { SessionCreationError, SessionStore } from '../../../src/sidecar/engine/runtime/sessions';
 import { runGraph } from '../../support/run-graph';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'engine-runtime-sessions-'));
@@ -197,6 +197,23 @@ test('identical compiles share one session until the last release; other options
   await store.release(h3);
   assert.equal(store.sessionCount, 0);
   await assert.rejects(store.run(h2, { a: a() }), /not compiled here/);
+});
+
+test('a session onnxruntime cannot create is an error naming the graph, the provider and the reason', async () => {
+  const dir = fs.mkdtempSync(path.join(root, 'invalid-'));
+  const store = new SessionStore(path.join(dir, 'cache'));
+  const broken: SerializedModel = { bytes: Buffer.from('not a model'), hash: 'f'.repeat(64), externalFiles: [], inputNames: [], outputNames: [] };
+  await assert.rejects(
+    store.compile(nextHandle++, broken, { ...options, label: 'broken graph' }),
+    (e: unknown) =>
+      e instanceof SessionCreationError &&
+      e.provider === 'cpu' &&
+      /Could not create an onnxruntime session for broken graph on the cpu execution provider: .*protobuf/i.test(e.message) &&
+      /bug to report/.test(e.message),
+  );
+  const folder = path.join(dir, 'cache', broken.hash);
+  assert.deepEqual(fs.readdirSync(folder), ['model.onnx'], 'no optimised model or temporary file is left behind');
+  assert.equal(store.sessionCount, 0);
 });
 
 test('node placement is counted per provider from an onnxruntime profile', () => {

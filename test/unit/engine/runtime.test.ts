@@ -62,6 +62,11 @@ test('a graph compiled and run in the worker gives the in-thread results and rep
     const placement = compiled.nodePlacement as Record<string, number> | undefined;
     assert.ok(placement && placement.CPUExecutionProvider! > 0 && Object.keys(placement).length === 1, JSON.stringify(placement));
 
+    // Calls made at once are answered one by one, each with its own result.
+    const scaled = [1, 2, 3, 4, 5].map((factor) => ({ ...feeds(), x: feeds().x.map((v) => v * factor) }));
+    const concurrent = await Promise.all(scaled.map((f) => engine.run(compiled, f, ['y'])));
+    for (const [i, f] of scaled.entries()) assert.deepEqual([...concurrent[i]!.y!], [...(await runGraph(graph, f)).y!]);
+
     const some = await engine.run(compiled, feeds(), ['total']);
     assert.deepEqual(Object.keys(some), ['total']);
     assert.deepEqual([...some.total!], [...expected.total!]);
