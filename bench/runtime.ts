@@ -3,6 +3,10 @@
  * graph of a few thousand nodes; the overhead of a run through the worker against a run in-thread for a
  * small graph; and the memory cost of hard-linked against in-memory external weights.
  *
+ * The `*-interleaved` configurations time their variants in turn in one process, so that load from
+ * other processes hits them alike: on a shared machine their ratios are the numbers to compare (their
+ * peak RSS holds several sessions and means little).
+ *
  * Flags: --blocks N (4 nodes per block in the creation graph, default 1000), --runs N (timed runs per
  * run configuration, default 200), --weights-mb N (checkpoint size for the weights configurations,
  * default 256).
@@ -16,10 +20,10 @@ import { serializeGraph, type SerializedModel } from '../src/sidecar/engine/onnx
 import { Engine } from '../src/sidecar/engine/runtime/engine';
 import { SessionStore } from '../src/sidecar/engine/runtime/sessions';
 import type { CompileOptions } from '../src/sidecar/engine/runtime/types';
-import { rssMb, round, timeRepeated } from './lib/measure';
+import { median, rssMb, round, timeRepeated } from './lib/measure';
 import type { Benchmark, Configuration, Flags, MeasureContext, Metrics } from './lib/types';
 
-type Kind = 'create' | 'run' | 'weights';
+type Kind = 'create' | 'create-interleaved' | 'run' | 'run-interleaved' | 'weights';
 
 interface RuntimeConfiguration extends Configuration {
   readonly kind: Kind;
@@ -138,6 +142,74 @@ async function measureRun(config: RuntimeConfiguration, context: MeasureContext)
   }
 }
 
+/**
+ * The variants timed in turn, repetition by repetition, in one process: load from other processes on a
+ * shared machine then hits them alike, and the ratios stay meaningful even when the times do not.
+ */
+async function timeInterleaved(variants: Record<string, () => Promise<unknown>>, repeat: number): Promise<Record<string, number>> {
+  const samples: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((name) => [name, []]));
+  for (let i = 0; i < repeat; i++) {
+    for (const [name, fn] of Object.entries(variants)) {
+      const start = performance.now();
+      await fn();
+      samples[name]!.push(performance.now() - start);
+    }
+  }
+  return Object.fromEntries(Object.entries(samples).map(([name, values]) => [name, median(values)]));
+}
+
+async function measureCreateInterleaved(config: RuntimeConfiguration, context: MeasureContext): Promise<Metrics> {
+  const model = stackModel(config.blocks!);
+  const store = new SessionStore(CACHE_DIR);
+  let handle = 0;
+  const compile = (options: CompileOptions) => async () => {
+    await store.compile(++handle, model, { ...config.options, ...options });
+    await store.release(handle);
+  };
+  const variants = {
+    unoptimized: compile({ graphOptimizationLevel: 'disabled' }),
+    cold: compile({ cacheOptimizedModel: false }),
+    cached: compile({ cacheOptimizedModel: true }),
+  };
+  for (const fn of Object.values(variants)) await fn(); // start-up, and the cached optimised model
+  const ms = await timeInterleaved(variants, context.repeat);
+  return {
+    unoptimizedMs: round(ms.unoptimized!, 1),
+    coldMs: round(ms.cold!, 1),
+    cachedMs: round(ms.cached!, 1),
+    coldOverCached: round(ms.cold! / ms.cached!, 2),
+    nodes: config.blocks! * 4 + 1,
+  };
+}
+
+async function measureRunInterleaved(config: RuntimeConfiguration, context: MeasureContext): Promise<Metrics> {
+  const model = smallModel();
+  const x = () => new Float32Array(4 * 64 * 64).fill(0.5);
+  const store = new SessionStore(CACHE_DIR);
+  await store.compile(1, model, config.options);
+  const engine = new Engine({ cacheDir: CACHE_DIR });
+  try {
+    const compiled = await engine.compile(model, config.options);
+    const variants = {
+      inThread: () => store.run(1, { x: x() }),
+      worker: () => engine.run(compiled, { x: x() }),
+      workerTransfer: () => engine.run(compiled, { x: x() }, undefined, { transferInputs: true }),
+    };
+    for (let i = 0; i < Math.max(context.warmup, 10); i++) for (const fn of Object.values(variants)) await fn();
+    const ms = await timeInterleaved(variants, config.runs!);
+    return {
+      inThreadMs: round(ms.inThread!, 3),
+      workerMs: round(ms.worker!, 3),
+      workerTransferMs: round(ms.workerTransfer!, 3),
+      roundTripMs: round(ms.worker! - ms.inThread!, 3),
+      runs: config.runs!,
+    };
+  } finally {
+    await engine.close();
+    await store.releaseAll();
+  }
+}
+
 async function measureWeights(config: RuntimeConfiguration): Promise<Metrics> {
   const model = weightsModel(config.weightsMb!);
   // Load onnxruntime and its thread pools first, so the baseline holds everything but the weights.
@@ -187,9 +259,11 @@ export const benchmark: Benchmark<RuntimeConfiguration> = {
       { name: 'create-unoptimized', kind: 'create', blocks, options: { ...single, graphOptimizationLevel: 'disabled' } },
       { name: 'create-cold', kind: 'create', blocks, options: { ...single, cacheOptimizedModel: false } },
       { name: 'create-cached', kind: 'create', blocks, options: { ...single, cacheOptimizedModel: true } },
+      { name: 'create-interleaved', kind: 'create-interleaved', blocks, options: single },
       { name: 'run-in-thread', kind: 'run', runs, via: 'in-thread', options: single },
       { name: 'run-worker', kind: 'run', runs, via: 'worker', options: single },
       { name: 'run-worker-transfer', kind: 'run', runs, via: 'worker-transfer', options: single },
+      { name: 'run-interleaved', kind: 'run-interleaved', runs, options: single },
       { name: 'weights-link', kind: 'weights', weightsMb, options: { ...single, externalWeights: 'link', cacheOptimizedModel: false } },
       { name: 'weights-memory', kind: 'weights', weightsMb, options: { ...single, externalWeights: 'memory', cacheOptimizedModel: false } },
     ];
@@ -198,8 +272,12 @@ export const benchmark: Benchmark<RuntimeConfiguration> = {
     switch (config.kind) {
       case 'create':
         return measureCreate(config, context);
+      case 'create-interleaved':
+        return measureCreateInterleaved(config, context);
       case 'run':
         return measureRun(config, context);
+      case 'run-interleaved':
+        return measureRunInterleaved(config, context);
       case 'weights':
         return measureWeights(config);
     }
