@@ -36,6 +36,37 @@ test('conv2d with stride, asymmetric padding, dilation and groups', async () => 
   assertClose(out.plain!, R.conv2d(x, w1, null, { pads: [1, 1, 1, 1] }), 'plain conv', 1e-5, 1e-5);
 });
 
+test('convTranspose2d scatters each input pixel through the kernel (PyTorch layout [in, out/groups, kh, kw])', async () => {
+  const x = R.random([1, 4, 3, 4], next);
+  const w = R.random([4, 3, 3, 2], next);
+  const bias = R.random([6], next);
+  const [stride, pad, outPad, groups] = [2, 1, 1, 2];
+  const out = await evaluate({ x, w, bias }, ({ x, w, bias }) => ({
+    y: op.convTranspose2d(x!, w!, bias!, { stride, padding: pad, outputPadding: outPad, groups }),
+  }));
+  const [oh, ow] = [(3 - 1) * stride - 2 * pad + 3 + outPad, (4 - 1) * stride - 2 * pad + 2 + outPad];
+  const expected = R.fromFn([1, 6, oh, ow], () => 0);
+  const at = (o: number, y: number, z: number) => (o * oh + y) * ow + z;
+  for (let o = 0; o < 6; o++) expected.data.fill(bias.data[o]!, at(o, 0, 0), at(o + 1, 0, 0));
+  for (let c = 0; c < 4; c++) {
+    const group = Math.floor(c / 2);
+    for (let iy = 0; iy < 3; iy++) {
+      for (let ix = 0; ix < 4; ix++) {
+        for (let oc = 0; oc < 3; oc++) {
+          for (let ky = 0; ky < 3; ky++) {
+            for (let kx = 0; kx < 2; kx++) {
+              const [y, z] = [iy * stride + ky - pad, ix * stride + kx - pad];
+              if (y < 0 || z < 0 || y >= oh || z >= ow) continue;
+              expected.data[at(group * 3 + oc, y, z)]! += R.get(x, [0, c, iy, ix]) * R.get(w, [c, oc, ky, kx]);
+            }
+          }
+        }
+      }
+    }
+  }
+  assertClose(out.y!, expected, 'convTranspose2d', 1e-5, 1e-5);
+});
+
 test('softmax, layerNorm and groupNorm', async () => {
   const x = R.random([2, 6, 3, 4], next, -3, 3);
   const lnW = R.random([3, 4], next);

@@ -40,7 +40,9 @@ test('gather (constant and tensor indices), pad, tile, unsqueeze, squeeze, flatt
     unsq: op.unsqueeze(x!, [0, -1]),
     sq: op.squeeze(op.unsqueeze(x!, [2]), [2]),
     flat: op.flatten(x!, 1, 2),
+    gatherEl: op.gatherElements(x!, g.constant(Array.from({ length: 2 * 3 * 2 * 5 }, (_, k) => (k * 7) % 4), [2, 3, 2, 5], 'int64'), 2),
   }));
+  assertClose(out.gatherEl!, R.fromFn([2, 3, 2, 5], ([a, b, c, d]) => R.get(x, [a!, b!, ((((a! * 3 + b!) * 2 + c!) * 5 + d!) * 7) % 4, d!])), 'gatherElements');
   assertClose(out.gather!, R.fromFn([2, 3, 4, 5], ([a, b, c, d]) => R.get(x, [a!, b!, [3, 0, 3, 3][c!]!, d!])), 'gather');
   assertClose(out.gatherT!, R.fromFn([2, 2, 2, 4, 5], ([a, i, j, c, d]) => R.get(x, [a!, [1, 0, 2, 2][2 * i! + j!]!, c!, d!])), 'gather tensor indices');
   const padded = R.fromFn([2, 3, 6, 7], ([a, b, c, d]) => (c! < 1 || c! > 4 || d! > 4 ? 0.5 : R.get(x, [a!, b!, c! - 1, d!])));

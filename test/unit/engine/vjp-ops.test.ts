@@ -47,6 +47,7 @@ test('gradients of unary math (float64)', async () => {
     ['pow 2', t(3, 4), (v) => op.pow(v, 2)],
     ['pow -0.5', positive(3, 4), (v) => op.pow(v, -0.5)],
     ['silu', t(3, 4), op.silu],
+    ['x times sign(x): sign passes no gradient', awayFrom([3, 4], [0], 11), (v) => op.mul(v, op.sign(v))],
     ['quickGelu', t(3, 4), op.quickGelu],
     ['gelu tanh', t(3, 4), (v) => op.gelu(v, 'tanh')],
   ];
@@ -159,6 +160,18 @@ test('gradients of shape ops (float64)', async () => {
     dtype: 'float64',
     inputs: { x: t(4, 3) },
     build: ({ x }, g) => op.gather(x!, g.constant([1, 3, 1, 0, 1, 2], [2, 3], 'int64'), 0),
+  });
+  await gradcheck({
+    dtype: 'float64',
+    inputs: { x: t(4, 3) },
+    build: ({ x }, g) => op.gatherElements(x!, g.constant([1, 3, 1, 0, 0, 2, 3, 3, 2], [3, 3], 'int64'), 0),
+  });
+  // ScatterElements(add) only appears as Gather's adjoint; its own rule serves second derivatives.
+  await gradcheck({
+    dtype: 'float64',
+    inputs: { data: t(4, 3), updates: t(2, 3) },
+    build: ({ data, updates }, g) =>
+      g.apply1('ScatterElements', [data!, g.constant([3, 0, 1, 3, 1, 1], [2, 3], 'int64'), updates!], { axis: 0, reduction: 'add' }),
   });
 });
 
