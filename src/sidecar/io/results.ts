@@ -1,0 +1,153 @@
+// Writing an edit's result next to its source: `cat.png` → `cat.clipdrag.png` and the recipe `cat.clipdrag.json`
+// (then `cat.clipdrag-2.png` / `-2.json`, `-3`, ... when taken). Both files appear complete or not at all, a name
+// is never taken twice (even by concurrent writers), and the source is only ever read.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { RECIPE_VERSION, type Recipe } from '../../shared/recipe';
+import {
+  FileWriteError,
+  describeWriteFailure,
+  errorCode,
+  nodeFileOps,
+  publishExclusive,
+  removeQuietly,
+  writeTempFile,
+  type FileOps,
+} from './atomic-write';
+import { encodePng, type RgbImage } from './image';
+
+/** Everything in the recipe except what the writer decides (the result's file name, the time). */
+export type RecipeDraft = Omit<Recipe, 'recipeVersion' | 'createdAt' | 'result'>;
+
+export interface WriteResultRequest {
+  /** The edited image's source file; results go into its folder. */
+  sourcePath: string;
+  image: RgbImage;
+  recipe: RecipeDraft;
+  /** Replaceable file operations (tests inject failures). */
+  ops?: FileOps;
+  /** Give up after this many numbered names (default 9999). */
+  maxIndex?: number;
+  /** Time stamp for the recipe (default now). */
+  now?: Date;
+}
+
+export interface WrittenResult {
+  imagePath: string;
+  recipePath: string;
+  /** 1 for `<name>.clipdrag.png`, n for `<name>.clipdrag-n.png`. */
+  index: number;
+  recipe: Recipe;
+}
+
+/** The result and recipe paths for a source and a number: 1 → `cat.clipdrag.png`, 2 → `cat.clipdrag-2.png`, ... */
+export function resultPaths(sourcePath: string, index: number): { imagePath: string; recipePath: string } {
+  if (!Number.isSafeInteger(index) || index < 1) throw new RangeError(`Result index must be a positive integer, got ${index}`);
+  const dir = path.dirname(sourcePath);
+  const stem = path.parse(sourcePath).name;
+  const suffix = index === 1 ? '.clipdrag' : `.clipdrag-${index}`;
+  return { imagePath: path.join(dir, `${stem}${suffix}.png`), recipePath: path.join(dir, `${stem}${suffix}.json`) };
+}
+
+/** The recipe's `source` block: name, size and sha256 of the source file's bytes (read only). */
+export async function describeSourceFile(sourcePath: string, size: { width: number; height: number }): Promise<Recipe['source']> {
+  const bytes = await readFile(sourcePath, { flag: 'r' });
+  return { file: path.basename(sourcePath), width: size.width, height: size.height, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+
+/**
+ * Encodes the result, then publishes `<name>.clipdrag[-n].png` and its recipe under the first number whose two
+ * names are both free. Throws a `FileWriteError` (nothing left behind) when the disk is full, the folder is not
+ * writable, or every number up to `maxIndex` is taken.
+ */
+export async function writeEditResult(request: WriteResultRequest): Promise<WrittenResult> {
+  const ops = request.ops ?? nodeFileOps;
+  const maxIndex = request.maxIndex ?? 9999;
+  const source = path.resolve(request.sourcePath);
+  const dir = path.dirname(source);
+  const png = await encodePng(request.image);
+  const createdAt = (request.now ?? new Date()).toISOString();
+
+  /** Files this call created and must remove if it fails. */
+  const temporaries = new Set<string>();
+  const published: string[] = [];
+  let current = resultPaths(source, 1).imagePath;
+  try {
+    let pngTemp: string | undefined;
+    for (let index = 1; index <= maxIndex; index++) {
+      const { imagePath, recipePath } = resultPaths(source, index);
+      current = imagePath;
+      // Cheap check first: skipping a half-taken number (say, a recipe whose image was deleted) keeps pairs together.
+      if ((await ops.exists(imagePath)) || (await ops.exists(recipePath))) continue;
+
+      const recipe: Recipe = {
+        recipeVersion: RECIPE_VERSION,
+        createdAt,
+        ...request.recipe,
+        result: { file: path.basename(imagePath), width: request.image.width, height: request.image.height },
+      };
+      if (!pngTemp) {
+        pngTemp = await writeTempFile(dir, path.basename(imagePath), png, ops);
+        temporaries.add(pngTemp);
+      }
+      current = recipePath;
+      const recipeTemp = await writeTempFile(dir, path.basename(recipePath), new TextEncoder().encode(`${JSON.stringify(recipe, null, 2)}\n`), ops);
+      temporaries.add(recipeTemp);
+
+      current = imagePath;
+      const imageOutcome = await publishExclusive(pngTemp, imagePath, ops);
+      if (imageOutcome === 'taken') {
+        await discard(recipeTemp, temporaries, ops);
+        continue;
+      }
+      published.push(imagePath);
+      if (imageOutcome === 'renamed') {
+        temporaries.delete(pngTemp);
+        pngTemp = undefined;
+      }
+
+      current = recipePath;
+      const recipeOutcome = await publishExclusive(recipeTemp, recipePath, ops);
+      if (recipeOutcome === 'taken') {
+        // Another writer got this recipe name between the check and now: give the number up entirely.
+        await discard(recipeTemp, temporaries, ops);
+        await unpublish(imagePath, published, ops);
+        continue;
+      }
+      published.push(recipePath);
+      if (recipeOutcome === 'renamed') temporaries.delete(recipeTemp);
+
+      for (const temp of temporaries) await removeQuietly(temp, ops);
+      temporaries.clear();
+      await ops.syncDirectory(dir);
+      return { imagePath, recipePath, index, recipe };
+    }
+    throw new FileWriteError(
+      `Could not write the result of ${path.basename(source)}: every name from ${path.basename(resultPaths(source, 1).imagePath)} to ${path.basename(resultPaths(source, maxIndex).imagePath)} is taken. Move or delete old results in ${dir}.`,
+      'EEXIST',
+      resultPaths(source, maxIndex).imagePath,
+    );
+  } catch (error) {
+    for (const temp of temporaries) await removeQuietly(temp, ops);
+    for (const file of published) await removeQuietly(file, ops);
+    if (error instanceof FileWriteError) throw error;
+    throw new FileWriteError(
+      `Could not write the result of ${path.basename(source)} (${path.basename(current)}) in ${dir}: ${describeWriteFailure(error)}. Nothing was written; the source is unchanged.`,
+      errorCode(error),
+      current,
+      { cause: error },
+    );
+  }
+}
+
+async function discard(temp: string, temporaries: Set<string>, ops: FileOps): Promise<void> {
+  temporaries.delete(temp);
+  await removeQuietly(temp, ops);
+}
+
+/** Takes a just-published image back (its number is given up); a renamed temporary file is rewritten for the next number. */
+async function unpublish(imagePath: string, published: string[], ops: FileOps): Promise<void> {
+  published.splice(published.indexOf(imagePath), 1);
+  await ops.unlink(imagePath);
+}
