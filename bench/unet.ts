@@ -20,6 +20,7 @@ import type { Graph } from '../src/sidecar/engine/graph';
 import { serializeGraph } from '../src/sidecar/engine/onnx/serialize';
 import { SessionStore } from '../src/sidecar/engine/runtime/sessions';
 import { loadUNet } from '../src/sidecar/models/unet/load';
+import { unetBlockSegment } from '../src/sidecar/models/unet/remat';
 import { buildUNetGraph } from '../src/sidecar/models/unet/unet';
 
 export type UNetBenchMode = 'forward' | 'forward+vjp' | 'forward+vjp (remat)';
@@ -120,9 +121,8 @@ function buildBenchGraph(unet: Awaited<ReturnType<typeof loadUNet>>, request: Ch
     { value: forward.eps, cotangent: graph.input('cotangent_eps', 'float32', forward.eps.shape) },
     { value: feature, cotangent: graph.input('cotangent_feat_3_up2', 'float32', feature.shape) },
   ];
-  // Rematerialise per resnet / transformer: their insides are recomputed in the backward pass.
-  const recompute = { recompute: (node: { scope: string }) => /^(.*\.(resnets|attentions)\.\d+)/.exec(node.scope)?.[1] ?? null };
-  const [dSample] = vjp(graph, seeds, [inputs.sample], request.mode === 'forward+vjp (remat)' ? recompute : {});
+  // remat: every resnet and transformer is recomputed in the backward pass instead of kept.
+  const [dSample] = vjp(graph, seeds, [inputs.sample], request.mode === 'forward+vjp (remat)' ? { recompute: unetBlockSegment } : {});
   graph.output('feat_3_up2', feature);
   graph.output('grad_sample', dSample!);
   return graph;

@@ -2,11 +2,13 @@ import assert from 'node:assert/strict';
 import { copyFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { vjp } from '../../../../src/sidecar/engine/autodiff';
 import { Graph } from '../../../../src/sidecar/engine/graph';
 import { float32ToFloat16Bits } from '../../../../src/sidecar/models/checkpoint/float16';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../../../src/sidecar/models/checkpoint/safetensors';
 import { loadUNet } from '../../../../src/sidecar/models/unet/load';
 import { writeRandomUNet } from '../../../../src/sidecar/models/unet/random-weights';
+import { unetBlockSegment } from '../../../../src/sidecar/models/unet/remat';
 import { cos, sin } from '../../../../src/sidecar/models/unet/trig';
 import { buildUNetGraph, featureShapes, type UNetGraphSpec, type UNetModel } from '../../../../src/sidecar/models/unet/unet';
 import { CheckpointKeyError } from '../../../../src/sidecar/models/weights';
@@ -92,6 +94,51 @@ describe('UNet from a diffusers folder', () => {
       const extra = await loadUNet(dir);
       assert.throws(() => buildUNetGraph(extra, { batch: 1, height: 16, width: 16 }), /1 tensor\(s\) are not used.*extra\.adapter\.weight/);
     });
+  });
+});
+
+describe('UNet rematerialisation policy', () => {
+  it('segments each resnet and transformer, and leaves other nodes alone', () => {
+    const segment = (scope: string) => unetBlockSegment({ scope });
+    assert.equal(segment('down_blocks.0.resnets.1.conv1'), 'down_blocks.0.resnets.1');
+    assert.equal(segment('up_blocks.2.attentions.0.transformer_blocks.0.attn1.to_q'), 'up_blocks.2.attentions.0');
+    assert.equal(segment('mid_block.attentions.0.norm'), 'mid_block.attentions.0');
+    assert.equal(segment('down_blocks.0.downsamplers.0.conv'), null);
+    assert.equal(segment('time_embedding.linear_1'), null);
+    assert.equal(segment('conv_in'), null);
+  });
+
+  it('gives the golden d(loss)/d(sample) when blocks are recomputed in the backward pass', async () => {
+    const golden = await GoldenCase.open('unet_vjp');
+    try {
+      const unet = await loadUNet(TINY_UNET);
+      const { graph, inputs, forward } = buildUNetGraph(unet, { batch: 1, height: 16, width: 16, timestep: 'batch' });
+      const feature = forward.features.feat_3_up2!;
+      const seeds = [
+        { value: forward.eps, cotangent: graph.input('R_eps', 'float32', forward.eps.shape) },
+        { value: feature, cotangent: graph.input('R_feat', 'float32', feature.shape) },
+      ];
+      const [dSample] = vjp(graph, seeds, [inputs.sample], { recompute: unetBlockSegment });
+      graph.output('grad_sample', dSample!);
+      const out = await runGraph(graph, {
+        sample: await golden.float32('sample'),
+        timestep: Float32Array.from(await golden.int64('timestep'), Number),
+        encoder_hidden_states: await golden.float32('encoder_hidden_states'),
+        R_eps: await golden.float32('R_eps'),
+        R_feat: await golden.float32('R_feat'),
+      });
+      await golden.assertOutput('grad_sample', out.grad_sample as Float32Array);
+      // The same backward without rematerialisation has fewer nodes: blocks were really recomputed.
+      const plain = buildUNetGraph(unet, { batch: 1, height: 16, width: 16, timestep: 'batch' });
+      const plainFeature = plain.forward.features.feat_3_up2!;
+      vjp(plain.graph, [
+        { value: plain.forward.eps, cotangent: plain.graph.input('R_eps', 'float32', plain.forward.eps.shape) },
+        { value: plainFeature, cotangent: plain.graph.input('R_feat', 'float32', plainFeature.shape) },
+      ], [plain.inputs.sample]);
+      assert.ok(graph.nodes.length > plain.graph.nodes.length + 500, `${graph.nodes.length} vs ${plain.graph.nodes.length} nodes`);
+    } finally {
+      await golden.close();
+    }
   });
 });
 
