@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { describe, it } from 'node:test';
 import {
   DEFAULT_EDIT_PARAMETERS,
@@ -427,5 +429,25 @@ describe('file naming', () => {
     }
     for (const name of ['cat.png', 'clipdrag.png', 'cat.clipdrag-x.png']) assert.ok(!isClipdragArtifactName(name), name);
     assert.equal(maskFileNameForImage('photos/cat.png'), 'cat.png.clipdrag-mask.png');
+  });
+});
+
+describe('docs/edit-spec.md', () => {
+  const doc = readFileSync(path.join(__dirname, '..', '..', '..', 'docs', 'edit-spec.md'), 'utf8');
+
+  it('shows an example that validates against a 512 × 384 image', () => {
+    const example = /```json\n([\s\S]*?)\n```/.exec(doc);
+    assert.ok(example, 'the doc has a json example');
+    const result = parseEditSpec(example[1]!, { imageSize: { width: 512, height: 384 }, forRun: true });
+    assert.ok(result.ok, JSON.stringify(result));
+  });
+
+  it('lists every parameter with its default', () => {
+    for (const [name, definition] of Object.entries(EDIT_PARAMETER_DEFINITIONS)) {
+      const row = new RegExp(`^\\| \`${name}\` \\| ([^|]+) \\|`, 'm').exec(doc);
+      assert.ok(row, `${name} has a row`);
+      const shown = row[1]!.trim().replace(/"/g, '').replace(/`/g, '');
+      assert.equal(typeof definition.default === 'number' ? Number(shown) : shown, definition.default, name);
+    }
   });
 });
