@@ -7,19 +7,23 @@
  * other processes hits them alike: on a shared machine their ratios are the numbers to compare (their
  * peak RSS holds several sessions and means little).
  *
- * Flags: --blocks N (4 nodes per block in the creation graph, default 1000), --runs N (timed runs per
+ * Flags: --blocks N (4 nodes per block in the elementwise creation graph, default 1000), --sd-depth N
+ * (resnet + transformer pairs, forward + VJP, in the SD-shaped creation graph, default 8), --runs N (timed runs per
  * run configuration, default 200), --weights-mb N (checkpoint size for the weights configurations,
  * default 256).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { vjp } from '../src/sidecar/engine/autodiff';
 import { Graph } from '../src/sidecar/engine/graph';
 import { add, mul, reduceSum, reshape } from '../src/sidecar/engine/ops';
+import { onnx } from '../src/sidecar/engine/onnx/onnx-proto';
 import { serializeGraph, type SerializedModel } from '../src/sidecar/engine/onnx/serialize';
 import { Engine } from '../src/sidecar/engine/runtime/engine';
 import { SessionStore } from '../src/sidecar/engine/runtime/sessions';
 import type { CompileOptions } from '../src/sidecar/engine/runtime/types';
+import { BLOCK_STACK_SIZES, buildBlockStack } from './engine-blocks';
 import { median, rssMb, round, timeRepeated } from './lib/measure';
 import type { Benchmark, Configuration, Flags, MeasureContext, Metrics } from './lib/types';
 
@@ -28,6 +32,8 @@ type Kind = 'create' | 'create-interleaved' | 'run' | 'run-interleaved' | 'weigh
 interface RuntimeConfiguration extends Configuration {
   readonly kind: Kind;
   readonly blocks?: number;
+  /** Build the SD-shaped resnet + transformer stack (forward + VJP) of this depth instead of the elementwise stack. */
+  readonly sdDepth?: number;
   readonly runs?: number;
   readonly weightsMb?: number;
   readonly options: CompileOptions;
@@ -75,6 +81,21 @@ function stackModel(blocks: number): SerializedModel {
   return serializeGraph(g);
 }
 
+/**
+ * `depth` pairs of SD-1.5 resnet + transformer blocks at 160 channels, 16×16, with the VJP w.r.t. the
+ * sample: convolutions, group norms, attention and their gradients (weights inline).
+ */
+function sdBlocksModel(depth: number): SerializedModel {
+  const size = BLOCK_STACK_SIZES.find((s) => s.name === 'c160-16x16')!;
+  const stack = buildBlockStack(size, depth);
+  const g = stack.graph;
+  g.output('out', stack.output);
+  const cotangent = g.input('cotangent', 'float32', stack.output.shape);
+  const [dSample] = vjp(g, [{ value: stack.output, cotangent }], [stack.sample]);
+  g.output('d_sample', dSample!);
+  return serializeGraph(g);
+}
+
 /** A latent-sized elementwise graph: the run overhead, not the compute, dominates. */
 function smallModel(): SerializedModel {
   const g = new Graph('small');
@@ -96,6 +117,10 @@ function weightsModel(weightsMb: number): SerializedModel {
   return serializeGraph(g);
 }
 
+function onnxNodeCount(model: SerializedModel): number {
+  return onnx.ModelProto.decode(model.bytes).graph?.node?.length ?? 0;
+}
+
 const single = { device: 'cpu', intraOpNumThreads: os.availableParallelism() } as const;
 
 async function measureCreate(config: RuntimeConfiguration, context: MeasureContext): Promise<Metrics> {
@@ -115,7 +140,7 @@ async function measureCreate(config: RuntimeConfiguration, context: MeasureConte
     createMs: round(timing.medianMs, 1),
     minMs: round(timing.minMs, 1),
     maxMs: round(timing.maxMs, 1),
-    nodes: config.blocks! * 4 + 1,
+    nodes: onnxNodeCount(model),
     cache: last!.optimizedModelCache,
   };
 }
@@ -159,7 +184,7 @@ async function timeInterleaved(variants: Record<string, () => Promise<unknown>>,
 }
 
 async function measureCreateInterleaved(config: RuntimeConfiguration, context: MeasureContext): Promise<Metrics> {
-  const model = stackModel(config.blocks!);
+  const model = config.sdDepth ? sdBlocksModel(config.sdDepth) : stackModel(config.blocks!);
   const store = new SessionStore(CACHE_DIR);
   let handle = 0;
   const compile = (options: CompileOptions) => async () => {
@@ -178,7 +203,7 @@ async function measureCreateInterleaved(config: RuntimeConfiguration, context: M
     coldMs: round(ms.cold!, 1),
     cachedMs: round(ms.cached!, 1),
     coldOverCached: round(ms.cold! / ms.cached!, 2),
-    nodes: config.blocks! * 4 + 1,
+    nodes: onnxNodeCount(model),
   };
 }
 
@@ -253,6 +278,7 @@ export const benchmark: Benchmark<RuntimeConfiguration> = {
     const blocks = intFlag(flags, 'blocks', 1000);
     const runs = intFlag(flags, 'runs', 200);
     const weightsMb = intFlag(flags, 'weights-mb', 256);
+    const sdDepth = intFlag(flags, 'sd-depth', 8);
     // Written here, in the parent, so that no child's peak RSS includes writing it.
     ensureCheckpoint(path.join(WORK_DIR, `weights-${weightsMb}mb.bin`), Math.floor((weightsMb * 2 ** 20) / (TENSOR_FLOATS * 4)) * TENSOR_FLOATS * 4);
     return [
@@ -260,6 +286,7 @@ export const benchmark: Benchmark<RuntimeConfiguration> = {
       { name: 'create-cold', kind: 'create', blocks, options: { ...single, cacheOptimizedModel: false } },
       { name: 'create-cached', kind: 'create', blocks, options: { ...single, cacheOptimizedModel: true } },
       { name: 'create-interleaved', kind: 'create-interleaved', blocks, options: single },
+      { name: 'create-interleaved-sd', kind: 'create-interleaved', sdDepth, options: single },
       { name: 'run-in-thread', kind: 'run', runs, via: 'in-thread', options: single },
       { name: 'run-worker', kind: 'run', runs, via: 'worker', options: single },
       { name: 'run-worker-transfer', kind: 'run', runs, via: 'worker-transfer', options: single },

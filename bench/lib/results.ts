@@ -70,14 +70,27 @@ function change(now: number | string | boolean, before: number | string | boolea
 }
 
 /**
- * One row per configuration, one column per metric (and the peak RSS). With a previous run, each
- * number is followed by its change against it.
+ * One row per configuration, one column per metric (and the peak RSS); configurations that report
+ * different metrics get tables of their own. With a previous run, each number is followed by its
+ * change against it.
  */
 export function formatTable(run: BenchmarkRun, previous?: BenchmarkRun): string {
-  const metricNames: string[] = [];
-  for (const result of run.results) for (const name of Object.keys(result.metrics)) if (!metricNames.includes(name)) metricNames.push(name);
+  const groups: ConfigurationResult[][] = [];
+  for (const result of run.results) {
+    const last = groups.at(-1);
+    const signature = (r: ConfigurationResult) => Object.keys(r.metrics).join('|');
+    if (last && signature(last[0]!) === signature(result)) last.push(result);
+    else groups.push([result]);
+  }
+  const tables = groups.map((results) => formatGroup(results, previous));
+  if (previous) tables.push(`(changes against the run of ${previous.date})`);
+  return tables.join('\n\n');
+}
+
+function formatGroup(results: readonly ConfigurationResult[], previous: BenchmarkRun | undefined): string {
+  const metricNames = Object.keys(results[0]!.metrics);
   const header = ['configuration', ...metricNames, 'peakRssMb'];
-  const rows = run.results.map((result) => {
+  const rows = results.map((result) => {
     const before = previous?.results.find((r) => r.configuration === result.configuration);
     const cell = (value: number | string | boolean | undefined, old: number | string | boolean | undefined) =>
       value === undefined ? '' : `${formatValue(value)}${change(value, old)}`;
@@ -89,7 +102,5 @@ export function formatTable(run: BenchmarkRun, previous?: BenchmarkRun): string 
   });
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  const lines = [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
-  if (previous) lines.push('', `(changes against the run of ${previous.date})`);
-  return lines.join('\n');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }

@@ -155,7 +155,7 @@ test('the optimised model is cached on disk and reloaded; a corrupt cache entry 
   const cold = await store.compile(nextHandle, model, options);
   assert.equal(cold.optimizedModelCache, 'written');
   await store.release(nextHandle++);
-  const [cachedFile] = fs.readdirSync(cold.folder).filter((f) => f.startsWith('optimized-cpu-all-'));
+  const [cachedFile] = fs.readdirSync(cold.folder).filter((f) => f.startsWith('optimized-cpu-extended-'));
   assert.ok(cachedFile, 'an optimised model file was written');
 
   const warm = await store.compile(nextHandle, model, options);

@@ -1,12 +1,12 @@
 /**
  * onnxruntime's optimised model, kept in the session folder so that a later compile of the same graph
- * loads it with optimisation disabled instead of optimising again (measured in docs/runtime.md).
+ * loads it instead of running the graph optimiser again (measured in docs/runtime.md).
  *
- * An optimised model is only valid where it was made: at level `all` it holds layout and fusion choices
- * for one provider and CPU, and folded constants of the weights it was built from. So its file name
- * carries a fingerprint of the onnxruntime version, provider, level, CPU model and the checkpoint files'
- * identities. onnxruntime keeps unchanged external initializers as references to the same locations, so
- * the file is small and must live next to the weight links.
+ * The file holds the graph optimised up to level `extended` (sessions.ts redoes level `all`'s layout
+ * changes at every load). onnxruntime keeps unchanged external initializers as references to the same
+ * locations, so the file is small and must live next to the weight links. It still carries choices made
+ * for one provider and the checkpoints it was built from, so its name holds a fingerprint of the
+ * onnxruntime version, provider, level, CPU model and the checkpoint files' identities.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';

@@ -198,10 +198,16 @@ async function createSession(
   if (!options.cacheOptimizedModel || level === 'disabled') {
     return { session: await create(prepared.modelPath, level).catch(rethrow(fail)), cache: 'off' };
   }
-  const cached = optimizedModelPath(prepared.folder, provider, level, prepared.weightsFingerprint);
+  // The cache holds the model optimised up to `extended` at most. Level `all` adds layout changes for
+  // one CPU or provider, which copy weights (reordered convolution kernels) into the saved model: at
+  // UNet scale that is gigabytes written per graph and read back instead of the hard-linked
+  // checkpoints. So those are redone at every load, on top of the cached fusions (docs/runtime.md).
+  const savedLevel = level === 'all' ? 'extended' : level;
+  const loadLevel = level === 'all' ? 'all' : 'disabled';
+  const cached = optimizedModelPath(prepared.folder, provider, savedLevel, prepared.weightsFingerprint);
   if (fs.existsSync(cached)) {
     try {
-      return { session: await create(cached, 'disabled'), cache: 'hit' };
+      return { session: await create(cached, loadLevel), cache: 'hit' };
     } catch {
       // An unreadable or incompatible cached model is rebuilt below; it is never a reason to fail.
       fs.rmSync(cached, { force: true });
@@ -209,14 +215,17 @@ async function createSession(
   }
   const temp = temporaryOptimizedModelPath(cached);
   try {
-    const session = await create(prepared.modelPath, level, temp);
+    const saving = await create(prepared.modelPath, savedLevel, temp);
     fs.renameSync(temp, cached);
     removeStaleOptimizedModels(cached);
-    return { session, cache: 'written' };
+    if (savedLevel === level) return { session: saving, cache: 'written' };
+    await saving.release();
+    // Every `all` session comes from the cached file, so the first compile gives the same session as later ones.
+    return { session: await create(cached, loadLevel), cache: 'written' };
   } catch {
     fs.rmSync(temp, { force: true });
     // Saving an optimised model can fail where running does not (some providers cannot serialise their
-    // fused nodes); try once more without saving, and report that failure if it is real.
+    // fused nodes); try once more without the cache, and report that failure if it is real.
     return { session: await create(prepared.modelPath, level).catch(rethrow(fail)), cache: 'failed' };
   }
 }
