@@ -1,0 +1,82 @@
+/**
+ * The compiled graphs of one edit: compiles each engine graph once (keyed by its serialised hash, so
+ * rebuilding an identical graph costs nothing), runs them with a cancellation check around every run,
+ * records which execution provider ran them, and releases them all at the end.
+ */
+import type { TypedArray } from '../engine/dtype';
+import type { Graph } from '../engine/graph';
+import { serializeGraph } from '../engine/onnx/serialize';
+import type { CompiledGraph, Engine } from '../engine/runtime/engine';
+import type { DevicePreference } from '../engine/runtime/providers';
+import type { Feeds } from '../engine/runtime/types';
+import { throwIfCancelled } from './cancellation';
+
+export interface GraphSessionOptions {
+  readonly device?: DevicePreference;
+  readonly signal?: AbortSignal;
+  /** Called after each compile (label, milliseconds spent creating the session, provider). */
+  readonly onCompile?: (info: { label: string; ms: number; provider: string; cached: boolean }) => void;
+}
+
+export class GraphSession {
+  private readonly compiled = new Map<string, Promise<CompiledGraph>>();
+  private providerName: string | null = null;
+  private providerWhy = '';
+
+  constructor(
+    readonly engine: Engine,
+    private readonly options: GraphSessionOptions = {},
+  ) {}
+
+  /** The execution provider the graphs run on (null before the first compile). */
+  get provider(): string | null {
+    return this.providerName;
+  }
+
+  get providerReason(): string {
+    return this.providerWhy;
+  }
+
+  /** Compiles `graph` (or returns the session of an identical graph compiled before). */
+  async compile(graph: Graph, label: string): Promise<CompiledGraph> {
+    throwIfCancelled(this.options.signal, `compiling ${label}`);
+    const model = serializeGraph(graph);
+    let pending = this.compiled.get(model.hash);
+    if (!pending) {
+      pending = this.engine.compile(model, { label, device: this.options.device ?? 'auto' }).then((compiled) => {
+        this.providerName ??= compiled.provider;
+        if (!this.providerWhy) this.providerWhy = compiled.providerReason;
+        this.options.onCompile?.({ label, ms: compiled.createMs, provider: compiled.provider, cached: compiled.optimizedModelCache === 'hit' });
+        return compiled;
+      });
+      this.compiled.set(model.hash, pending);
+      pending.catch(() => this.compiled.delete(model.hash));
+    }
+    return pending;
+  }
+
+  /** Runs a compiled graph; throws `EditCancelledError` if the edit was cancelled before or during the run. */
+  async run(graph: CompiledGraph, feeds: Feeds, outputs?: readonly string[], stage?: string): Promise<Record<string, TypedArray>> {
+    throwIfCancelled(this.options.signal, stage);
+    const result = await this.engine.run(graph, feeds, outputs);
+    throwIfCancelled(this.options.signal, stage);
+    return result;
+  }
+
+  /** Releases every graph this session compiled. */
+  async dispose(): Promise<void> {
+    const all = [...this.compiled.values()];
+    this.compiled.clear();
+    for (const pending of all) {
+      const graph = await pending.catch(() => null);
+      if (graph) await this.engine.release(graph);
+    }
+  }
+}
+
+/** A float32 output by name, failing clearly when a graph did not produce it. */
+export function float32Output(outputs: Record<string, TypedArray>, name: string): Float32Array {
+  const value = outputs[name];
+  if (!(value instanceof Float32Array)) throw new Error(`the graph produced no float32 output "${name}"`);
+  return value;
+}

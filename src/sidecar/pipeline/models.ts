@@ -1,0 +1,84 @@
+/**
+ * The models one edit uses, opened from folders (a diffusers Stable Diffusion 1.x folder and a
+ * transformers CLIPModel folder): configs parsed, checkpoint headers read, tokenizer loaded. No weight
+ * data is read here; graphs reference the checkpoint files in place.
+ */
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { loadClipModel, loadStableDiffusionModel, type StableDiffusionModel } from '../models/checkpoint/layout';
+import type { ClipModelWeights } from '../models/clip';
+import type { ClipTextConfig } from '../models/config';
+import { ClipTokenizer } from '../models/tokenizer';
+import { planUNet } from '../models/unet/plan';
+import type { UNetModel } from '../models/unet/unet';
+import type { VaeModel } from '../models/vae';
+import { CheckpointWeights } from '../models/weights';
+
+export interface TextEncoderModel {
+  readonly config: ClipTextConfig;
+  readonly weights: CheckpointWeights;
+}
+
+export interface PipelineModels {
+  readonly stableDiffusion: StableDiffusionModel;
+  readonly unet: UNetModel;
+  readonly vae: VaeModel;
+  readonly textEncoder: TextEncoderModel;
+  /** CLIP ViT-B/16 for the guidance term; null when the edit does not use it (drag mode). */
+  readonly clip: ClipModelWeights | null;
+  /** CLIP's BPE tokenizer (Stable Diffusion and CLIP share the vocabulary). */
+  readonly tokenizer: ClipTokenizer;
+  /** Where the tokenizer files came from, for messages. */
+  readonly tokenizerSource: string;
+}
+
+export interface OpenModelsRequest {
+  readonly stableDiffusionFolder: string;
+  /** Needed for CLIPDrag's guidance term; may be omitted in drag mode. */
+  readonly clipFolder?: string;
+  /**
+   * A folder with CLIP's `vocab.json` and `merges.txt`, used when neither model folder ships them
+   * (checked in that order: the SD folder's `tokenizer/`, the CLIP folder, this folder).
+   */
+  readonly tokenizerFolder?: string;
+}
+
+async function hasBpeFiles(dir: string): Promise<boolean> {
+  try {
+    await Promise.all([fs.access(path.join(dir, 'vocab.json')), fs.access(path.join(dir, 'merges.txt'))]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function openPipelineModels(request: OpenModelsRequest): Promise<PipelineModels> {
+  const stableDiffusion = await loadStableDiffusionModel(request.stableDiffusionFolder);
+  const { layout } = stableDiffusion;
+  const unet: UNetModel = { plan: planUNet(stableDiffusion.unet), weights: await CheckpointWeights.open(layout.unet.weightsPath) };
+  const vae: VaeModel = { config: stableDiffusion.vae, weights: await CheckpointWeights.open(layout.vae.weightsPath) };
+  const textEncoder: TextEncoderModel = { config: stableDiffusion.textEncoder, weights: await CheckpointWeights.open(layout.textEncoder.weightsPath) };
+
+  let clip: ClipModelWeights | null = null;
+  if (request.clipFolder !== undefined) {
+    const loaded = await loadClipModel(request.clipFolder);
+    clip = { config: loaded.config, weights: await CheckpointWeights.open(loaded.layout.weightsPath) };
+  }
+
+  const candidates = [layout.tokenizer?.dir, request.clipFolder, request.tokenizerFolder].filter((d): d is string => d !== undefined);
+  let tokenizerSource: string | undefined;
+  for (const dir of candidates) {
+    if (await hasBpeFiles(dir)) {
+      tokenizerSource = dir;
+      break;
+    }
+  }
+  if (!tokenizerSource) {
+    throw new Error(
+      `No CLIP tokenizer found: ${layout.root} has no tokenizer/ folder${request.clipFolder ? ` and ${request.clipFolder} has no vocab.json + merges.txt` : ''}. ` +
+        'Use a Stable Diffusion folder that includes its tokenizer, or give a folder with CLIP\'s vocab.json and merges.txt.',
+    );
+  }
+  const tokenizer = await ClipTokenizer.fromDirectory(tokenizerSource);
+  return { stableDiffusion, unet, vae, textEncoder, clip, tokenizer, tokenizerSource };
+}
