@@ -11,6 +11,8 @@ export interface LoraWeights {
   readonly rank: number;
   /** Graph input name → data, in the graph's adapter order. */
   readonly tensors: ReadonlyMap<string, Float32Array>;
+  /** Graph input name → shape ([rank, in] for lora_A, [out, rank] for lora_B). */
+  readonly shapes: ReadonlyMap<string, readonly number[]>;
 }
 
 /** The LoRA inputs of `graph` fed from `lora`; throws naming what is missing or mis-sized. */
@@ -27,9 +29,9 @@ export function loraFeeds(lora: LoraWeights, graph: Graph): Feeds {
 }
 
 /** Writes the adapters as a safetensors file (atomically: a temporary file, then a rename). */
-export async function writeLoraFile(file: string, lora: LoraWeights, shapes: ReadonlyMap<string, readonly number[]>, metadata: Record<string, string>): Promise<void> {
+export async function writeLoraFile(file: string, lora: LoraWeights, metadata: Record<string, string>): Promise<void> {
   const tensors = [...lora.tensors].map(([name, data]) => {
-    const shape = shapes.get(name);
+    const shape = lora.shapes.get(name);
     if (!shape) throw new Error(`no shape for LoRA tensor ${name}`);
     return { name, dtype: 'F32' as const, shape, data };
   });
@@ -43,8 +45,12 @@ export async function readLoraFile(file: string): Promise<LoraWeights> {
     const rank = Number(opened.metadata.rank);
     if (!Number.isInteger(rank) || rank < 1) throw new Error(`${file}: not a LoRA file of this pipeline (no rank in its metadata)`);
     const tensors = new Map<string, Float32Array>();
-    for (const info of opened.tensors()) tensors.set(info.name, await opened.readFloat32(info.name));
-    return { rank, tensors };
+    const shapes = new Map<string, readonly number[]>();
+    for (const info of opened.tensors()) {
+      tensors.set(info.name, await opened.readFloat32(info.name));
+      shapes.set(info.name, info.shape);
+    }
+    return { rank, tensors, shapes };
   } finally {
     await opened.close();
   }
