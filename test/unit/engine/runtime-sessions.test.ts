@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { Graph } from '../../../src/sidecar/engine/graph';
-import { add, mul, reduceSum } from '../../../src/sidecar/engine/ops';
+import { add, conv2d, mul, reduceSum } from '../../../src/sidecar/engine/ops';
 import { serializeGraph, type SerializedModel } from '../../../src/sidecar/engine/onnx/serialize';
 import { ExternalWeightsError } from '../../../src/sidecar/engine/runtime/model-folder';
 import { countNodePlacement } from '../../../src/sidecar/engine/runtime/placement';
@@ -155,7 +155,7 @@ test('the optimised model is cached on disk and reloaded; a corrupt cache entry 
   const cold = await store.compile(nextHandle, model, options);
   assert.equal(cold.optimizedModelCache, 'written');
   await store.release(nextHandle++);
-  const [cachedFile] = fs.readdirSync(cold.folder).filter((f) => f.startsWith('optimized-cpu-extended-'));
+  const [cachedFile] = fs.readdirSync(cold.folder).filter((f) => f.startsWith('optimized-cpu-all-'));
   assert.ok(cachedFile, 'an optimised model file was written');
 
   const warm = await store.compile(nextHandle, model, options);
@@ -172,6 +172,46 @@ test('the optimised model is cached on disk and reloaded; a corrupt cache entry 
   const off = await store.compile(nextHandle, model, { ...options, cacheOptimizedModel: false });
   assert.equal(off.optimizedModelCache, 'off');
   await store.release(nextHandle++);
+});
+
+test('when level all would copy weights into the cached model, level extended is cached instead', async (t) => {
+  if (process.arch !== 'x64') {
+    t.skip("onnxruntime's NCHWc layout pass, which copies convolution kernels, exists on x64 only");
+    return;
+  }
+  const dir = fs.mkdtempSync(path.join(root, 'layout-'));
+  const file = path.join(dir, 'conv.safetensors');
+  const kernel = Array.from({ length: 16 * 16 * 9 }, (_, i) => ((i * 37) % 11) / 10 - 0.5);
+  writeCheckpoint(file, kernel);
+  const graph = new Graph('conv');
+  const x = graph.input('x', 'float32', [1, 16, 6, 6]);
+  const w = graph.weight('w', 'float32', [16, 16, 3, 3], { kind: 'external', file, offset: HEADER, length: 4 * kernel.length });
+  graph.output('y', conv2d(x, w, undefined, { padding: 1 }));
+  const model = serializeGraph(graph);
+  const feed = { x: Float32Array.from({ length: 16 * 36 }, (_, i) => Math.sin(i)) };
+  const expected = (await runGraph(graph, feed)).y!;
+  const optimizedFiles = (folder: string) => fs.readdirSync(folder).filter((f) => f.startsWith('optimized-'));
+  const close = (actual: Float32Array) => actual.every((v, i) => Math.abs(v - expected[i]!) <= 1e-5 * (1 + Math.abs(expected[i]!)));
+
+  // Any copy is too much here: the 16×16×3×3 kernel that the CPU layout pass reorders is.
+  const strict = new SessionStore(path.join(dir, 'strict'), { maxCopiedWeightBytes: 0 });
+  const first = await strict.compile(nextHandle, model, options);
+  assert.equal(first.optimizedModelCache, 'written');
+  assert.match(optimizedFiles(first.folder).join(), /^optimized-cpu-extended-[0-9a-f]{16}\.onnx$/);
+  assert.ok(close((await strict.run(nextHandle, feed)).outputs.y as Float32Array));
+  await strict.release(nextHandle++);
+  const again = await strict.compile(nextHandle, model, options);
+  assert.equal(again.optimizedModelCache, 'hit');
+  assert.ok(close((await strict.run(nextHandle, feed)).outputs.y as Float32Array));
+  await strict.release(nextHandle++);
+
+  // Within the default allowance, the level-all model is kept: it loads with no optimisation at all.
+  const lenient = new SessionStore(path.join(dir, 'lenient'));
+  const kept = await lenient.compile(nextHandle, model, options);
+  const [allFile] = optimizedFiles(kept.folder);
+  assert.match(allFile ?? '', /^optimized-cpu-all-/);
+  assert.ok(fs.statSync(path.join(kept.folder, allFile!)).size > 4 * kernel.length, 'the reordered kernel is inside the level-all model');
+  await lenient.release(nextHandle++);
 });
 
 test('identical compiles share one session until the last release; other options get their own', async () => {

@@ -2,11 +2,12 @@
  * onnxruntime's optimised model, kept in the session folder so that a later compile of the same graph
  * loads it instead of running the graph optimiser again (measured in docs/runtime.md).
  *
- * The file holds the graph optimised up to level `extended` (sessions.ts redoes level `all`'s layout
- * changes at every load). onnxruntime keeps unchanged external initializers as references to the same
- * locations, so the file is small and must live next to the weight links. It still carries choices made
- * for one provider and the checkpoints it was built from, so its name holds a fingerprint of the
- * onnxruntime version, provider, level, CPU model and the checkpoint files' identities.
+ * onnxruntime keeps unchanged external initializers as references to the same locations, so the file
+ * is small and must live next to the weight links. At level `all`, though, the CPU provider's layout
+ * pass copies convolution kernels, reordered, into it; when that copy is large the cache keeps level
+ * `extended` instead (see sessions.ts). The file carries choices made for one provider and the
+ * checkpoints it was built from, so its name holds a fingerprint of the onnxruntime version, provider,
+ * level, CPU model and the checkpoint files' identities.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -36,7 +37,12 @@ export function removeStaleOptimizedModels(current: string): void {
   }
 }
 
-/** A temporary name for onnxruntime to write to; renamed into place once the session exists. */
+let temporaryCounter = 0;
+
+/**
+ * A fresh temporary name for onnxruntime to write to, renamed into place once the session exists, so
+ * that no other compile ever loads half a file.
+ */
 export function temporaryOptimizedModelPath(target: string): string {
-  return target.replace(/\.onnx$/, `.${process.pid}-${Date.now().toString(36)}.tmp.onnx`);
+  return target.replace(/\.onnx$/, `.${process.pid}-${++temporaryCounter}.tmp.onnx`);
 }

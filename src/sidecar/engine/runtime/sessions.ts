@@ -21,6 +21,7 @@ import {
   type CompileOptions,
   type CompiledGraphInfo,
   type Feeds,
+  type GraphOptimizationLevel,
   type NodePlacement,
   type OptimizedModelCacheState,
   type Outputs,
@@ -68,11 +69,26 @@ interface LiveSession {
 
 let profileCounter = 0;
 
+export interface SessionStoreOptions {
+  /**
+   * How many bytes of weights onnxruntime may copy into a cached level-`all` model (the CPU provider's
+   * layout pass writes reordered convolution kernels into it). Beyond this, the cache keeps level
+   * `extended` instead and the layout pass is redone at each load. Default 64 MiB.
+   */
+  readonly maxCopiedWeightBytes?: number;
+}
+
 export class SessionStore {
   private readonly byKey = new Map<string, Promise<LiveSession>>();
   private readonly byHandle = new Map<number, LiveSession>();
+  private readonly maxCopiedWeightBytes: number;
 
-  constructor(readonly cacheDir: string = defaultCacheDir()) {}
+  constructor(
+    readonly cacheDir: string = defaultCacheDir(),
+    options: SessionStoreOptions = {},
+  ) {
+    this.maxCopiedWeightBytes = options.maxCopiedWeightBytes ?? 64 * 2 ** 20;
+  }
 
   /** Live sessions (shared sessions count once). */
   get sessionCount(): number {
@@ -147,7 +163,7 @@ export class SessionStore {
     const prepared = prepareModelFolder(this.cacheDir, model, options.externalWeights);
     const profilePrefix = options.reportNodePlacement ? path.join(prepared.folder, `profile-${process.pid}-${++profileCounter}-`) : undefined;
     const started = performance.now();
-    const { session, cache } = await createSession(prepared, choice.provider, options, label, profilePrefix);
+    const { session, cache } = await createSession(prepared, choice.provider, options, label, profilePrefix, this.maxCopiedWeightBytes);
     const info: CompiledGraphInfo = {
       hash: model.hash,
       label,
@@ -177,6 +193,7 @@ async function createSession(
   options: ResolvedCompileOptions,
   label: string,
   profilePrefix: string | undefined,
+  maxCopiedWeightBytes: number,
 ): Promise<{ session: ort.InferenceSession; cache: OptimizedModelCacheState }> {
   const base: ort.InferenceSession.SessionOptions = {
     executionProviders: [provider],
@@ -190,7 +207,7 @@ async function createSession(
     ...(prepared.inMemory.length > 0 ? { externalData: prepared.inMemory.map(({ path: p, data }) => ({ path: p, data })) } : {}),
     ...(profilePrefix !== undefined ? { enableProfiling: true, profileFilePrefix: profilePrefix } : {}),
   };
-  const create = (file: string, level: ResolvedCompileOptions['graphOptimizationLevel'], saveTo?: string) =>
+  const create = (file: string, level: GraphOptimizationLevel, saveTo?: string) =>
     ort.InferenceSession.create(file, { ...base, graphOptimizationLevel: level, ...(saveTo ? { optimizedModelFilePath: saveTo } : {}) });
   const fail = (error: unknown) => sessionCreationError(provider, label, error);
 
@@ -198,36 +215,54 @@ async function createSession(
   if (!options.cacheOptimizedModel || level === 'disabled') {
     return { session: await create(prepared.modelPath, level).catch(rethrow(fail)), cache: 'off' };
   }
-  // The cache holds the model optimised up to `extended` at most. Level `all` adds layout changes for
-  // one CPU or provider, which copy weights (reordered convolution kernels) into the saved model: at
-  // UNet scale that is gigabytes written per graph and read back instead of the hard-linked
-  // checkpoints. So those are redone at every load, on top of the cached fusions (docs/runtime.md).
-  const savedLevel = level === 'all' ? 'extended' : level;
-  const loadLevel = level === 'all' ? 'all' : 'disabled';
-  const cached = optimizedModelPath(prepared.folder, provider, savedLevel, prepared.weightsFingerprint);
-  if (fs.existsSync(cached)) {
+  const cachedAt = (saved: GraphOptimizationLevel) => optimizedModelPath(prepared.folder, provider, saved, prepared.weightsFingerprint);
+  // Level `all` is cached as such when that copies few weights, else as `extended`, loaded at `all`
+  // so that only the layout pass runs again (see SessionStoreOptions.maxCopiedWeightBytes).
+  const candidates: [file: string, loadLevel: GraphOptimizationLevel][] =
+    level === 'all' ? [[cachedAt('all'), 'disabled'], [cachedAt('extended'), 'all']] : [[cachedAt(level), 'disabled']];
+  for (const [file, loadLevel] of candidates) {
+    if (!fs.existsSync(file)) continue;
     try {
-      return { session: await create(cached, loadLevel), cache: 'hit' };
+      return { session: await create(file, loadLevel), cache: 'hit' };
     } catch {
       // An unreadable or incompatible cached model is rebuilt below; it is never a reason to fail.
-      fs.rmSync(cached, { force: true });
+      fs.rmSync(file, { force: true });
     }
   }
-  const temp = temporaryOptimizedModelPath(cached);
+
+  const target = candidates[0]![0];
+  const temp = temporaryOptimizedModelPath(target);
+  let session: ort.InferenceSession;
   try {
-    const saving = await create(prepared.modelPath, savedLevel, temp);
-    fs.renameSync(temp, cached);
-    removeStaleOptimizedModels(cached);
-    if (savedLevel === level) return { session: saving, cache: 'written' };
-    await saving.release();
-    // Every `all` session comes from the cached file, so the first compile gives the same session as later ones.
-    return { session: await create(cached, loadLevel), cache: 'written' };
+    session = await create(prepared.modelPath, level, temp);
   } catch {
     fs.rmSync(temp, { force: true });
     // Saving an optimised model can fail where running does not (some providers cannot serialise their
     // fused nodes); try once more without the cache, and report that failure if it is real.
     return { session: await create(prepared.modelPath, level).catch(rethrow(fail)), cache: 'failed' };
   }
+  const extended = cachedAt('extended');
+  const extendedTemp = temporaryOptimizedModelPath(extended);
+  try {
+    const copiedBytes = fs.statSync(temp).size - fs.statSync(prepared.modelPath).size;
+    if (level !== 'all' || copiedBytes <= maxCopiedWeightBytes) {
+      keepOptimizedModel(temp, target);
+      return { session, cache: 'written' };
+    }
+    fs.rmSync(temp, { force: true });
+    await (await create(prepared.modelPath, 'extended', extendedTemp)).release();
+    keepOptimizedModel(extendedTemp, extended);
+    return { session, cache: 'written' };
+  } catch {
+    // The session is good; only the cache could not be written.
+    for (const file of [temp, extendedTemp]) fs.rmSync(file, { force: true });
+    return { session, cache: 'failed' };
+  }
+}
+
+function keepOptimizedModel(temp: string, target: string): void {
+  fs.renameSync(temp, target);
+  removeStaleOptimizedModels(target);
 }
 
 function rethrow(wrap: (error: unknown) => Error): (error: unknown) => never {
