@@ -292,3 +292,14 @@ test('finite differences: a shifted patch one row longer than its window (float3
   assert.equal(motionPatch([0, 0], [2, 2], 1, 10, 12, 'clipdrag').rows.count, 3);
   await checkGradient(config, [1, 2, 10, 12], points, 'none');
 });
+
+test('building the drag graphs fails clearly on mismatched features or missing f0', () => {
+  const config: DragGraphConfig = { variant: 'clipdrag', pairs: 1, channels: 4, motionRadius: 1, trackingRadius: 2, supervision: [16, 16] };
+  const g = new Graph('bad');
+  const features = g.input('F', 'float32', [1, 3, 16, 16]);
+  assert.throws(() => buildDragStep(featureGrid(features, [16, 16]), referenceFeatureInputs(g, config, 'float32'), config), /configured for 4 channels on a 16x16 grid, but the features give 3 channels on 16x16/);
+  const h = new Graph('no-f0');
+  const f1 = h.input('F', 'float32', [1, 4, 4, 4]);
+  assert.throws(() => buildDragStep(featureGrid(f1, [16, 16]), { f0Vectors: h.input('v', 'float32', [1, 4]) }, config), /CLIPDrag motion supervision needs the f0 patches and means/);
+  assert.throws(() => featureGrid(h.input('flat', 'float32', [4, 4, 4]), [16, 16]), /drag features must be \[1, C, h, w\]/);
+});
