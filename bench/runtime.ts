@@ -24,7 +24,7 @@ import { Engine } from '../src/sidecar/engine/runtime/engine';
 import { SessionStore } from '../src/sidecar/engine/runtime/sessions';
 import type { CompileOptions } from '../src/sidecar/engine/runtime/types';
 import { BLOCK_STACK_SIZES, buildBlockStack } from './engine-blocks';
-import { median, rssMb, round, timeRepeated } from './lib/measure';
+import { median, residentSplitMb, rssMb, round, timeRepeated } from './lib/measure';
 import type { Benchmark, Configuration, Flags, MeasureContext, Metrics } from './lib/types';
 
 type Kind = 'create' | 'create-interleaved' | 'run' | 'run-interleaved' | 'weights';
@@ -104,14 +104,14 @@ function smallModel(): SerializedModel {
   return serializeGraph(g);
 }
 
-/** A chain of additions that reads every 4 MB tensor of a `weightsMb` checkpoint. */
-function weightsModel(weightsMb: number): SerializedModel {
+/** A chain of additions (or multiplications) that reads every 4 MB tensor of a `weightsMb` checkpoint. */
+function weightsModel(weightsMb: number, combine: typeof add = add): SerializedModel {
   const file = path.join(WORK_DIR, `weights-${weightsMb}mb.bin`);
   const tensors = Math.floor((weightsMb * 2 ** 20) / (TENSOR_FLOATS * 4));
-  const g = new Graph(`weights-${weightsMb}mb`);
+  const g = new Graph(`weights-${weightsMb}mb-${combine.name}`);
   let x = g.input('x', 'float32', [TENSOR_FLOATS]);
   for (let i = 0; i < tensors; i++) {
-    x = add(x, g.weight(`w${i}`, 'float32', [TENSOR_FLOATS], { kind: 'external', file, offset: i * TENSOR_FLOATS * 4, length: TENSOR_FLOATS * 4 }));
+    x = combine(x, g.weight(`w${i}`, 'float32', [TENSOR_FLOATS], { kind: 'external', file, offset: i * TENSOR_FLOATS * 4, length: TENSOR_FLOATS * 4 }));
   }
   g.output('y', reduceSum(x, [0], false));
   return serializeGraph(g);
@@ -249,40 +249,54 @@ async function measureRunInterleaved(config: RuntimeConfiguration, context: Meas
   }
 }
 
+/**
+ * Memory of one checkpoint handed over by hard link or in memory: while a session is created, once it
+ * has run (every weight read), and with a second graph on the same checkpoint. On Linux, resident
+ * memory is split into anonymous (private copies) and file-backed pages (the page cache of mapped
+ * files, shared, but counted once per mapping in RSS).
+ */
 async function measureWeights(config: RuntimeConfiguration): Promise<Metrics> {
-  const model = weightsModel(config.weightsMb!);
   // Load onnxruntime and its thread pools first, so the baseline holds everything but the weights.
   const store = new SessionStore(CACHE_DIR);
   await store.compile(1, smallModel(), config.options);
   await store.releaseAll();
   // Garbage is collected after a turn of the event loop: a buffer handed to onnxruntime is still
   // referenced until the compile's promise chain has unwound.
-  const settledRssMb = async () => {
+  const settle = async () => {
     for (let i = 0; i < 3; i++) {
       await new Promise((resolve) => setTimeout(resolve, 50));
       (globalThis as { gc?: () => void }).gc?.();
     }
-    return rssMb();
   };
-  const before = await settledRssMb();
+  const split = (prefix: string): Metrics => {
+    const memory = residentSplitMb();
+    return memory ? { [`${prefix}AnonMb`]: round(memory.anonMb, 0), [`${prefix}FileMb`]: round(memory.fileMb, 0) } : { [`${prefix}RssMb`]: round(rssMb(), 0) };
+  };
+  const x = new Float32Array(TENSOR_FLOATS);
+  await settle();
+  const before = rssMb();
   const started = performance.now();
-  const info = await store.compile(2, model, config.options);
+  const info = await store.compile(2, weightsModel(config.weightsMb!), config.options);
   const createMs = performance.now() - started;
   const created = rssMb();
-  const steady = await settledRssMb();
-  await store.run(2, { x: new Float32Array(TENSOR_FLOATS) });
-  const ran = await settledRssMb();
+  await store.run(2, { x });
+  await settle();
+  const oneGraph = split('oneGraph');
+  await store.compile(3, weightsModel(config.weightsMb!, mul), config.options);
+  await store.run(3, { x });
+  await settle();
+  const twoGraphs = split('twoGraphs');
   await store.releaseAll();
-  const released = await settledRssMb();
+  await settle();
   return {
-    createMs: round(createMs, 0),
     mode: info.externalWeights[0]!.mode,
     weightsMb: round(info.externalWeights.reduce((sum, w) => sum + w.bytes, 0) / 2 ** 20, 0),
+    createMs: round(createMs, 0),
     rssBeforeMb: round(before, 0),
     rssCreatedMb: round(created, 0),
-    rssSteadyMb: round(steady, 0),
-    rssAfterRunMb: round(ran, 0),
-    rssReleasedMb: round(released, 0),
+    ...oneGraph,
+    ...twoGraphs,
+    rssReleasedMb: round(rssMb(), 0),
   };
 }
 

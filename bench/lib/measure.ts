@@ -1,4 +1,5 @@
-/** Timing helpers: the median of N timed repetitions after a warm-up. */
+/** Timing and memory helpers: the median of N timed repetitions after a warm-up, RSS now and at peak. */
+import fs from 'node:fs';
 
 export interface Timing {
   readonly medianMs: number;
@@ -43,4 +44,20 @@ export function peakRssMb(): number {
 export function round(value: number, digits = 2): number {
   const scale = 10 ** digits;
   return Math.round(value * scale) / scale;
+}
+
+/**
+ * This process's resident memory split into anonymous (private allocations) and file-backed pages, in
+ * MB; Linux only (undefined elsewhere). File-backed pages of a memory-mapped file are the page cache:
+ * shared, and counted again in RSS for every mapping of the same file.
+ */
+export function residentSplitMb(): { anonMb: number; fileMb: number } | undefined {
+  let status: string;
+  try {
+    status = fs.readFileSync('/proc/self/status', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { anonMb: kb('RssAnon') / 1024, fileMb: kb('RssFile') / 1024 };
 }
