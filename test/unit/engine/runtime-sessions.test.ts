@@ -189,7 +189,7 @@ test('when level all would copy weights into the cached model, level extended is
   graph.output('y', conv2d(x, w, undefined, { padding: 1 }));
   const model = serializeGraph(graph);
   const feed = { x: Float32Array.from({ length: 16 * 36 }, (_, i) => Math.sin(i)) };
-  const expected = (await runGraph(graph, feed)).y!;
+  const expected = (await runGraph(graph, feed)).y as Float32Array;
   const optimizedFiles = (folder: string) => fs.readdirSync(folder).filter((f) => f.startsWith('optimized-'));
   const close = (actual: Float32Array) => actual.every((v, i) => Math.abs(v - expected[i]!) <= 1e-5 * (1 + Math.abs(expected[i]!)));
 
