@@ -7,7 +7,7 @@ import { vjp } from '../../src/sidecar/engine/autodiff';
 import type { Value } from '../../src/sidecar/engine/graph';
 import { add, mul, reduceSum } from '../../src/sidecar/engine/ops';
 import { featureNames } from '../../src/sidecar/models/unet/plan';
-import { buildUNetGraph, type UNetGraphSpec, type UNetModel } from '../../src/sidecar/models/unet/unet';
+import { buildUNetGraph, type UNetForwardOptions, type UNetGraphSpec, type UNetModel } from '../../src/sidecar/models/unet/unet';
 import { runGraph } from './run-graph';
 
 export const UNET_CASES = ['unet_forward', 'unet_forward_b2_t1', 'unet_vjp', 'unet_lora', 'unet_masa'] as const;
@@ -34,20 +34,23 @@ async function commonFeeds(golden: CaseTensors): Promise<Record<string, Float32A
   };
 }
 
-function graphSpec(golden: CaseTensors): Pick<UNetGraphSpec, 'batch' | 'height' | 'width' | 'tokens' | 'timestep'> {
+/** Build options every case graph gets on top of its own (e.g. a forced attention chunk size). */
+type Extra = Pick<UNetForwardOptions, 'attentionChunkBytes'>;
+
+function graphSpec(golden: CaseTensors, extra: Extra): Pick<UNetGraphSpec, 'batch' | 'height' | 'width' | 'tokens' | 'timestep' | 'attentionChunkBytes'> {
   const [batch, , height, width] = golden.shape('sample') as [number, number, number, number];
   const tokens = golden.shape('encoder_hidden_states')[1]!;
-  return { batch, height, width, tokens, timestep: 'batch' };
+  return { batch, height, width, tokens, timestep: 'batch', ...extra };
 }
 
-async function forwardCase(unet: UNetModel, golden: CaseTensors): Promise<CaseOutputs> {
+async function forwardCase(unet: UNetModel, golden: CaseTensors, extra: Extra): Promise<CaseOutputs> {
   const outputs = ['eps', ...featureNames(unet.plan)];
-  const { graph } = buildUNetGraph(unet, { ...graphSpec(golden), outputs });
+  const { graph } = buildUNetGraph(unet, { ...graphSpec(golden, extra), outputs });
   return (await runGraph(graph, await commonFeeds(golden))) as CaseOutputs;
 }
 
-async function vjpCase(unet: UNetModel, golden: CaseTensors): Promise<CaseOutputs> {
-  const { graph, inputs, forward } = buildUNetGraph(unet, { ...graphSpec(golden), outputs: ['eps', 'feat_3_up2'] });
+async function vjpCase(unet: UNetModel, golden: CaseTensors, extra: Extra): Promise<CaseOutputs> {
+  const { graph, inputs, forward } = buildUNetGraph(unet, { ...graphSpec(golden, extra), outputs: ['eps', 'feat_3_up2'] });
   const feature = forward.features.feat_3_up2!;
   const rEps = graph.input('R_eps', 'float32', forward.eps.shape);
   const rFeat = graph.input('R_feat', 'float32', feature.shape);
@@ -63,9 +66,9 @@ async function vjpCase(unet: UNetModel, golden: CaseTensors): Promise<CaseOutput
   return (await runGraph(graph, feeds)) as CaseOutputs;
 }
 
-async function loraCase(unet: UNetModel, golden: CaseTensors): Promise<CaseOutputs> {
+async function loraCase(unet: UNetModel, golden: CaseTensors, extra: Extra): Promise<CaseOutputs> {
   const settings = golden.settings as { rank: number; scale: number };
-  const { graph, forward } = buildUNetGraph(unet, { ...graphSpec(golden), outputs: ['eps'], lora: { rank: settings.rank, scale: settings.scale } });
+  const { graph, forward } = buildUNetGraph(unet, { ...graphSpec(golden, extra), outputs: ['eps'], lora: { rank: settings.rank, scale: settings.scale } });
   const rEps = graph.input('R_eps', 'float32', forward.eps.shape);
   graph.output('loss', sumAll(mul(forward.eps, rEps)));
   const adapterInputs = forward.lora.flatMap((a) => [a.down, a.up]);
@@ -76,9 +79,9 @@ async function loraCase(unet: UNetModel, golden: CaseTensors): Promise<CaseOutpu
   return (await runGraph(graph, feeds)) as CaseOutputs;
 }
 
-async function masaCase(unet: UNetModel, golden: CaseTensors): Promise<CaseOutputs> {
+async function masaCase(unet: UNetModel, golden: CaseTensors, extra: Extra): Promise<CaseOutputs> {
   const { start_layer: startLayer } = golden.settings as { start_layer: number };
-  const spec = graphSpec(golden);
+  const spec = graphSpec(golden, extra);
   const feeds = await commonFeeds(golden);
   const mutual = buildUNetGraph(unet, { ...spec, mutualSelfAttention: { startLayer } });
   const plain = buildUNetGraph(unet, spec);
@@ -88,7 +91,7 @@ async function masaCase(unet: UNetModel, golden: CaseTensors): Promise<CaseOutpu
   };
 }
 
-const RUNNERS: Record<UNetCaseName, (unet: UNetModel, golden: CaseTensors) => Promise<CaseOutputs>> = {
+const RUNNERS: Record<UNetCaseName, (unet: UNetModel, golden: CaseTensors, extra: Extra) => Promise<CaseOutputs>> = {
   unet_forward: forwardCase,
   unet_forward_b2_t1: forwardCase,
   unet_vjp: vjpCase,
@@ -97,6 +100,6 @@ const RUNNERS: Record<UNetCaseName, (unet: UNetModel, golden: CaseTensors) => Pr
 };
 
 /** Every output of the case with a tolerance in the golden index, computed by our graphs. */
-export async function computeUNetCase(name: UNetCaseName, unet: UNetModel, golden: CaseTensors): Promise<CaseOutputs> {
-  return RUNNERS[name](unet, golden);
+export async function computeUNetCase(name: UNetCaseName, unet: UNetModel, golden: CaseTensors, extra: Extra = {}): Promise<CaseOutputs> {
+  return RUNNERS[name](unet, golden, extra);
 }

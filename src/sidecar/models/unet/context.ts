@@ -19,6 +19,8 @@ export interface UNetBuildContext {
   readonly lora: LoraInputs | null;
   /** Transformer blocks with this execution index or later use mutual self-attention; null: none do. */
   readonly mutualFromBlock: number | null;
+  /** Largest attention score tensor computed at once (bytes); 0 disables query chunking. */
+  readonly attentionChunkBytes: number;
   /** Counts BasicTransformerBlocks as they are built, giving each its execution index. */
   readonly counter: { next: number };
 }

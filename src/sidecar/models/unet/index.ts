@@ -1,11 +1,10 @@
 /** The SD-1.x UNet on the graph engine: loading, architecture plan, graph building. */
 export { loadUNet, type LoadedUNet } from './load';
-export { featureNames, loraTargets, planUNet, transformerBlockSites, type LoraTarget, type UNetPlan } from './plan';
+export { featureNames, featureShapes, loraTargets, planUNet, transformerBlockSites, type LoraTarget, type UNetPlan } from './plan';
 export { unetBlockSegment } from './remat';
 export { loraInputNames, type LoraAdapter, type LoraOptions } from './lora';
 export {
   buildUNetGraph,
-  featureShapes,
   unetForward,
   type MutualSelfAttentionOptions,
   type UNetForward,

@@ -224,3 +224,21 @@ export function loraTargets(plan: UNetPlan): LoraTarget[] {
   }
   return out;
 }
+
+/** The feature tap shapes for a latent size, without building a graph: name → [B, C, h, w]. */
+export function featureShapes(plan: UNetPlan, batch: number, height: number, width: number): Record<string, number[]> {
+  const sizes: [number, number][] = [[height, width]];
+  for (const d of plan.down) {
+    const [h, w] = sizes[sizes.length - 1]!;
+    if (d.downsample) sizes.push([Math.ceil(h / 2), Math.ceil(w / 2)]);
+  }
+  const names = featureNames(plan);
+  const out: Record<string, number[]> = {};
+  let level = sizes.length - 1;
+  out[names[0]!] = [batch, plan.mid.channels, ...sizes[level]!];
+  plan.up.forEach((u, i) => {
+    if (u.upsample) level--;
+    out[names[i + 1]!] = [batch, u.outChannels, ...sizes[level]!];
+  });
+  return out;
+}

@@ -50,7 +50,7 @@ function basicTransformerBlock(ctx: UNetBuildContext, x: TokenRows, t: Transform
   const { graph } = ctx;
   const index = ctx.counter.next++;
   const mutual = ctx.mutualFromBlock !== null && index >= ctx.mutualFromBlock;
-  const heads = { heads: t.heads, headDim: t.headDim };
+  const heads = { heads: t.heads, headDim: t.headDim, chunkBytes: ctx.attentionChunkBytes };
   const rows = (value: Value): TokenRows => ({ ...x, value });
   const n1 = rows(norm(ctx, 'norm1', x.value));
   let h = add(graph.scope('attn1', () => attention(ctx, n1, { ...heads, context: null, mutual })), x.value);

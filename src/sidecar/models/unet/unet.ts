@@ -9,6 +9,7 @@ import { Graph, type Value } from '../../engine/graph';
 import { groupNorm, mul, reshape, silu, sub } from '../../engine/ops';
 import { formatShape } from '../../engine/shape';
 import type { WeightBinder } from '../weights';
+import { DEFAULT_ATTENTION_CHUNK_BYTES } from './attention';
 import { downBlock, midBlock, upBlock } from './blocks';
 import type { UNetBuildContext } from './context';
 import { sinusoidalTimestepEmbedding, timestepEmbeddingMlp } from './embeddings';
@@ -42,6 +43,11 @@ export interface MutualSelfAttentionOptions {
 export interface UNetForwardOptions {
   readonly lora?: LoraOptions;
   readonly mutualSelfAttention?: MutualSelfAttentionOptions;
+  /**
+   * Attention computes at most this many bytes of scores at once, running longer query sequences in
+   * chunks (faster on CPU, less transient memory). Default 4 MiB; 0 computes every attention whole.
+   */
+  readonly attentionChunkBytes?: number;
 }
 
 export interface UNetForward {
@@ -102,6 +108,7 @@ export function unetForward(graph: Graph, model: UNetModel, inputs: UNetInputs, 
     },
     lora: options.lora ? new LoraInputs(graph, options.lora) : null,
     mutualFromBlock: start,
+    attentionChunkBytes: options.attentionChunkBytes ?? DEFAULT_ATTENTION_CHUNK_BYTES,
     counter: { next: 0 },
   };
 
@@ -139,6 +146,7 @@ export interface UNetGraphSpec {
   readonly outputs?: readonly string[];
   readonly lora?: LoraOptions;
   readonly mutualSelfAttention?: MutualSelfAttentionOptions;
+  readonly attentionChunkBytes?: number;
 }
 
 export interface UNetGraph {
@@ -169,20 +177,5 @@ export function buildUNetGraph(model: UNetModel, spec: UNetGraphSpec, graph = ne
   return { graph, inputs, forward };
 }
 
-/** The feature tap shapes for a latent size, without building a graph: name → [B, C, h, w]. */
-export function featureShapes(plan: UNetPlan, batch: number, height: number, width: number): Record<string, number[]> {
-  const sizes: [number, number][] = [[height, width]];
-  for (const d of plan.down) {
-    const [h, w] = sizes[sizes.length - 1]!;
-    if (d.downsample) sizes.push([Math.ceil(h / 2), Math.ceil(w / 2)]);
-  }
-  const names = featureNames(plan);
-  const out: Record<string, number[]> = {};
-  let level = sizes.length - 1;
-  out[names[0]!] = [batch, plan.mid.channels, ...sizes[level]!];
-  plan.up.forEach((u, i) => {
-    if (u.upsample) level--;
-    out[names[i + 1]!] = [batch, u.outChannels, ...sizes[level]!];
-  });
-  return out;
-}
+// Kept here too for callers that import it with the graph builders.
+export { featureShapes } from './plan';

@@ -40,7 +40,7 @@ describe('UNet golden cases (tiny SD-1.5 UNet)', () => {
 
   before(async () => {
     const index = await readGoldenIndex(FIXTURES);
-    for (const name of UNIT_CASES) {
+    for (const name of [...UNIT_CASES, 'unet_vjp' as const]) {
       const entry = index.cases.find((c) => c.name === name)!;
       goldens.set(name, { entry, tensors: await GoldenTensors.open(path.join(FIXTURES, entry.file)) });
     }
@@ -66,6 +66,17 @@ describe('UNet golden cases (tiny SD-1.5 UNet)', () => {
       if (name === 'unet_lora') assert.equal(expected.filter((n) => n.startsWith('grad.')).length, 256, 'all 128 adapters × (A, B)');
     });
   }
+
+  it('query-chunked attention (forced 64 KiB chunks) reproduces the golden VJP and mutual attention', async () => {
+    for (const name of ['unet_vjp', 'unet_masa'] as const) {
+      const golden = goldens.get(name)!;
+      const outputs = await computeUNetCase(name, unet, tensorsOf(golden), { attentionChunkBytes: 64 * 1024 });
+      for (const [output, actual] of Object.entries(outputs)) {
+        const error = relativeL2(actual, await golden.tensors.float32(output));
+        assert.ok(error <= toleranceOf(golden, output), `${name}.${output} with chunked attention: ${error.toExponential(3)}`);
+      }
+    }
+  });
 
   it('unet_masa: the source row is the plain forward, the edited row is not', async () => {
     const golden = goldens.get('unet_masa')!;

@@ -3,9 +3,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ModelConfigError, parseUNet2DConditionConfig } from '../../../../src/sidecar/models/config';
-import { featureNames, loraTargets, planUNet, transformerBlockSites } from '../../../../src/sidecar/models/unet/plan';
+import { featureNames, featureShapes, loraTargets, planUNet, transformerBlockSites } from '../../../../src/sidecar/models/unet/plan';
 import { BENCH_UNET_CONFIGS, unetParameterSpecs } from '../../../../src/sidecar/models/unet/random-weights';
-import { featureShapes } from '../../../../src/sidecar/models/unet/unet';
 import { readGoldenIndex } from '../../../conformance/golden';
 import { FIXTURES } from '../../../support/golden-case';
 

@@ -10,7 +10,8 @@ import { loadUNet } from '../../../../src/sidecar/models/unet/load';
 import { writeRandomUNet } from '../../../../src/sidecar/models/unet/random-weights';
 import { unetBlockSegment } from '../../../../src/sidecar/models/unet/remat';
 import { cos, sin } from '../../../../src/sidecar/models/unet/trig';
-import { buildUNetGraph, featureShapes, type UNetGraphSpec, type UNetModel } from '../../../../src/sidecar/models/unet/unet';
+import { featureShapes } from '../../../../src/sidecar/models/unet/plan';
+import { buildUNetGraph, type UNetGraphSpec, type UNetModel } from '../../../../src/sidecar/models/unet/unet';
 import { CheckpointKeyError } from '../../../../src/sidecar/models/weights';
 import { FIXTURES, GoldenCase, relativeL2 } from '../../../support/golden-case';
 import { randomFloat32, withTempDir } from '../../../support/random-checkpoint';
@@ -186,6 +187,19 @@ describe('UNet of another shape (3 levels, per-block heads and layers, linear pr
       for (const name of outputs.slice(1)) assert.deepEqual(shapes[name], expected[name], name);
       assert.deepEqual(expected.feat_0_mid, [2, 48, 3, 2]);
       for (const name of outputs) assert.ok(out[name]!.every(Number.isFinite), `${name} is finite`);
+    });
+  });
+
+  it('query-chunked attention equals whole attention', async () => {
+    await withModel(async (unet) => {
+      const spec = { batch: 2, height: 8, width: 12, tokens: 7, timestep: 'batch' as const, outputs: ['eps', 'feat_3_up2'] };
+      const feeds = feedsFor(2, 8, 12, 6);
+      const whole = await runUNet(unet, { ...spec, attentionChunkBytes: 0 }, feeds);
+      const chunkedSpec = { ...spec, attentionChunkBytes: 2048 };
+      const chunked = await runUNet(unet, chunkedSpec, feeds);
+      const { graph } = buildUNetGraph(unet, chunkedSpec);
+      assert.ok(graph.nodes.some((n) => n.op === 'Split' && n.scope.endsWith('.attn1')), 'self-attention ran in chunks');
+      for (const name of ['eps', 'feat_3_up2']) assert.ok(relativeL2(chunked.outputs[name]!, whole.outputs[name]!) < 1e-6, name);
     });
   });
 
