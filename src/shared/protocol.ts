@@ -1,7 +1,10 @@
 // The JSON-RPC protocol between the extension and the sidecar process (vscode-jsonrpc over stdio).
 // Only types and method descriptors live here: both processes import this file, and so does the
 // webview's type-check, so nothing node-only may be imported.
-import { RequestType, RequestType0 } from 'vscode-jsonrpc';
+import { ProgressType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+import type { EditParameters } from './edit-parameters';
+import type { EditMode, EditSpec, ImagePoint, PointPair } from './edit-spec';
+import type { RecipeStageTiming } from './recipe';
 
 /** The extension sets this to its own pid, so the sidecar notices when the extension host is gone. */
 export const SIDECAR_PARENT_PID_ENV = 'CLIPDRAG_PARENT_PID';
@@ -60,3 +63,127 @@ export const SidecarErrorCodes = {
   /** The request was cancelled through `$/cancelRequest` (same number LSP uses). */
   RequestCancelled: -32800,
 } as const;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Edits and models. Progress of a request that carries a `progressToken` arrives as `$/progress` notifications
+// with that token (`EditProgressType` / `ModelsProgressType` values); `$/cancelRequest` cancels the request.
+
+/** Stage ids of an edit, in order: `decode` (reading image and spec), `load` (models, text), `lora`, `encode`, `inversion`, `drag`, `denoise`, `write` (decoding and writing the result). */
+export const EDIT_STAGES = ['decode', 'load', 'lora', 'encode', 'inversion', 'drag', 'denoise', 'write'] as const;
+export type EditStage = (typeof EDIT_STAGES)[number];
+
+/** One progress report of a running edit. */
+export interface EditProgress {
+  stage: EditStage;
+  /** Steps done in this stage and their total (the drag total is the iteration cap; it may end earlier). */
+  step: number;
+  total: number;
+  /** Estimated seconds left in this stage. */
+  etaSeconds?: number;
+  /** Loss values of the step: `lora`, `motion`, `mask`, `clip`. */
+  losses?: Record<string, number>;
+  /** Current handle positions in source-image pixels (drag stage). */
+  handles?: ImagePoint[];
+  /** A small preview of the current x0 prediction (drag stage): PNG bytes, base64-encoded, at most 256 pixels wide. */
+  previewPngBase64?: string;
+  /** A remark (a model download, a cached LoRA, ...). */
+  message?: string;
+}
+
+/** Values the spec may leave out, from the user's settings. */
+export interface EditSettings {
+  /** Stable Diffusion 1.5 model when the spec names none (default: the sidecar's default model). */
+  model?: string;
+  clipModel?: string;
+  /** Execution provider preference (default: the one given at `initialize`). */
+  device?: DevicePreference;
+  /** Hugging Face cache folder (the `hub` folder); default the standard one. */
+  hubCacheDirectory?: string;
+}
+
+/** Fields of the spec replaced for this run (the CLI's flags). */
+export interface EditOverrides {
+  mode?: EditMode;
+  prompt?: string;
+  editPrompt?: string;
+  points?: PointPair[];
+  parameters?: Partial<EditParameters>;
+  model?: string;
+  clipModel?: string;
+}
+
+export interface EditRunParams {
+  /** The source image (absolute path). */
+  imagePath: string;
+  /** The spec to run (a mask inline or relative to `specPath`); absent: the image's saved spec file. */
+  spec?: EditSpec;
+  /** Where the spec lives (for a mask path); default `<image>.clipdrag-edit.json`. */
+  specPath?: string;
+  overrides?: EditOverrides;
+  settings?: EditSettings;
+  /** Write the result here instead of `<name>.clipdrag[-n].png` next to the source (the recipe goes beside it). */
+  outPath?: string;
+  progressToken?: string | number;
+}
+
+export interface EditRunResult {
+  imagePath: string;
+  recipePath: string;
+  /** Drag iterations run, and whether every handle reached its target. */
+  iterations: number;
+  reachedTargets: boolean;
+  /** Final handle positions in source-image pixels, in the order of the spec's points. */
+  finalHandles: ImagePoint[];
+  timings: RecipeStageTiming[];
+  executionProvider: string;
+  loraFromCache: boolean;
+}
+
+/** `edit/run`: runs one edit and writes its result and recipe; fails with a ResponseError (cancelled: RequestCancelled). */
+export const EditRunRequestType = new RequestType<EditRunParams, EditRunResult, void>('edit/run');
+export const EditProgressType = new ProgressType<EditProgress>();
+
+export interface ModelsEnsureParams {
+  /** Default: the settings' or the sidecar's default models. */
+  model?: string;
+  clipModel?: string;
+  hubCacheDirectory?: string;
+  /** Also re-hash every file and compare with the published hashes (corrupt cached files are removed). */
+  verify?: boolean;
+  progressToken?: string | number;
+}
+
+export interface EnsuredModel {
+  role: 'stable-diffusion' | 'clip';
+  /** As requested. */
+  id: string;
+  folder: string;
+  commit: string | null;
+  fileCount: number;
+  totalBytes: number;
+  downloadedBytes: number;
+  /** `hub`: checked with the hub; `cache`: from the cache; `local`: a folder. */
+  origin: 'hub' | 'cache' | 'local';
+  /** With `verify`: files whose hash did not match (removed so that the next ensure downloads them again). */
+  corruptFiles?: string[];
+  notes: string[];
+}
+
+export interface ModelsEnsureResult {
+  models: EnsuredModel[];
+}
+
+/** Progress of `models/ensure`: which model, what is happening, and bytes done of the phase's total. */
+export interface ModelsProgress {
+  role: 'stable-diffusion' | 'clip';
+  model: string;
+  phase: 'resolve' | 'download' | 'hash' | 'verify' | 'done';
+  file?: string;
+  bytes?: number;
+  totalBytes?: number;
+  message?: string;
+}
+
+/** `models/ensure`: downloads (or finds) the models and optionally verifies them. */
+export const ModelsEnsureRequestType = new RequestType<ModelsEnsureParams, ModelsEnsureResult, void>('models/ensure');
+export const ModelsProgressType = new ProgressType<ModelsProgress>();

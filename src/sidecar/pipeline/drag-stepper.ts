@@ -107,6 +107,11 @@ export class DragStepper {
     return this.spec.drag;
   }
 
+  /** Whether the step computes CLIPDrag's global term (and the decoded x0 image with it). */
+  get hasGuidance(): boolean {
+    return this.spec.guidance !== null;
+  }
+
   /** Runs the reference graph on z* at the initial handles; must come before `step`. */
   async reference(zStar: Float32Array, handlesInit: readonly Point[]): Promise<DragReference> {
     const { drag, schedule, timestep } = this.spec;
