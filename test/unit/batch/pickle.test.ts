@@ -23,7 +23,8 @@ function asJson(value: PickleValue): unknown {
     return { ndarray: { dtype: value.dtype.name, shape: [...value.shape], values } };
   }
   if (value instanceof NumpyDType || value instanceof PickleGlobal) throw new Error(`unexpected ${String(value)}`);
-  return isPickleTuple(value) ? { tuple: value.map(asJson) } : { list: value.map(asJson) };
+  const items = (value as readonly PickleValue[]).map(asJson);
+  return isPickleTuple(value) ? { tuple: items } : { list: items };
 }
 
 function scalarJson(dtype: NumpyDType, value: number | bigint | boolean): unknown {
