@@ -62,6 +62,12 @@ export const ShutdownRequest = new RequestType0<void, void>('shutdown');
 export const SidecarErrorCodes = {
   /** The request was cancelled through `$/cancelRequest` (same number LSP uses). */
   RequestCancelled: -32800,
+  /** An edit failed while running (the message says where and why). */
+  EditFailed: 1,
+  /** The image, spec, mask or output path of an edit cannot be used (nothing ran); `data.issues` lists spec problems. */
+  InvalidEditInput: 2,
+  /** A model could not be found, downloaded, verified or opened. */
+  ModelUnavailable: 3,
 } as const;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -123,6 +129,8 @@ export interface EditRunParams {
   settings?: EditSettings;
   /** Write the result here instead of `<name>.clipdrag[-n].png` next to the source (the recipe goes beside it). */
   outPath?: string;
+  /** Width the image is edited at (default 512, as the reference; smaller is faster and coarser). */
+  workingWidth?: number;
   progressToken?: string | number;
 }
 

@@ -41,3 +41,15 @@ export function blobImage(width: number, height: number, cx: number, cy: number,
   }
   return { width, height, channels: 3, data };
 }
+
+/**
+ * A copy of the tiny Stable Diffusion folder (weights hard-linked where possible) with a generated
+ * `tokenizer/` folder, so that it loads like a real model folder (the CLI and the RPC server take no
+ * separate tokenizer).
+ */
+export async function tinySdWithTokenizer(dir: string): Promise<string> {
+  const target = path.join(dir, 'tiny-sd15-with-tokenizer');
+  await fs.cp(TINY_SD, target, { recursive: true });
+  await writeTinyTokenizer(path.join(target, 'tokenizer'));
+  return target;
+}

@@ -1,6 +1,7 @@
-// The sidecar's command-line front door: `clipdrag <command>`. (`edit` and `batch` join later.)
+// The sidecar's command-line front door: `clipdrag <command>`. (`batch` joins later.)
 import { SIDECAR_VERSION } from '../version';
 import { parseDoctorOptions, runDoctor } from './doctor';
+import { EDIT_USAGE, parseEditOptions, runEdit } from './edit-command';
 import { UsageError, processIo, type CliIo } from './io';
 
 export const USAGE = `Usage: clipdrag <command> [options]
@@ -8,9 +9,13 @@ export const USAGE = `Usage: clipdrag <command> [options]
 Commands:
   doctor [--device auto|cpu|cuda|webgpu|dml|coreml] [--json]
                  list the onnxruntime execution providers on this machine and the one that would be used
+  edit <image> ...
+                 edit one image (see below); the result and its recipe are written next to it
   --version      print the version
   --help         print this help
-  --stdio        serve the extension's JSON-RPC protocol on stdin/stdout (used by the VS Code extension)`;
+  --stdio        serve the extension's JSON-RPC protocol on stdin/stdout (used by the VS Code extension)
+
+${EDIT_USAGE}`;
 
 /** The argv words that select the CLI rather than the RPC server. */
 export function isCliInvocation(args: readonly string[]): boolean {
@@ -34,6 +39,8 @@ export async function runCli(args: readonly string[], io: CliIo = processIo): Pr
         return 0;
       case 'doctor':
         return await runDoctor(parseDoctorOptions(rest), io);
+      case 'edit':
+        return await runEdit(parseEditOptions(rest), io);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }

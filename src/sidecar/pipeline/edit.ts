@@ -52,6 +52,11 @@ import { UNetRunner } from './unet-runner';
 
 const f32 = Math.fround;
 
+/** An output path that cannot be used (it would overwrite the source or its spec, or it is not a .png). */
+export class OutputPathError extends Error {
+  override readonly name = 'OutputPathError';
+}
+
 export interface EditRequest {
   /** The source image. */
   readonly imagePath: string;
@@ -128,6 +133,7 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
   throwIfCancelled(signal, 'reading the image');
   progress.start('decode', 1);
   const input = await timed('decode', () => readEditInput(request));
+  if (request.outPath !== undefined) outputPaths(request.outPath, input);
   throwIfCancelled(signal, 'reading the image');
   const { spec } = input;
   const p = spec.parameters;
@@ -441,14 +447,7 @@ async function writeResult(
     const written = await writeEditResult({ sourcePath: input.imagePath, image, recipe: draft });
     return { imagePath: written.imagePath, recipePath: written.recipePath, recipe: written.recipe as PipelineRecipe };
   }
-  const imagePath = path.resolve(outPath);
-  const recipePath = `${imagePath.replace(/\.png$/i, '')}.json`;
-  for (const target of [imagePath, recipePath]) {
-    if (target === input.imagePath || target === input.specPath) {
-      throw new Error(`The output ${target} would overwrite the source image or its spec; choose another --out path.`);
-    }
-  }
-  if (!/\.png$/i.test(imagePath)) throw new Error(`The output ${imagePath} must be a .png file.`);
+  const { imagePath, recipePath } = outputPaths(outPath, input);
   const recipe: PipelineRecipe = {
     recipeVersion: RECIPE_VERSION,
     createdAt: new Date().toISOString(),
@@ -458,6 +457,19 @@ async function writeResult(
   await writeFileAtomic(imagePath, await encodePng(image));
   await writeFileAtomic(recipePath, `${JSON.stringify(recipe, null, 2)}\n`);
   return { imagePath, recipePath, recipe };
+}
+
+/** The result and recipe paths of an explicit output, refused when it would overwrite the source or its spec. */
+export function outputPaths(outPath: string, input: Pick<EditInput, 'imagePath' | 'specPath'>): { imagePath: string; recipePath: string } {
+  const imagePath = path.resolve(outPath);
+  if (!/\.png$/i.test(imagePath)) throw new OutputPathError(`The output ${imagePath} must be a .png file.`);
+  const recipePath = `${imagePath.slice(0, -'.png'.length)}.json`;
+  for (const target of [imagePath, recipePath]) {
+    if (target === input.imagePath || target === input.specPath) {
+      throw new OutputPathError(`The output ${target} would overwrite the source image or its spec; choose another output path.`);
+    }
+  }
+  return { imagePath, recipePath };
 }
 
 function roundPoint(p: ImagePoint): ImagePoint {

@@ -5,6 +5,7 @@ import {
   InitializeRequest,
   ShutdownRequest,
   isDevicePreference,
+  type DevicePreference,
   type ExecutionProviderChoiceReport,
   type InitializeParams,
   type InitializeResult,
@@ -12,6 +13,7 @@ import {
 import { ExecutionProviderUnavailableError, onnxruntimeVersion, probeExecutionProviders, selectExecutionProvider } from '../engine/runtime/providers';
 import type { Logger } from '../log';
 import { SIDECAR_VERSION } from '../version';
+import { registerPipelineHandlers } from './pipeline-handlers';
 
 export interface RpcServerOptions {
   input: Readable;
@@ -35,11 +37,13 @@ export function startRpcServer({ input, output, log, onExit }: RpcServerOptions)
     onExit(code);
   };
 
+  let devicePreference: DevicePreference = 'auto';
   connection.onRequest(InitializeRequest, async (params) => {
     if (!params || !isDevicePreference(params.devicePreference)) {
       throw new ResponseError(ErrorCodes.InvalidParams, `initialize: devicePreference must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(params?.devicePreference)})`);
     }
     log.info(`initialize from ${params.client}; device preference: ${params.devicePreference}`);
+    devicePreference = params.devicePreference;
     return initialize(params, log);
   });
 
@@ -48,6 +52,8 @@ export function startRpcServer({ input, output, log, onExit }: RpcServerOptions)
     // The client closes our input once it has the answer; exit anyway if it does not.
     setTimeout(() => exit(0, 'shutdown'), SHUTDOWN_GRACE_MS).unref();
   });
+
+  registerPipelineHandlers(connection, { log, devicePreference: () => devicePreference });
 
   connection.onClose(() => exit(0, 'input closed'));
   connection.onError(([error]) => log.error(`protocol error: ${error.message}`));

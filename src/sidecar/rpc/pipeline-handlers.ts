@@ -1,0 +1,170 @@
+// The pipeline's requests on the RPC connection: `edit/run` (one edit; progress as `$/progress` with the
+// request's token; `$/cancelRequest` cancels) and `models/ensure` (download or find the models, optionally
+// verify them). Edits run one at a time; a failed or cancelled request leaves the server ready for the next.
+import { ErrorCodes, ResponseError, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
+import {
+  EditProgressType,
+  EditRunRequestType,
+  ModelsEnsureRequestType,
+  ModelsProgressType,
+  isDevicePreference,
+  type DevicePreference,
+  type EditRunParams,
+  type EditRunResult,
+  type EnsuredModel,
+  type ModelsEnsureParams,
+  type ModelsEnsureResult,
+  type ModelsProgress,
+} from '../../shared/protocol';
+import { DEFAULT_MODELS, ensureModel, verifyModel, type ModelStoreEvent } from '../hub';
+import type { Logger } from '../log';
+import { edit, type EditRequest } from '../pipeline/edit';
+import { toResponseError } from './errors';
+
+export interface PipelineHandlerContext {
+  readonly log: Logger;
+  /** The device preference given at `initialize` (an edit's settings may override it). */
+  devicePreference(): DevicePreference;
+  /** Pipeline cache folder (LoRAs, session folders); default the pipeline's own default. */
+  readonly cacheDir?: string;
+}
+
+/** Runs tasks one after another. */
+class SerialQueue {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  run<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(task, task);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+function abortOn(token: CancellationToken): AbortController {
+  const controller = new AbortController();
+  if (token.isCancellationRequested) controller.abort();
+  token.onCancellationRequested(() => controller.abort());
+  return controller;
+}
+
+function checkEditParams(params: EditRunParams | undefined): asserts params is EditRunParams {
+  if (!params || typeof params.imagePath !== 'string' || params.imagePath.length === 0) {
+    throw new ResponseError(ErrorCodes.InvalidParams, 'edit/run: imagePath must be the path of the image to edit');
+  }
+  const device = params.settings?.device;
+  if (device !== undefined && !isDevicePreference(device)) {
+    throw new ResponseError(ErrorCodes.InvalidParams, `edit/run: settings.device must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(device)})`);
+  }
+  if (params.workingWidth !== undefined && (!Number.isInteger(params.workingWidth) || params.workingWidth < 8 || params.workingWidth % 8 !== 0)) {
+    throw new ResponseError(ErrorCodes.InvalidParams, `edit/run: workingWidth must be a positive multiple of 8 (got ${JSON.stringify(params.workingWidth)})`);
+  }
+}
+
+export function registerPipelineHandlers(connection: MessageConnection, context: PipelineHandlerContext): void {
+  const queue = new SerialQueue();
+  const { log } = context;
+
+  connection.onRequest(EditRunRequestType, async (params, token): Promise<EditRunResult> => {
+    checkEditParams(params);
+    return queue.run(async () => {
+      const controller = abortOn(token);
+      const started = Date.now();
+      log.info(`edit/run ${params.imagePath}`);
+      const request: EditRequest = {
+        imagePath: params.imagePath,
+        ...(params.spec ? { spec: params.spec } : {}),
+        ...(params.specPath ? { specPath: params.specPath } : {}),
+        ...(params.overrides ? { overrides: params.overrides } : {}),
+        settings: { ...params.settings, device: params.settings?.device ?? context.devicePreference() },
+        ...(params.outPath ? { outPath: params.outPath } : {}),
+        ...(params.workingWidth ? { workingWidth: params.workingWidth } : {}),
+        ...(context.cacheDir ? { cacheDir: context.cacheDir } : {}),
+      };
+      const progressToken = params.progressToken;
+      try {
+        const outcome = await edit(request, {
+          signal: controller.signal,
+          onProgress: (progress) => {
+            if (progressToken !== undefined) void connection.sendProgress(EditProgressType, progressToken, progress);
+          },
+        });
+        log.info(`edit/run wrote ${outcome.imagePath} (${outcome.iterations} drag iterations, ${((Date.now() - started) / 1000).toFixed(1)} s on ${outcome.executionProvider})`);
+        const { recipe: _recipe, ...result } = outcome;
+        void _recipe;
+        return result;
+      } catch (error) {
+        const response = toResponseError(error, `The edit of ${params.imagePath}`);
+        log.warn(`edit/run ${params.imagePath}: ${response.message}`);
+        throw response;
+      }
+    });
+  });
+
+  connection.onRequest(ModelsEnsureRequestType, async (params, token): Promise<ModelsEnsureResult> => {
+    const request = params ?? {};
+    return queue.run(async () => {
+      const controller = abortOn(token);
+      try {
+        return await ensureModels(request, controller.signal, (progress) => {
+          if (request.progressToken !== undefined) void connection.sendProgress(ModelsProgressType, request.progressToken, progress);
+        });
+      } catch (error) {
+        const response = toResponseError(error, 'Preparing the models');
+        log.warn(`models/ensure: ${response.message}`);
+        throw response;
+      }
+    });
+  });
+}
+
+/** Ensures (and with `verify`, re-hashes) the Stable Diffusion and CLIP models. */
+export async function ensureModels(params: ModelsEnsureParams, signal: AbortSignal, onProgress: (progress: ModelsProgress) => void): Promise<ModelsEnsureResult> {
+  const wanted = [
+    { role: 'stable-diffusion' as const, id: params.model || DEFAULT_MODELS.stableDiffusion },
+    { role: 'clip' as const, id: params.clipModel || DEFAULT_MODELS.clip },
+  ];
+  const hub = params.hubCacheDirectory ? { cacheDir: params.hubCacheDirectory } : {};
+  const models: EnsuredModel[] = [];
+  for (const { role, id } of wanted) {
+    const onEvent = (event: ModelStoreEvent) => {
+      const progress = toModelsProgress(role, id, event);
+      if (progress) onProgress(progress);
+    };
+    const request = { ...hub, source: id, kind: role, signal, onEvent };
+    let resolved = await ensureModel(request);
+    let corruptFiles: string[] | undefined;
+    if (params.verify) {
+      const report = await verifyModel({ ...request, removeCorrupt: true });
+      corruptFiles = report.files.filter((f) => f.status === 'corrupt').map((f) => f.path);
+      // Corrupt cached files were removed: fetch them again (a local folder cannot be repaired).
+      if (corruptFiles.length > 0 && resolved.origin !== 'local') resolved = await ensureModel(request);
+    }
+    onProgress({ role, model: id, phase: 'done' });
+    models.push({
+      role,
+      id,
+      folder: resolved.folder,
+      commit: resolved.commit,
+      fileCount: resolved.files.length,
+      totalBytes: resolved.files.reduce((sum, f) => sum + f.size, 0),
+      downloadedBytes: resolved.downloadedBytes,
+      origin: resolved.origin,
+      ...(corruptFiles ? { corruptFiles } : {}),
+      notes: resolved.notes,
+    });
+  }
+  return { models };
+}
+
+function toModelsProgress(role: ModelsProgress['role'], model: string, event: ModelStoreEvent): ModelsProgress | null {
+  switch (event.type) {
+    case 'resolved':
+      return { role, model, phase: 'resolve', bytes: 0, totalBytes: event.downloadBytes, message: `${event.fileCount} files, ${event.downloadBytes} bytes to fetch` };
+    case 'progress':
+      return { role, model, phase: event.phase, file: event.file, bytes: event.overallBytes, totalBytes: event.overallTotal };
+    case 'note':
+      return { role, model, phase: 'resolve', message: event.message };
+    default:
+      return null;
+  }
+}
