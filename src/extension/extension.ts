@@ -14,7 +14,7 @@ export function activate(context: vscode.ExtensionContext): ClipdragApi {
   log.info(`CLIPDrag ${String((context.extension.packageJSON as { version?: unknown }).version)} activating in VS Code ${vscode.version} (${vscode.env.appHost})`);
 
   sidecar = createSidecar(context, log);
-  const editor = ImageEditorProvider.register(context, log);
+  const editor = ImageEditorProvider.register(context, log, sidecar);
   registerCommands(context, sidecar, log);
   return { sidecar, editor };
 }

@@ -1,34 +1,508 @@
-// The CLIPDrag editor's page: shows the image the extension names, and reports back whether it loaded
-// (and at which size). The drawing tools (points, mask, prompts) are built on top of this later.
-import type { FromWebviewMessage, ToWebviewMessage } from '../shared/webview-messages';
+// The CLIPDrag editor page: shows the image with its point pairs and mask, lets the user edit them, and sends every
+// edit to the extension, which owns the document and its undo stack and answers with the document's new state.
+// Points and strokes show at once (the page applies them itself); the extension's answer confirms or corrects them.
+import type { ImagePoint, PointPair } from '../shared/edit-spec';
+import type { EditorEdit } from '../shared/editor-model';
+import type { MaskStroke, PixelRect } from '../shared/mask-raster';
+import type { DocumentView, RunView, ToWebviewMessage, UserAction } from '../shared/webview-messages';
+import { CanvasInput, isTextInput, type Tool } from './canvas-input';
+import './elements';
+import { MaskLayer } from './mask-layer';
+import { ParameterPanel } from './parameter-panel';
+import type { PointRef } from './point-hits';
+import { PointsList } from './points-list';
+import { PromptPanel } from './prompt-panel';
+import { Renderer } from './renderer';
+import { ResultsPanel } from './results-panel';
+import { ACTION_LABELS, button, RunPanel } from './run-panel';
+import { SHORTCUTS, shortcutFor, type ShortcutAction } from './shortcuts';
+import { Viewport } from './viewport';
+import { loadPageState, post, savePageState, type PageState } from './vscode-api';
 
-interface VsCodeApi {
-  postMessage(message: FromWebviewMessage): void;
+const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+
+const MIN_BRUSH = 1;
+const MAX_BRUSH = 500;
+const ZOOM_STEP = 1.25;
+
+class Editor {
+  private readonly viewport = new Viewport();
+  private readonly stack = byId<HTMLDivElement>('canvas-stack');
+  private readonly imageElement = byId<HTMLImageElement>('clipdrag-image');
+  private readonly status = byId<HTMLParagraphElement>('clipdrag-status');
+  private readonly renderer: Renderer;
+  private readonly mask: MaskLayer;
+  private readonly input: CanvasInput;
+  private readonly prompts: PromptPanel;
+  private readonly parameters: ParameterPanel;
+  private readonly pointsList: PointsList;
+  private readonly runPanel: RunPanel;
+  private readonly results: ResultsPanel;
+
+  private view: DocumentView | undefined;
+  /** The points as shown: the document's, plus this page's edits not yet confirmed. */
+  private points: PointPair[] = [];
+  private selected: PointRef | undefined;
+  private pending: ImagePoint | undefined;
+  private brushAt: { x: number; y: number } | undefined;
+  private imageName = '';
+  private imageSize: { width: number; height: number } | undefined;
+  private state: PageState;
+  private mode: 'edit' | 'compare' = 'edit';
+  private preview: HTMLImageElement | undefined;
+  private strokeNumber = 0;
+
+  constructor() {
+    const saved = loadPageState();
+    this.state = {
+      tool: saved.tool ?? 'point',
+      brushRadius: clampBrush(saved.brushRadius ?? 24),
+      brushSizeChosen: saved.brushSizeChosen ?? false,
+      maskVisible: saved.maskVisible ?? true,
+    };
+    this.renderer = new Renderer({ image: byId('layer-image'), mask: byId('layer-mask'), overlay: byId('layer-overlay') }, this.viewport, () => ({
+      points: this.points,
+      selected: this.selected,
+      pendingHandle: this.pending,
+      brush: this.brushAt && (this.state.tool === 'brush' || this.state.tool === 'eraser') ? { ...this.brushAt, radius: this.state.brushRadius, erase: this.state.tool === 'eraser' } : undefined,
+      liveHandles: this.runPanel?.view.phase === 'running' ? this.runPanel.view.handles : undefined,
+    }), (ms) => (this.stack.dataset.frameMs = ms.toFixed(2)));
+    this.mask = new MaskLayer({
+      changed: (rect: PixelRect | undefined) => (rect ? this.renderer.invalidateMaskRect(rect) : this.renderer.invalidate('mask')),
+      needResync: () => post({ type: 'resync' }),
+      fileDecoded: (path, mask) => post({ type: 'maskFileDecoded', path, mask }),
+      problem: (message) => this.notice('warning', message, []),
+    });
+    this.renderer.setMaskSource(this.mask.canvas);
+    this.input = new CanvasInput(this.stack, this.inputHost());
+    const send = (edit: EditorEdit) => this.send(edit);
+    this.prompts = new PromptPanel(send);
+    this.parameters = new ParameterPanel(byId('parameters'), send);
+    this.pointsList = new PointsList({ select: (index) => this.selectPair(index), remove: (index) => this.send({ kind: 'deletePair', index }) });
+    this.runPanel = new RunPanel({
+      run: () => this.run(),
+      cancel: () => post({ type: 'cancelRun' }),
+      action: (action) => post({ type: 'userAction', action }),
+      showResult: (file) => {
+        this.results.select(file);
+      },
+    });
+    this.results = new ResultsPanel({ action: (action, file) => post({ type: 'result', action, file }), compareShown: () => this.setMode('compare') });
+    this.wireToolbar();
+    this.wireNotice();
+    this.listShortcuts();
+    new ResizeObserver(() => this.resize()).observe(this.stack);
+    window.addEventListener('message', (event: MessageEvent<ToWebviewMessage>) => this.receive(event.data));
+    window.addEventListener('keydown', (event) => this.keydown(event));
+    this.setTool(this.state.tool);
+    this.setMaskVisible(this.state.maskVisible);
+    this.setBrush(this.state.brushRadius, false);
+    this.setMode('edit');
+    this.resize();
+    post({ type: 'ready' });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Messages from the extension
+
+  private receive(message: ToWebviewMessage): void {
+    switch (message?.type) {
+      case 'showImage':
+        return this.showImage(message.src, message.name);
+      case 'document':
+        return this.showDocument(message.view, message.mask);
+      case 'editRejected':
+        this.points = this.view ? this.view.points.map(copyPair) : [];
+        this.mask.dropPending();
+        if (!this.parameters.showRejected(message.message)) this.notice('warning', message.message, []);
+        this.refreshPoints();
+        return;
+      case 'run':
+        return this.showRun(message.run);
+      case 'results':
+        return this.results.show(message.results);
+      case 'notice':
+        return this.notice(message.level, message.message, message.actions);
+      case 'clearNotice':
+        byId('notice').hidden = true;
+        return;
+    }
+  }
+
+  private showDocument(view: DocumentView, mask: Parameters<MaskLayer['apply']>[0] | undefined): void {
+    this.view = view;
+    this.points = view.points.map(copyPair);
+    if (this.selected && this.selected.index >= this.points.length) this.selected = undefined;
+    if (mask) this.mask.apply(mask);
+    else if (view.maskRevision !== this.mask.currentRevision && this.mask.currentRevision >= 0) post({ type: 'resync' });
+    this.prompts.show(view);
+    this.parameters.show(view);
+    this.stack.dataset.revision = String(view.revision);
+    this.refreshPoints();
+  }
+
+  private showImage(src: string, name: string): void {
+    this.imageName = name;
+    this.status.textContent = `Loading ${name}…`;
+    const image = this.imageElement;
+    image.alt = name;
+    image.onload = async () => {
+      const width = image.naturalWidth;
+      const height = image.naturalHeight;
+      // A decoded bitmap draws without re-decoding on every frame.
+      let source: HTMLImageElement | ImageBitmap = image;
+      try {
+        source = await createImageBitmap(image);
+      } catch {
+        // drawImage can use the element itself
+      }
+      this.imageSize = { width, height };
+      this.viewport.setImage(width, height);
+      this.mask.setSize(width, height);
+      this.renderer.setImage(source);
+      if (!this.state.brushSizeChosen) this.setBrush(Math.round(Math.max(width, height) / 40), false);
+      this.results.setSource(src);
+      this.stack.dataset.imageSize = `${width}x${height}`;
+      this.viewChanged();
+      post({ type: 'imageLoaded', src, width, height });
+    };
+    image.onerror = () => {
+      const message = `The image could not be decoded or loaded (${name}).`;
+      this.imageSize = undefined;
+      this.renderer.setImage(undefined);
+      this.status.textContent = message;
+      this.notice('error', message, ['showLogs']);
+      post({ type: 'imageFailed', src, message });
+    };
+    image.src = src;
+  }
+
+  private showRun(run: RunView): void {
+    this.runPanel.show(run);
+    this.stack.dataset.run = run.phase;
+    if (run.phase === 'running' && run.preview) {
+      if (this.preview?.src !== run.preview) {
+        const preview = new Image();
+        preview.onload = () => this.renderer.setPreview(preview);
+        preview.src = run.preview;
+        this.preview = preview;
+      }
+    } else if (run.phase !== 'running' && this.preview) {
+      this.preview = undefined;
+      this.renderer.setPreview(undefined);
+    }
+    if (run.phase === 'finished') this.results.select(run.result.file);
+    this.renderer.invalidate('overlay');
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Edits
+
+  private send(edit: EditorEdit, strokeId?: string): void {
+    post(strokeId ? { type: 'edit', edit, strokeId } : { type: 'edit', edit });
+  }
+
+  private inputHost() {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const editor = this;
+    return {
+      viewport: this.viewport,
+      tool: () => this.state.tool,
+      brushRadius: () => this.state.brushRadius,
+      imageReady: () => this.imageSize !== undefined && this.mode === 'edit',
+      displayPoints: () => this.points,
+      pendingHandle: () => this.pending,
+      setPendingHandle: (point: ImagePoint | undefined) => {
+        editor.pending = point;
+        editor.refreshPoints();
+      },
+      select: (ref: PointRef | undefined) => {
+        editor.selected = ref;
+        editor.refreshPoints();
+      },
+      addPair: (handle: ImagePoint, target: ImagePoint) => {
+        const pair = { handle, target };
+        editor.points = [...editor.points, pair];
+        editor.selected = { index: editor.points.length - 1, end: 'target' };
+        editor.refreshPoints();
+        editor.send({ kind: 'addPair', pair });
+      },
+      previewMove: (ref: PointRef, to: ImagePoint) => {
+        editor.points = editor.points.map((p, i) => (i === ref.index ? { ...p, [ref.end]: to } : p));
+        editor.renderer.invalidate('overlay');
+      },
+      commitMove: (ref: PointRef, to: ImagePoint) => {
+        editor.refreshPoints();
+        editor.send({ kind: 'movePoint', index: ref.index, end: ref.end, to });
+      },
+      cancelMove: () => {
+        editor.points = editor.view ? editor.view.points.map(copyPair) : [];
+        editor.refreshPoints();
+      },
+      paint: (segment: MaskStroke) => {
+        editor.mask.paint(segment);
+      },
+      commitStroke: (stroke: MaskStroke) => {
+        const id = `s${Date.now().toString(36)}-${++editor.strokeNumber}`;
+        editor.mask.markPending(id, stroke);
+        editor.send({ kind: 'maskStroke', stroke }, id);
+        editor.updateStatus();
+      },
+      brushMoved: (at: { x: number; y: number } | undefined) => {
+        editor.brushAt = at;
+        editor.renderer.invalidate('overlay');
+      },
+      viewChanged: () => editor.viewChanged(),
+    };
+  }
+
+  private selectPair(index: number): void {
+    this.selected = { index, end: 'handle' };
+    this.setTool('point');
+    this.refreshPoints();
+  }
+
+  private refreshPoints(): void {
+    this.pointsList.show(this.points, this.selected?.index, this.pending);
+    this.stack.dataset.points = String(this.points.length);
+    this.renderer.invalidate('overlay');
+    this.updateStatus();
+  }
+
+  private nudge(dx: number, dy: number): void {
+    const ref = this.selected;
+    const size = this.imageSize;
+    if (!ref || !size || !this.points[ref.index]) return;
+    const [x, y] = this.points[ref.index]![ref.end];
+    const to: ImagePoint = [Math.min(size.width - 1, Math.max(0, x + dx)), Math.min(size.height - 1, Math.max(0, y + dy))];
+    this.points = this.points.map((p, i) => (i === ref.index ? { ...p, [ref.end]: to } : p));
+    this.refreshPoints();
+    this.send({ kind: 'movePoint', index: ref.index, end: ref.end, to });
+  }
+
+  private addPairAtCentre(): void {
+    const size = this.imageSize;
+    if (!size) return;
+    const [cx, cy] = this.viewport.toImagePixel(this.viewport.viewWidth / 2, this.viewport.viewHeight / 2);
+    const offset = Math.max(8, Math.round(Math.max(size.width, size.height) / 20));
+    const handle: ImagePoint = [cx, cy];
+    const target: ImagePoint = [Math.min(size.width - 1, cx + offset), cy];
+    this.points = [...this.points, { handle, target }];
+    this.selected = { index: this.points.length - 1, end: 'target' };
+    this.setTool('point');
+    this.refreshPoints();
+    this.send({ kind: 'addPair', pair: { handle, target } });
+  }
+
+  private run(): void {
+    this.prompts.flushAll();
+    post({ type: 'run' });
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // View and tools
+
+  private resize(): void {
+    const rect = this.stack.getBoundingClientRect();
+    this.viewport.setView(rect.width, rect.height);
+    this.renderer.resize(rect.width, rect.height, window.devicePixelRatio || 1);
+    this.viewChanged();
+  }
+
+  private viewChanged(): void {
+    this.renderer.invalidateAll();
+    const { scale, offsetX, offsetY } = this.viewport;
+    this.stack.dataset.view = JSON.stringify({ scale, offsetX, offsetY });
+    byId('zoom-level').textContent = `${Math.round(scale * 100)}%`;
+    this.updateStatus();
+  }
+
+  private setTool(tool: Tool): void {
+    this.state.tool = tool;
+    if (tool !== 'point') this.pending = undefined;
+    for (const element of document.querySelectorAll<HTMLButtonElement>('.tool')) element.setAttribute('aria-checked', String(element.dataset.tool === tool));
+    this.stack.dataset.tool = tool;
+    this.input.updateCursor();
+    this.saveState();
+    this.refreshPoints();
+  }
+
+  private setBrush(radius: number, chosen: boolean): void {
+    this.state.brushRadius = clampBrush(radius);
+    if (chosen) this.state.brushSizeChosen = true;
+    const slider = byId<HTMLInputElement>('brush-size');
+    slider.value = String(this.state.brushRadius);
+    byId('brush-size-value').textContent = `${this.state.brushRadius} px`;
+    this.renderer.invalidate('overlay');
+    this.saveState();
+  }
+
+  private setMaskVisible(visible: boolean): void {
+    this.state.maskVisible = visible;
+    this.renderer.setMaskVisible(visible);
+    byId('toggle-mask').setAttribute('aria-pressed', String(visible));
+    this.saveState();
+  }
+
+  private setMode(mode: 'edit' | 'compare'): void {
+    this.mode = mode;
+    this.stack.hidden = mode !== 'edit';
+    this.results.setVisible(mode === 'compare');
+    for (const element of document.querySelectorAll<HTMLButtonElement>('.view-mode')) element.setAttribute('aria-checked', String(element.dataset.view === mode));
+    if (mode === 'edit') this.resize();
+  }
+
+  private zoom(factor: number): void {
+    this.viewport.zoomAt(factor, this.viewport.viewWidth / 2, this.viewport.viewHeight / 2);
+    this.viewChanged();
+  }
+
+  private saveState(): void {
+    savePageState(this.state);
+  }
+
+  private updateStatus(): void {
+    if (!this.imageSize) return;
+    const { width, height } = this.imageSize;
+    const parts = [`${this.imageName} — ${width} × ${height} px`, `${Math.round(this.viewport.scale * 100)}%`, `${this.points.length} point ${this.points.length === 1 ? 'pair' : 'pairs'}`];
+    if (this.mask.strokeCount > 0) parts.push('mask painted');
+    this.status.textContent = parts.join(' · ');
+  }
+
+  private wireToolbar(): void {
+    for (const element of document.querySelectorAll<HTMLButtonElement>('.tool')) element.addEventListener('click', () => this.setTool(element.dataset.tool as Tool));
+    const slider = byId<HTMLInputElement>('brush-size');
+    slider.min = String(MIN_BRUSH);
+    slider.max = String(MAX_BRUSH);
+    slider.addEventListener('input', () => this.setBrush(Number(slider.value), true));
+    byId('toggle-mask').addEventListener('click', () => this.setMaskVisible(!this.state.maskVisible));
+    byId('zoom-in').addEventListener('click', () => this.zoom(ZOOM_STEP));
+    byId('zoom-out').addEventListener('click', () => this.zoom(1 / ZOOM_STEP));
+    byId('zoom-fit').addEventListener('click', () => {
+      this.viewport.fit();
+      this.viewChanged();
+    });
+    byId('zoom-actual').addEventListener('click', () => {
+      this.viewport.actualSize();
+      this.viewChanged();
+    });
+    byId('undo').addEventListener('click', () => post({ type: 'command', command: 'undo' }));
+    byId('redo').addEventListener('click', () => post({ type: 'command', command: 'redo' }));
+    byId('clear-all').addEventListener('click', () => this.send({ kind: 'clearAll' }));
+    for (const element of document.querySelectorAll<HTMLButtonElement>('.view-mode')) element.addEventListener('click', () => this.setMode(element.dataset.view as 'edit' | 'compare'));
+  }
+
+  private wireNotice(): void {
+    byId('notice')
+      .querySelector('.notice-close')!
+      .addEventListener('click', () => (byId('notice').hidden = true));
+  }
+
+  private notice(level: 'info' | 'warning' | 'error', message: string, actions: readonly UserAction[]): void {
+    const notice = byId('notice');
+    notice.dataset.level = level;
+    notice.querySelector('.notice-message')!.textContent = message;
+    notice.querySelector('.notice-actions')!.replaceChildren(...actions.map((action) => button(ACTION_LABELS[action], () => post({ type: 'userAction', action }))));
+    notice.hidden = false;
+  }
+
+  private listShortcuts(): void {
+    const list = byId('shortcuts');
+    for (const shortcut of SHORTCUTS) {
+      const term = document.createElement('dt');
+      term.textContent = shortcut.keys;
+      const description = document.createElement('dd');
+      description.textContent = shortcut.description;
+      list.append(term, description);
+    }
+  }
+
+  private keydown(event: KeyboardEvent): void {
+    if (isTextInput(event)) return;
+    const action = shortcutFor(event);
+    if (!action) return;
+    event.preventDefault();
+    this.perform(action, event.shiftKey ? 10 : 1);
+  }
+
+  /** `step`: how far the arrow keys move a point (Shift: 10 pixels). */
+  private perform(action: ShortcutAction, step = 1): void {
+    const nudge = (dx: number, dy: number) => this.nudge(dx * step, dy * step);
+    switch (action) {
+      case 'tool-point':
+        return this.setTool('point');
+      case 'tool-brush':
+        return this.setTool('brush');
+      case 'tool-eraser':
+        return this.setTool('eraser');
+      case 'tool-pan':
+        return this.setTool('pan');
+      case 'brush-smaller':
+        return this.setBrush(Math.round(this.state.brushRadius / 1.25), true);
+      case 'brush-larger':
+        return this.setBrush(Math.max(this.state.brushRadius + 1, Math.round(this.state.brushRadius * 1.25)), true);
+      case 'toggle-mask':
+        return this.setMaskVisible(!this.state.maskVisible);
+      case 'zoom-in':
+        return this.zoom(ZOOM_STEP);
+      case 'zoom-out':
+        return this.zoom(1 / ZOOM_STEP);
+      case 'zoom-fit':
+        this.viewport.fit();
+        return this.viewChanged();
+      case 'zoom-actual':
+        this.viewport.actualSize();
+        return this.viewChanged();
+      case 'add-pair':
+        return this.addPairAtCentre();
+      case 'select-next':
+      case 'select-previous': {
+        if (this.points.length === 0) return;
+        const step = action === 'select-next' ? 1 : -1;
+        const index = this.selected ? (this.selected.index + step + this.points.length) % this.points.length : step > 0 ? 0 : this.points.length - 1;
+        return this.selectPair(index);
+      }
+      case 'toggle-end':
+        if (this.selected) this.selected = { index: this.selected.index, end: this.selected.end === 'handle' ? 'target' : 'handle' };
+        return this.refreshPoints();
+      case 'nudge-left':
+        return nudge(-1, 0);
+      case 'nudge-right':
+        return nudge(1, 0);
+      case 'nudge-up':
+        return nudge(0, -1);
+      case 'nudge-down':
+        return nudge(0, 1);
+      case 'delete-selected':
+        if (this.selected) {
+          const index = this.selected.index;
+          this.selected = undefined;
+          this.points = this.points.filter((_, i) => i !== index);
+          this.refreshPoints();
+          this.send({ kind: 'deletePair', index });
+        }
+        return;
+      case 'clear-all':
+        return this.send({ kind: 'clearAll' });
+      case 'escape':
+        if (this.pending) this.pending = undefined;
+        else if (this.selected) this.selected = undefined;
+        else if (this.runPanel.busy) post({ type: 'cancelRun' });
+        return this.refreshPoints();
+      case 'run':
+        return this.run();
+      case 'toggle-compare':
+        return this.setMode(this.mode === 'edit' ? 'compare' : 'edit');
+    }
+  }
 }
-declare function acquireVsCodeApi(): VsCodeApi;
 
-const vscode = acquireVsCodeApi();
-const image = document.getElementById('clipdrag-image') as HTMLImageElement;
-const status = document.getElementById('clipdrag-status') as HTMLParagraphElement;
-
-function showImage(src: string, name: string): void {
-  status.textContent = `Loading ${name}…`;
-  image.alt = name;
-  image.onload = () => {
-    status.textContent = `${name} — ${image.naturalWidth} × ${image.naturalHeight} px`;
-    vscode.postMessage({ type: 'imageLoaded', src, width: image.naturalWidth, height: image.naturalHeight });
-  };
-  image.onerror = () => {
-    const message = `The image could not be decoded or loaded (${name}).`;
-    status.textContent = message;
-    vscode.postMessage({ type: 'imageFailed', src, message });
-  };
-  image.src = src;
+function clampBrush(radius: number): number {
+  return Math.min(MAX_BRUSH, Math.max(MIN_BRUSH, Math.round(radius) || MIN_BRUSH));
 }
 
-window.addEventListener('message', (event: MessageEvent<ToWebviewMessage>) => {
-  const message = event.data;
-  if (message?.type === 'showImage') showImage(message.src, message.name);
-});
+function copyPair(pair: PointPair): PointPair {
+  return { handle: [pair.handle[0], pair.handle[1]], target: [pair.target[0], pair.target[1]] };
+}
 
-vscode.postMessage({ type: 'ready' });
+new Editor();

@@ -1,29 +1,39 @@
-// The `clipdrag.editor` custom editor: opens an image in a webview that shows it. Each document keeps
-// what its webview reported (shown with its size, or failed), which the extension API exposes.
-import * as path from 'node:path';
+// The `clipdrag.editor` custom editor: an editable `CustomEditorProvider` whose document is the image's edit spec
+// (points, mask, prompts, parameters). Edits go on VS Code's undo stack; save writes `<image>.clipdrag-edit.json`
+// next to the image; hot exit backs up unsaved edits; several editors of one image share its document.
 import * as vscode from 'vscode';
-import { parseFromWebviewMessage, type ToWebviewMessage } from '../../shared/webview-messages';
+import type { SidecarClient } from '../sidecar/sidecar-client';
+import { DocumentSession, modelForDiskState } from './document-session';
+import { EditorPanel } from './editor-panel';
 import { ImageDocument, type ImageViewState } from './image-document';
-import { renderWebviewHtml } from './webview-html';
+import { readBackup, readSpecFile, specUriForImage, writeBackup } from './spec-io';
+import { notifyWithActions } from './user-actions';
 
 export const EDITOR_VIEW_TYPE = 'clipdrag.editor';
 
-export class ImageEditorProvider implements vscode.CustomReadonlyEditorProvider<ImageDocument> {
+export class ImageEditorProvider implements vscode.CustomEditorProvider<ImageDocument> {
   private readonly documents = new Map<string, ImageDocument>();
+  private readonly sessions = new Map<ImageDocument, DocumentSession>();
+  private readonly didChangeCustomDocument = new vscode.EventEmitter<vscode.CustomDocumentEditEvent<ImageDocument>>();
+  readonly onDidChangeCustomDocument = this.didChangeCustomDocument.event;
 
   constructor(
     private readonly extensionUri: vscode.Uri,
     private readonly log: vscode.LogOutputChannel,
+    private readonly sidecar: SidecarClient,
+    private readonly version: string,
   ) {}
 
-  static register(context: vscode.ExtensionContext, log: vscode.LogOutputChannel): ImageEditorProvider {
-    const provider = new ImageEditorProvider(context.extensionUri, log);
+  static register(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, sidecar: SidecarClient): ImageEditorProvider {
+    const version = String((context.extension.packageJSON as { version?: unknown }).version);
+    const provider = new ImageEditorProvider(context.extensionUri, log, sidecar, version);
     context.subscriptions.push(
       vscode.window.registerCustomEditorProvider(EDITOR_VIEW_TYPE, provider, {
-        // The edit state will live in the extension; keeping the webview alive avoids re-decoding large images.
+        // The page holds the decoded image and mask; keeping it alive avoids decoding a large image again.
         webviewOptions: { retainContextWhenHidden: true },
-        supportsMultipleEditorsPerDocument: false,
+        supportsMultipleEditorsPerDocument: true,
       }),
+      provider.didChangeCustomDocument,
     );
     return provider;
   }
@@ -31,6 +41,12 @@ export class ImageEditorProvider implements vscode.CustomReadonlyEditorProvider<
   /** The open CLIPDrag document for this image, if any. */
   documentFor(uri: vscode.Uri): ImageDocument | undefined {
     return this.documents.get(uri.toString());
+  }
+
+  /** The session (run, results) of an open document. */
+  sessionFor(uri: vscode.Uri): DocumentSession | undefined {
+    const document = this.documentFor(uri);
+    return document && this.sessions.get(document);
   }
 
   /** Resolves once the editor for `uri` has shown the image or failed to (rejects on timeout). */
@@ -52,62 +68,81 @@ export class ImageEditorProvider implements vscode.CustomReadonlyEditorProvider<
     });
   }
 
-  openCustomDocument(uri: vscode.Uri): ImageDocument {
-    const document = new ImageDocument(uri);
+  async openCustomDocument(uri: vscode.Uri, openContext: vscode.CustomDocumentOpenContext): Promise<ImageDocument> {
+    const disk = await readSpecFile(specUriForImage(uri));
+    const saved = modelForDiskState(disk, this.log);
+    const diskText = disk.kind === 'missing' ? undefined : disk.text;
+    const loadProblem = disk.kind === 'invalid' ? disk.message : undefined;
+    let model = saved;
+    if (openContext.backupId) {
+      try {
+        model = await readBackup(vscode.Uri.parse(openContext.backupId));
+        this.log.info(`editor: restored the unsaved edit of ${uri.fsPath} from its backup`);
+      } catch (error) {
+        this.log.error(`editor: the backup of ${uri.fsPath} could not be restored (${String(error)}); opening the saved edit`);
+        void vscode.window.showWarningMessage(`CLIPDrag: the unsaved edit of ${uri.fsPath} could not be restored from its backup; the saved edit is shown.`, 'Show Logs').then((pick) => {
+          if (pick) void vscode.commands.executeCommand('clipdrag.showLogs');
+        });
+      }
+    }
+    if (loadProblem) {
+      this.log.warn(`editor: ${loadProblem.split('\n').join(' ')}`);
+      notifyWithActions('error', `CLIPDrag: ${loadProblem.split('\n').join(' ')} The editor starts empty; saving replaces the file.`, ['openSpec', 'showLogs'], specUriForImage(uri));
+    }
+    const document = new ImageDocument(uri, { model, saved, diskText, loadProblem });
+    const session = new DocumentSession(document, { sidecar: this.sidecar, log: this.log, version: this.version, fireEdit: (event) => this.didChangeCustomDocument.fire(event) });
     this.documents.set(uri.toString(), document);
+    this.sessions.set(document, session);
     document.onDidDispose(() => {
+      session.dispose();
+      this.sessions.delete(document);
       if (this.documents.get(uri.toString()) === document) this.documents.delete(uri.toString());
     });
     return document;
   }
 
   resolveCustomEditor(document: ImageDocument, panel: vscode.WebviewPanel): void {
-    const { webview } = panel;
-    const imageFolder = vscode.Uri.joinPath(document.uri, '..');
-    webview.options = {
-      enableScripts: true,
-      localResourceRoots: [imageFolder, vscode.Uri.joinPath(this.extensionUri, 'dist'), vscode.Uri.joinPath(this.extensionUri, 'media')],
-    };
-    webview.html = renderWebviewHtml({
-      webview,
-      scriptUri: vscode.Uri.joinPath(this.extensionUri, 'dist', 'webview.js'),
-      styleUri: vscode.Uri.joinPath(this.extensionUri, 'media', 'editor.css'),
-      title: path.posix.basename(document.uri.path),
-    });
+    const session = this.sessions.get(document);
+    if (!session) throw new Error(`No session for ${document.uri.toString()}`);
+    new EditorPanel(session, panel, this.extensionUri, this.log);
+  }
 
-    const post = (message: ToWebviewMessage) => void webview.postMessage(message);
-    const showImage = (version?: number) => {
-      document.setViewState({ kind: 'loading' });
-      const src = webview.asWebviewUri(document.uri);
-      post({ type: 'showImage', src: (version ? src.with({ query: `v=${version}` }) : src).toString(), name: path.posix.basename(document.uri.path) });
-    };
-
-    const disposables: vscode.Disposable[] = [
-      webview.onDidReceiveMessage((raw: unknown) => {
-        const message = parseFromWebviewMessage(raw);
-        if (!message) {
-          this.log.warn(`editor: ignoring malformed webview message ${JSON.stringify(raw)}`);
-          return;
-        }
-        switch (message.type) {
-          case 'ready':
-            showImage();
-            break;
-          case 'imageLoaded':
-            document.setViewState({ kind: 'shown', width: message.width, height: message.height });
-            break;
-          case 'imageFailed':
-            this.log.warn(`editor: could not show ${document.uri.fsPath}: ${message.message}`);
-            document.setViewState({ kind: 'failed', message: message.message });
-            break;
-        }
-      }),
-    ];
-    // Show the new pixels when the file changes on disk (the webview would otherwise keep its cached copy).
-    if (document.uri.scheme === 'file') {
-      const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(imageFolder, path.posix.basename(document.uri.path)));
-      disposables.push(watcher, watcher.onDidChange(() => showImage(Date.now())));
+  async saveCustomDocument(document: ImageDocument): Promise<void> {
+    const session = this.session(document);
+    try {
+      await session.save();
+    } catch (error) {
+      session.reportSaveFailure(error);
+      throw error;
     }
-    panel.onDidDispose(() => disposables.forEach((d) => d.dispose()));
+  }
+
+  async saveCustomDocumentAs(document: ImageDocument, destination: vscode.Uri): Promise<void> {
+    const session = this.session(document);
+    try {
+      await session.saveAs(destination);
+    } catch (error) {
+      session.reportSaveFailure(error);
+      throw error;
+    }
+  }
+
+  async revertCustomDocument(document: ImageDocument): Promise<void> {
+    await this.session(document).revert();
+  }
+
+  async backupCustomDocument(document: ImageDocument, context: vscode.CustomDocumentBackupContext): Promise<vscode.CustomDocumentBackup> {
+    const destination = context.destination;
+    await writeBackup(destination, document.model);
+    return {
+      id: destination.toString(),
+      delete: () => void vscode.workspace.fs.delete(destination).then(undefined, () => undefined),
+    };
+  }
+
+  private session(document: ImageDocument): DocumentSession {
+    const session = this.sessions.get(document);
+    if (!session) throw new Error(`The CLIPDrag editor of ${document.uri.fsPath} is closed`);
+    return session;
   }
 }

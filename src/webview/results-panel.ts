@@ -1,0 +1,122 @@
+// The result history of this image and the comparison view: before/after with a split slider, or side by side.
+// Opening a result and revealing it in the Explorer are the extension's (it decides what the file is).
+import type { ResultAction, ResultView } from '../shared/webview-messages';
+import { button } from './run-panel';
+
+export type CompareMode = 'slider' | 'side';
+
+export class ResultsPanel {
+  private readonly list = document.getElementById('results') as HTMLUListElement;
+  private readonly compare = document.getElementById('compare') as HTMLElement;
+  private readonly slider = document.getElementById('compare-slider') as HTMLElement;
+  private readonly side = document.getElementById('compare-side') as HTMLElement;
+  private readonly empty = document.getElementById('compare-empty') as HTMLElement;
+  private readonly caption = document.getElementById('compare-caption') as HTMLElement;
+  private readonly position = document.getElementById('compare-position') as HTMLInputElement;
+  private readonly afterOverlay = document.getElementById('compare-after-overlay') as HTMLImageElement;
+  private readonly divider = document.getElementById('compare-divider') as HTMLElement;
+  private results: ResultView[] = [];
+  private selected: string | undefined;
+  private mode: CompareMode = 'slider';
+  private sourceSrc = '';
+
+  constructor(private readonly handlers: { action(action: ResultAction, file: string): void; compareShown(file: string): void }) {
+    this.position.addEventListener('input', () => this.applySplit());
+    for (const modeButton of document.querySelectorAll<HTMLButtonElement>('.compare-mode')) {
+      modeButton.addEventListener('click', () => this.setMode(modeButton.dataset.compare as CompareMode));
+    }
+  }
+
+  get selectedFile(): string | undefined {
+    return this.selected;
+  }
+
+  setSource(src: string): void {
+    this.sourceSrc = src;
+    for (const id of ['compare-before-overlay', 'compare-before-side']) (document.getElementById(id) as HTMLImageElement).src = src;
+  }
+
+  show(results: ResultView[]): void {
+    this.results = results;
+    if (this.selected && !results.some((r) => r.file === this.selected)) this.selected = undefined;
+    const items = results.map((result) => {
+      const item = document.createElement('li');
+      item.className = result.file === this.selected ? 'selected' : '';
+      const thumbnail = document.createElement('img');
+      thumbnail.src = result.src;
+      thumbnail.alt = '';
+      thumbnail.loading = 'lazy';
+      const text = document.createElement('span');
+      text.className = 'result-name';
+      text.textContent = result.file;
+      const time = document.createElement('time');
+      time.dateTime = new Date(result.modified).toISOString();
+      time.textContent = new Date(result.modified).toLocaleString();
+      const actions = document.createElement('span');
+      actions.className = 'result-actions';
+      const compare = button('Compare', () => this.select(result.file));
+      compare.setAttribute('aria-label', `Compare ${result.file} with the source`);
+      const open = button('Open', () => this.handlers.action('open', result.file));
+      open.setAttribute('aria-label', `Open ${result.file}`);
+      const reveal = button('Reveal', () => this.handlers.action('reveal', result.file));
+      reveal.setAttribute('aria-label', `Reveal ${result.file} in the Explorer`);
+      actions.append(compare, open, reveal);
+      if (result.recipe) {
+        const recipe = button('Recipe', () => this.handlers.action('openRecipe', result.file));
+        recipe.setAttribute('aria-label', `Open the recipe of ${result.file}`);
+        actions.append(recipe);
+      }
+      item.append(thumbnail, text, time, actions);
+      return item;
+    });
+    if (items.length === 0) {
+      const item = document.createElement('li');
+      item.className = 'hint';
+      item.textContent = 'No results yet. Results are written next to the image as <name>.clipdrag.png.';
+      items.push(item);
+    }
+    this.list.replaceChildren(...items);
+    this.render();
+  }
+
+  /** Shows this result in the comparison (and switches the view to it). */
+  select(file: string): void {
+    this.selected = file;
+    this.show(this.results);
+    this.handlers.compareShown(file);
+  }
+
+  setVisible(visible: boolean): void {
+    this.compare.hidden = !visible;
+    if (visible && !this.selected && this.results[0]) this.selected = this.results[0].file;
+    this.render();
+  }
+
+  setMode(mode: CompareMode): void {
+    this.mode = mode;
+    for (const modeButton of document.querySelectorAll<HTMLButtonElement>('.compare-mode')) modeButton.setAttribute('aria-pressed', String(modeButton.dataset.compare === mode));
+    this.render();
+  }
+
+  private render(): void {
+    const result = this.results.find((r) => r.file === this.selected);
+    this.empty.hidden = Boolean(result);
+    this.slider.hidden = !result || this.mode !== 'slider';
+    this.side.hidden = !result || this.mode !== 'side';
+    this.caption.textContent = result ? `Source vs ${result.file}` : '';
+    if (!result) return;
+    for (const id of ['compare-after-overlay', 'compare-after-side']) {
+      const image = document.getElementById(id) as HTMLImageElement;
+      if (image.getAttribute('src') !== result.src) image.src = result.src;
+    }
+    if (!this.sourceSrc) return;
+    this.applySplit();
+  }
+
+  private applySplit(): void {
+    const percent = Number(this.position.value);
+    // The result shows to the right of the split, the source to the left.
+    this.afterOverlay.style.clipPath = `inset(0 0 0 ${percent}%)`;
+    this.divider.style.left = `${percent}%`;
+  }
+}
