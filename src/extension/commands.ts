@@ -5,6 +5,7 @@ import * as vscode from 'vscode';
 import { DEVICE_PREFERENCES, type DevicePreference, type InitializeResult } from '../shared/protocol';
 import { devicePreference, setDevicePreference } from './config';
 import { EDITOR_VIEW_TYPE } from './editor/image-editor-provider';
+import { downloadModels } from './models-command';
 import type { SidecarClient } from './sidecar/sidecar-client';
 
 export const COMMANDS = {
@@ -31,8 +32,8 @@ export function registerCommands(context: vscode.ExtensionContext, sidecar: Side
     vscode.commands.registerCommand(COMMANDS.runBatch, () => {
       if (requireTrust('Running a batch writes result images')) notInThisVersion('batch editing of a folder');
     }),
-    vscode.commands.registerCommand(COMMANDS.downloadModels, () => {
-      if (requireTrust('Downloading models')) notInThisVersion('downloading and verifying models');
+    vscode.commands.registerCommand(COMMANDS.downloadModels, async () => {
+      if (requireTrust('Downloading models')) await downloadModels(sidecar, showError);
     }),
     vscode.commands.registerCommand(COMMANDS.chooseDevice, () => chooseDevice(sidecar)),
     vscode.commands.registerCommand(COMMANDS.showLogs, () => log.show()),

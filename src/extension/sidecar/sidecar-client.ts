@@ -6,6 +6,7 @@ import * as readline from 'node:readline';
 import {
   CancellationToken,
   Emitter,
+  ProgressType,
   StreamMessageReader,
   StreamMessageWriter,
   createMessageConnection,
@@ -85,6 +86,7 @@ export class SidecarClient {
   private running: RunningSidecar | undefined;
   private starting: Promise<RunningSidecar> | undefined;
   private disposed = false;
+  private progressTokens = 0;
   private readonly didStart = new Emitter<InitializeResult>();
   private readonly didExit = new Emitter<SidecarExitEvent>();
   /** Fires after each successful `initialize`. */
@@ -123,6 +125,27 @@ export class SidecarClient {
     // parameter-structure markers this connection would not recognise.
     const args = type.numberOfParams === 0 ? rest.slice(0, 1) : rest.slice(0, 2);
     return this.request(running, type.method, () => running.connection.sendRequest(type.method, ...args.filter((a) => a !== undefined)));
+  }
+
+  /**
+   * Sends a request whose params take a `progressToken`, and passes the `$/progress` values sent with that token to
+   * `onProgress` until the request settles.
+   */
+  async sendRequestWithProgress<P extends { progressToken?: string | number }, R, V>(
+    type: RequestType<P, R, void>,
+    params: P,
+    onProgress: (value: V) => void,
+    token?: CancellationToken,
+  ): Promise<R> {
+    const running = await this.ensureRunning();
+    const progressToken = `progress-${++this.progressTokens}`;
+    const listening = running.connection.onProgress(new ProgressType<V>(), progressToken, onProgress);
+    try {
+      const args: unknown[] = [{ ...params, progressToken }, ...(token ? [token] : [])];
+      return await this.request(running, type.method, () => running.connection.sendRequest<R>(type.method, ...args));
+    } finally {
+      listening.dispose();
+    }
   }
 
   /** Stops the current sidecar (if any) and starts a fresh one. */

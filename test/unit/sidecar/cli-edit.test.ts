@@ -1,0 +1,91 @@
+// `clipdrag edit` as a user runs it: the real CLI (the sidecar entry through tsx) as a child process.
+import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { encodeMaskPng, encodePng } from '../../../src/sidecar/io/image';
+import { blobImage, tempDir, TINY_CLIP, tinySdWithTokenizer } from '../../support/tiny-pipeline';
+
+const repo = path.resolve(__dirname, '..', '..', '..');
+
+describe('clipdrag edit (CLI)', () => {
+  let dir: string;
+  let model: string;
+  let imagePath: string;
+
+  before(async () => {
+    dir = await tempDir('cli-edit');
+    model = await tinySdWithTokenizer(dir);
+    imagePath = path.join(dir, 'images', 'blob.png');
+    await fs.mkdir(path.dirname(imagePath));
+    await fs.writeFile(imagePath, await encodePng(blobImage(64, 64, 20, 32, 8)));
+  });
+  after(() => fs.rm(dir, { recursive: true, force: true }));
+
+  function clipdrag(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src', 'sidecar', 'main.ts'), ...args], {
+        cwd: repo,
+        env: { ...process.env, CLIPDRAG_CACHE_DIR: path.join(dir, 'cache') },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+  }
+
+  const common = () => ['--model', model, '--clip', TINY_CLIP, '--device', 'cpu', '--lora-steps', '1', '--working-width', '64'];
+
+  it('edits from flags: progress on stderr, one JSON object on stdout, result next to the image', async () => {
+    const { code, stdout, stderr } = await clipdrag('edit', imagePath, '--points', '20,32,40,32', '--prompt', 'a bright blob', '--edit-prompt', 'a blob on the right', '--max-iters', '3', ...common(), '--json');
+    assert.equal(code, 0, stderr);
+    const result = JSON.parse(stdout) as { image: string; recipe: string; iterations: number; finalHandles: number[][]; timings: { stage: string }[]; executionProvider: string };
+    assert.equal(result.image, path.join(path.dirname(imagePath), 'blob.clipdrag.png'));
+    assert.equal(result.iterations, 3);
+    assert.equal(result.executionProvider, 'cpu');
+    assert.equal(result.finalHandles.length, 1);
+    assert.ok(result.timings.some((t) => t.stage === 'drag'));
+    await fs.access(result.recipe);
+    assert.match(stderr, /^\[lora 1\/1\] lora \d/m);
+    assert.match(stderr, /^\[drag 3\/3\] motion [\d.e+-]+, clip [\d.]+ handles \(\d/m);
+    const recipe = JSON.parse(await fs.readFile(result.recipe, 'utf8')) as { spec: { editPrompt: string; parameters: { dragSteps: number } } };
+    assert.equal(recipe.spec.editPrompt, 'a blob on the right');
+    assert.equal(recipe.spec.parameters.dragSteps, 3);
+  });
+
+  it('edits from a spec file with a mask, flags overriding it, into --out', async () => {
+    const specPath = path.join(dir, 'images', 'edit.json');
+    await fs.writeFile(specPath, JSON.stringify({ version: 1, mode: 'clipdrag', prompt: 'a bright blob', points: [{ handle: [20, 32], target: [30, 32] }], parameters: { dragSteps: 50 } }));
+    const maskPath = path.join(dir, 'mask.png');
+    const mask = new Uint8Array(64 * 64).fill(1, 0, 64 * 40);
+    await fs.writeFile(maskPath, await encodeMaskPng({ width: 64, height: 64, data: mask }));
+    const out = path.join(dir, 'out', 'dragged.png');
+    await fs.mkdir(path.dirname(out));
+    const { code, stdout, stderr } = await clipdrag('edit', imagePath, '--spec', specPath, '--mode', 'drag', '--max-iters', '2', '--mask', maskPath, '--out', out, ...common());
+    assert.equal(code, 0, stderr);
+    assert.deepEqual(stdout.trim().split('\n'), [out, path.join(path.dirname(out), 'dragged.json')]);
+    const recipe = JSON.parse(await fs.readFile(path.join(path.dirname(out), 'dragged.json'), 'utf8')) as { spec: { mode: string; mask: { rle: number[] } }; drag: { iterations: number } };
+    assert.equal(recipe.spec.mode, 'drag');
+    assert.deepEqual(recipe.spec.mask.rle, [0, 64 * 40, 64 * 24]);
+    assert.equal(recipe.drag.iterations, 2);
+    assert.match(stderr, /\[drag 2\/2\] motion [\d.e+-]+, mask /);
+  });
+
+  it('rejects bad usage with exit code 2 and bad input with exit code 1, naming the problem', async () => {
+    const usage = await clipdrag('edit', imagePath, '--points', '20,32,40', '--prompt', 'x');
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /--points pair 1 \("20,32,40"\) is not four numbers/);
+    const missing = await clipdrag('edit', imagePath, '--points', '20,32,40,32');
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--points needs --prompt/);
+    const corrupt = path.join(dir, 'broken.png');
+    await fs.writeFile(corrupt, 'definitely not an image');
+    const failed = await clipdrag('edit', corrupt, '--points', '1,1,2,2', '--prompt', 'x', ...common());
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /broken\.png/);
+    assert.equal(failed.stdout, '');
+  });
+});
