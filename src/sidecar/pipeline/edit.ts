@@ -39,6 +39,7 @@ import { DragStepper } from './drag-stepper';
 import { DEFAULT_WORKING_WIDTH, readEditInput, toImagePixels, workingGeometry, type EditInput, type WorkingGeometry } from './edit-input';
 import { DEFAULT_MODELS, modelIdentity, recipeModel, resolveEditModels, type ResolvedEditModel } from './edit-models';
 import { EditProgressReporter } from './edit-progress';
+import type { EditSession } from './edit-session';
 import { GraphSession, float32Output } from './graph-session';
 import { IO, vaeDecodeGraph, vaeEncodeGraph } from './graphs';
 import { ddimInvert } from './inversion';
@@ -79,6 +80,11 @@ export interface EditRequest {
   readonly tokenizerFolder?: string;
   /** An engine to use (kept open); default: one created and closed by this edit. */
   readonly engine?: Engine;
+  /**
+   * Shared with other edits (a batch): its engine, the models it opened and the graphs it compiled are used and
+   * kept open instead of being opened and released by this edit. Edits of one session run one at a time.
+   */
+  readonly session?: EditSession;
   /** Width the image is edited at (the reference: 512); recorded in the recipe. */
   readonly workingWidth?: number;
   /** Point tracking: default fast (CLIPDrag) in `clipdrag` mode, plain in `drag` mode. */
@@ -150,8 +156,9 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
     notes.push('Both prompts are empty: the CLIP term was off and the drag gradient alone moved the latent (the reference code would not move it at all).');
   }
 
-  const engine = request.engine ?? new Engine({ cacheDir: path.join(cacheDir, 'sessions') });
-  const session = new GraphSession(engine, { device, ...(signal ? { signal } : {}) });
+  const shared = request.session;
+  const engine = shared?.engine ?? request.engine ?? new Engine({ cacheDir: path.join(cacheDir, 'sessions') });
+  const session = new GraphSession(engine, { device, ...(signal ? { signal } : {}), ...(shared ? { cache: shared.graphs } : {}) });
   try {
     const prepared = await timed('load', () => prepare(session, request, input, { sdId, clipId, guidanceText }, progress, signal));
     const { models } = prepared;
@@ -249,7 +256,7 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
     };
   } finally {
     await session.dispose();
-    if (!request.engine) await engine.close();
+    if (!request.engine && !shared) await engine.close();
   }
 }
 
@@ -269,23 +276,29 @@ async function prepare(
 ): Promise<Prepared> {
   progress.start('load', 3, `Stable Diffusion: ${ids.sdId}${ids.clipId ? `, CLIP: ${ids.clipId}` : ''}`);
   const hubCache = request.settings?.hubCacheDirectory;
-  const resolved = await resolveEditModels({
-    stableDiffusion: ids.sdId,
-    clip: ids.clipId,
-    hub: { ...request.hub, ...(hubCache ? { cacheDir: hubCache } : {}) },
-    baseDir: request.modelBaseDir ?? process.cwd(),
-    ...(signal ? { signal } : {}),
-    onEvent: (_role, id, event) => {
-      if (event.type === 'file-start' && event.phase === 'download') progress.note('load', `downloading ${event.file} of ${id}`);
-      else if (event.type === 'note') progress.note('load', event.message);
-    },
-  });
-  progress.step('load', 1, 3);
-  const models = await openPipelineModels({
-    stableDiffusionFolder: resolved.stableDiffusion.resolved.folder,
-    ...(resolved.clip ? { clipFolder: resolved.clip.resolved.folder } : {}),
-    ...(request.tokenizerFolder ? { tokenizerFolder: request.tokenizerFolder } : {}),
-  });
+  const open = async () => {
+    const resolved = await resolveEditModels({
+      stableDiffusion: ids.sdId,
+      clip: ids.clipId,
+      hub: { ...request.hub, ...(hubCache ? { cacheDir: hubCache } : {}) },
+      baseDir: request.modelBaseDir ?? process.cwd(),
+      ...(signal ? { signal } : {}),
+      onEvent: (_role, id, event) => {
+        if (event.type === 'file-start' && event.phase === 'download') progress.note('load', `downloading ${event.file} of ${id}`);
+        else if (event.type === 'note') progress.note('load', event.message);
+      },
+    });
+    progress.step('load', 1, 3);
+    const models = await openPipelineModels({
+      stableDiffusionFolder: resolved.stableDiffusion.resolved.folder,
+      ...(resolved.clip ? { clipFolder: resolved.clip.resolved.folder } : {}),
+      ...(request.tokenizerFolder ? { tokenizerFolder: request.tokenizerFolder } : {}),
+    });
+    return { resolved, models };
+  };
+  // A session resolves and opens the same models once for all its edits.
+  const modelsKey = JSON.stringify([ids.sdId, ids.clipId, request.hub ?? null, hubCache ?? null, request.modelBaseDir ?? process.cwd(), request.tokenizerFolder ?? null]);
+  const { resolved, models } = await (request.session ? request.session.reuse(`models:${modelsKey}`, open) : open());
   progress.step('load', 2, 3);
   const prompt = await encodePrompt(session, models.textEncoder, models.tokenizer, input.spec.prompt);
   const guidance = ids.guidanceText !== null && models.clip ? await encodeGuidanceText(session, models.clip, models.tokenizer, ids.guidanceText) : null;

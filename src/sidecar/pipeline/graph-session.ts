@@ -10,12 +10,15 @@ import type { CompiledGraph, Engine } from '../engine/runtime/engine';
 import type { DevicePreference } from '../engine/runtime/providers';
 import type { Feeds } from '../engine/runtime/types';
 import { throwIfCancelled } from './cancellation';
+import type { CompiledGraphCache } from './edit-session';
 
 export interface GraphSessionOptions {
   readonly device?: DevicePreference;
   readonly signal?: AbortSignal;
   /** Called after each compile (label, milliseconds spent creating the session, provider). */
   readonly onCompile?: (info: { label: string; ms: number; provider: string; cached: boolean }) => void;
+  /** Keep compiled graphs here for later edits (an `EditSession`'s) instead of releasing them in `dispose()`. */
+  readonly cache?: CompiledGraphCache;
 }
 
 export class GraphSession {
@@ -41,18 +44,26 @@ export class GraphSession {
   async compile(graph: Graph, label: string): Promise<CompiledGraph> {
     throwIfCancelled(this.options.signal, `compiling ${label}`);
     const model = serializeGraph(graph);
-    let pending = this.compiled.get(model.hash);
+    const device = this.options.device ?? 'auto';
+    const shared = this.options.cache;
+    const sharedKey = `${device}:${model.hash}`;
+    let pending = shared?.get(sharedKey) ?? this.compiled.get(model.hash);
     if (!pending) {
-      pending = this.engine.compile(model, { label, device: this.options.device ?? 'auto' }).then((compiled) => {
-        this.providerName ??= compiled.provider;
-        if (!this.providerWhy) this.providerWhy = compiled.providerReason;
+      pending = this.engine.compile(model, { label, device }).then((compiled) => {
         this.options.onCompile?.({ label, ms: compiled.createMs, provider: compiled.provider, cached: compiled.optimizedModelCache === 'hit' });
         return compiled;
       });
-      this.compiled.set(model.hash, pending);
-      pending.catch(() => this.compiled.delete(model.hash));
+      if (shared) {
+        shared.set(sharedKey, pending);
+      } else {
+        this.compiled.set(model.hash, pending);
+        pending.catch(() => this.compiled.delete(model.hash));
+      }
     }
-    return pending;
+    const compiled = await pending;
+    this.providerName ??= compiled.provider;
+    if (!this.providerWhy) this.providerWhy = compiled.providerReason;
+    return compiled;
   }
 
   /** Runs a compiled graph; throws `EditCancelledError` if the edit was cancelled before or during the run. */
@@ -63,8 +74,9 @@ export class GraphSession {
     return result;
   }
 
-  /** Releases every graph this session compiled. */
+  /** Releases every graph this session compiled (with a shared cache: the cached graphs this edit did not use). */
   async dispose(): Promise<void> {
+    await this.options.cache?.sweep(this.engine);
     const all = [...this.compiled.values()];
     this.compiled.clear();
     for (const pending of all) {
