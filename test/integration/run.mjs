@@ -139,6 +139,59 @@ const pageQueries = {
       elements.map((e) => e.getAttribute('aria-label') ?? '').filter(Boolean),
     );
   },
+  /** What a CLIPDrag editor page shows (data the page publishes on its canvas, texts), one entry per editor of `image`. */
+  async editorPages(page, { image }) {
+    const pages = [];
+    for (const frame of await editorFrames(page, image)) {
+      pages.push(
+        await frame.evaluate(() => {
+          const stack = document.getElementById('canvas-stack');
+          return {
+            points: Number(stack?.dataset.points ?? 0),
+            tool: stack?.dataset.tool ?? '',
+            revision: Number(stack?.dataset.revision ?? -1),
+            imageSize: stack?.dataset.imageSize ?? '',
+            status: document.getElementById('clipdrag-status')?.textContent ?? '',
+            runStatus: document.getElementById('run-status')?.textContent ?? '',
+            pointList: Array.from(document.querySelectorAll('#points-list .pair')).map((e) => e.textContent ?? ''),
+          };
+        }),
+      );
+    }
+    return pages;
+  },
+  /** Clicks image pixel (x, y) on the editor's canvas with the mouse. */
+  async editorClick(page, { image, index, x, y }) {
+    const frame = await editorFrame(page, { image, index });
+    const at = await imagePointOnPage(frame, x, y);
+    await page.mouse.click(at.x, at.y);
+    return true;
+  },
+  /** Presses at the first image point, moves through the others, releases at the last. */
+  async editorDrag(page, { image, index, points }) {
+    const frame = await editorFrame(page, { image, index });
+    const first = await imagePointOnPage(frame, ...points[0]);
+    await page.mouse.move(first.x, first.y);
+    await page.mouse.down();
+    for (const point of points.slice(1)) {
+      const at = await imagePointOnPage(frame, ...point);
+      await page.mouse.move(at.x, at.y, { steps: 5 });
+    }
+    await page.mouse.up();
+    return true;
+  },
+  /** Focuses the editor's canvas and presses a key there (a shortcut of the page). */
+  async editorPress(page, { image, index, key }) {
+    const frame = await editorFrame(page, { image, index });
+    await frame.locator('#canvas-stack').press(key);
+    return true;
+  },
+  /** Clicks an element of the editor page (a button), as a user would. */
+  async editorClickElement(page, { image, index, selector }) {
+    const frame = await editorFrame(page, { image, index });
+    await frame.locator(selector).first().click({ timeout: 5000 });
+    return true;
+  },
   /** Clicks the title-bar action whose label starts with `label`, as a user would. */
   async clickEditorAction(page, { label }) {
     const action = page.locator(`.editor-group-container.active .editor-actions .action-label[aria-label^="${label.replaceAll('"', '\\"')}"]`);
@@ -146,6 +199,33 @@ const pageQueries = {
     return true;
   },
 };
+
+/** The CLIPDrag editor frames showing `image` (a file name), in document order. */
+async function editorFrames(page, image) {
+  const frames = [];
+  for (const frame of page.frames()) {
+    if (!frame.url().includes('fake.html')) continue;
+    const name = await frame.evaluate(() => document.getElementById('clipdrag-editor')?.dataset.imageName ?? null).catch(() => null);
+    if (name === image) frames.push(frame);
+  }
+  return frames;
+}
+
+/** The `index`-th editor frame of `image` (0 when there is one editor). */
+async function editorFrame(page, { image, index = 0 }) {
+  const frames = await editorFrames(page, image);
+  if (!frames[index]) throw new Error(`no CLIPDrag editor #${index} for ${image} (found ${frames.length})`);
+  return frames[index];
+}
+
+/** Page coordinates of image pixel (x, y) in an editor frame, from the view transform the page publishes. */
+async function imagePointOnPage(frame, x, y) {
+  const stack = frame.locator('#canvas-stack');
+  const view = JSON.parse((await stack.getAttribute('data-view')) ?? 'null');
+  const box = await stack.boundingBox();
+  if (!view || !box) throw new Error('the editor canvas is not shown');
+  return { x: box.x + view.offsetX + (x + 0.5) * view.scale, y: box.y + view.offsetY + (y + 0.5) * view.scale };
+}
 
 async function answerChannelRequests(channel, page, answered) {
   for (const name of fs.readdirSync(channel)) {

@@ -7,6 +7,7 @@ export async function run(): Promise<void> {
   // The test files are bundled into this file: define describe/it first, then evaluate them.
   mocha.suite.emit('pre-require', globalThis, 'clipdrag-integration', mocha);
   await import('./extension.test');
+  await import('./editor.test');
   const failures = await new Promise<number>((resolve) => mocha.run(resolve));
   if (failures > 0) throw new Error(`${failures} integration test(s) failed`);
 }

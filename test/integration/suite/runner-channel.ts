@@ -7,7 +7,33 @@ import * as path from 'node:path';
 
 export const CHANNEL_ENV = 'CLIPDRAG_TEST_CHANNEL';
 
-export type RunnerQuery = { kind: 'webviewImages' } | { kind: 'notifications' } | { kind: 'editorActions' } | { kind: 'clickEditorAction'; label: string };
+/** Which CLIPDrag editor page: the image's file name, and which of its editors when several are open (default 0). */
+export interface EditorPageRef {
+  image: string;
+  index?: number;
+}
+
+export type RunnerQuery =
+  | { kind: 'webviewImages' }
+  | { kind: 'notifications' }
+  | { kind: 'editorActions' }
+  | { kind: 'clickEditorAction'; label: string }
+  | ({ kind: 'editorPages' } & EditorPageRef)
+  | ({ kind: 'editorClick'; x: number; y: number } & EditorPageRef)
+  | ({ kind: 'editorDrag'; points: [number, number][] } & EditorPageRef)
+  | ({ kind: 'editorPress'; key: string } & EditorPageRef)
+  | ({ kind: 'editorClickElement'; selector: string } & EditorPageRef);
+
+/** What a CLIPDrag editor page shows (runner query `editorPages`). */
+export interface EditorPageInfo {
+  points: number;
+  tool: string;
+  revision: number;
+  imageSize: string;
+  status: string;
+  runStatus: string;
+  pointList: string[];
+}
 
 export interface WebviewImageInfo {
   frameUrl: string;
@@ -44,6 +70,8 @@ let nextId = 1;
 export async function askRunner(query: { kind: 'webviewImages' }, timeoutMs?: number): Promise<WebviewImageInfo[]>;
 export async function askRunner(query: { kind: 'notifications' } | { kind: 'editorActions' }, timeoutMs?: number): Promise<string[]>;
 export async function askRunner(query: { kind: 'clickEditorAction'; label: string }, timeoutMs?: number): Promise<true>;
+export async function askRunner(query: { kind: 'editorPages' } & EditorPageRef, timeoutMs?: number): Promise<EditorPageInfo[]>;
+export async function askRunner(query: Exclude<RunnerQuery, { kind: 'webviewImages' | 'notifications' | 'editorActions' | 'clickEditorAction' | 'editorPages' }>, timeoutMs?: number): Promise<true>;
 export async function askRunner(query: RunnerQuery, timeoutMs = 15_000): Promise<unknown> {
   const dir = channelDir();
   if (!dir) throw new Error(`${CHANNEL_ENV} is not set: the runner channel is only available under test/integration/run.mjs`);

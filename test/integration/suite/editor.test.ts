@@ -1,0 +1,204 @@
+// The CLIPDrag editor inside a real VS Code: points and mask strokes made with the mouse in the webview (through the
+// runner, which drives the browser), VS Code's own undo/redo/save/revert, the spec file written next to the image,
+// two editors of one image, backups, the spec changing on disk, and the Run button in this build.
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { ClipdragApi } from '../../../src/extension/api';
+import { readBackup, writeBackup } from '../../../src/extension/editor/spec-io';
+import { decodeMaskRle, parseEditSpec, type EditSpec, type RleMask } from '../../../src/shared/edit-spec';
+import { askRunner, delay, runnerCanQueryPage, type EditorPageInfo } from './runner-channel';
+
+const EXTENSION_ID = 'clipdrag.clipdrag-vscode';
+const IMAGE = 'sample.png';
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
+  for (const end = Date.now() + timeoutMs; ; await delay(100)) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  }
+}
+
+function activeTab(): vscode.Tab | undefined {
+  return vscode.window.tabGroups.activeTabGroup.activeTab;
+}
+
+describe('CLIPDrag editor inside VS Code', function () {
+  let api: ClipdragApi;
+  let imageUri: vscode.Uri;
+  let specPath: string;
+
+  const document = () => {
+    const open = api.editor.documentFor(imageUri);
+    assert.ok(open, 'the CLIPDrag document of the sample is not open');
+    return open;
+  };
+  const pages = () => askRunner({ kind: 'editorPages', image: IMAGE });
+
+  before(async function () {
+    if (!runnerCanQueryPage()) this.skip(); // the webview is driven through the runner (code-server + Playwright)
+    api = await vscode.extensions.getExtension<ClipdragApi>(EXTENSION_ID)!.activate();
+    imageUri = vscode.Uri.joinPath(vscode.workspace.workspaceFolders![0]!.uri, IMAGE);
+    specPath = `${imageUri.fsPath}.clipdrag-edit.json`;
+    fs.rmSync(specPath, { force: true });
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+
+  after(async function () {
+    await vscode.commands.executeCommand('workbench.action.files.revert').then(undefined, () => undefined);
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+
+  it('opens an image with no spec as an empty edit; Run says what is missing', async function () {
+    await vscode.commands.executeCommand('vscode.openWith', imageUri, 'clipdrag.editor');
+    assert.deepEqual(await api.editor.whenImageSettled(imageUri), { kind: 'shown', width: 512, height: 512 });
+    await waitFor('the page to show the image', async () => (await pages()).find((p) => p.imageSize === '512x512'));
+    assert.deepEqual(document().model.points, []);
+    assert.equal(activeTab()?.isDirty, false);
+
+    await askRunner({ kind: 'editorClickElement', image: IMAGE, selector: '#run' });
+    const [page] = await waitFor('the validation message', async () => ((await pages())[0]?.runStatus.includes('no handle') ? pages() : undefined));
+    assert.match(page!.runStatus, /\$\.points: no handle → target pairs; place at least one handle and its target before running/);
+  });
+
+  it('places a point pair and paints the mask with the mouse; each is an edit on VS Code’s undo stack', async function () {
+    await askRunner({ kind: 'editorClick', image: IMAGE, x: 330, y: 390 });
+    await askRunner({ kind: 'editorClick', image: IMAGE, x: 430, y: 380 });
+    await waitFor('the pair in the document', () => document().model.points.length === 1);
+    assert.deepEqual(document().model.points, [{ handle: [330, 390], target: [430, 380] }]);
+    await waitFor('the tab to show unsaved changes', () => activeTab()?.isDirty);
+
+    await askRunner({ kind: 'editorPress', image: IMAGE, key: 'b' });
+    await askRunner({ kind: 'editorDrag', image: IMAGE, points: [[280, 380], [380, 380], [380, 420]] });
+    await waitFor('the stroke in the document', () => document().model.mask.strokes.length === 1);
+    const stroke = document().model.mask.strokes[0]!;
+    assert.equal(stroke.mode, 'paint');
+    assert.deepEqual(stroke.points[0], [280, 380]);
+
+    await vscode.commands.executeCommand('undo');
+    await waitFor('undo to remove the stroke', () => document().model.mask.strokes.length === 0);
+    assert.equal(document().model.points.length, 1, 'one undo step per edit');
+    await vscode.commands.executeCommand('redo');
+    await waitFor('redo to bring it back', () => document().model.mask.strokes.length === 1);
+    const [page] = await pages();
+    assert.equal(page!.points, 1);
+    assert.match(page!.status, /1 point pair · mask painted/);
+  });
+
+  it('saves the spec next to the image: the pair, and the stroke rasterised into an inline RLE mask', async function () {
+    await vscode.commands.executeCommand('workbench.action.files.save');
+    await waitFor('the spec file', () => fs.existsSync(specPath));
+    await waitFor('the tab to be saved', () => activeTab()?.isDirty === false);
+    const validation = parseEditSpec(fs.readFileSync(specPath, 'utf8'), { imageSize: { width: 512, height: 512 } });
+    assert.ok(validation.ok, JSON.stringify(validation));
+    const spec: EditSpec = validation.spec;
+    assert.deepEqual(spec.points, [{ handle: [330, 390], target: [430, 380] }]);
+    assert.equal(spec.mode, 'clipdrag');
+    assert.equal(typeof spec.mask, 'object');
+    const mask = decodeMaskRle(spec.mask as RleMask);
+    assert.equal(mask.data[380 * 512 + 330], 1, 'a pixel on the stroke is editable');
+    assert.equal(mask.data[100 * 512 + 100], 0, 'a pixel far from it is not');
+    // No stray temporary files from the atomic write.
+    assert.deepEqual(fs.readdirSync(path.dirname(specPath)).filter((name) => name.endsWith('.tmp')), []);
+  });
+
+  it('Run says clearly that editing is not available in this build, and writes nothing', async function () {
+    await askRunner({ kind: 'editorClickElement', image: IMAGE, selector: '#run' });
+    const [page] = await waitFor('the run message', async () => ((await pages())[0]?.runStatus.includes('not available') ? pages() : undefined));
+    assert.match(page!.runStatus, /^Editing is not available in this build \(CLIPDrag \d+\.\d+\.\d+\): its engine cannot run edits yet\. Nothing was run and no file was written\./);
+    const notification = await waitFor('the notification', async () => (await askRunner({ kind: 'notifications' })).find((text) => text.includes('Editing is not available in this build')));
+    assert.match(notification, /Nothing was run/);
+    assert.deepEqual(fs.readdirSync(path.dirname(specPath)).filter((name) => name.includes('.clipdrag') && name.endsWith('.png')), []);
+    assert.equal(api.editor.sessionFor(imageUri)?.run.view.phase, 'unavailable');
+    // Where an edit is run end to end through the sidecar once the pipeline's edit/run exists: see the pending test below.
+  });
+
+  it('reverts to the saved spec', async function () {
+    await askRunner({ kind: 'editorPress', image: IMAGE, key: 'p' });
+    await askRunner({ kind: 'editorClick', image: IMAGE, x: 100, y: 100 });
+    await askRunner({ kind: 'editorClick', image: IMAGE, x: 150, y: 120 });
+    await waitFor('the second pair', () => document().model.points.length === 2);
+    await waitFor('the tab to be dirty', () => activeTab()?.isDirty);
+    await vscode.commands.executeCommand('workbench.action.files.revert');
+    await waitFor('the revert', () => document().model.points.length === 1);
+    assert.equal(activeTab()?.isDirty, false);
+    assert.equal(document().model.mask.base.kind, 'rle', 'the saved mask comes back as the inline RLE of the file');
+    await waitFor('the page to follow', async () => (await pages())[0]?.points === 1);
+  });
+
+  it('keeps two editors of one image in step', async function () {
+    await vscode.commands.executeCommand('vscode.openWith', imageUri, 'clipdrag.editor', vscode.ViewColumn.Two);
+    let both: EditorPageInfo[] = [];
+    await waitFor('two editor pages', async () => {
+      both = await pages();
+      return both.length === 2 && both.every((p) => p.imageSize === '512x512');
+    });
+    assert.equal(api.editor.documentFor(imageUri), document(), 'one document for both editors');
+    await askRunner({ kind: 'editorPress', image: IMAGE, index: 1, key: 'p' });
+    await askRunner({ kind: 'editorClick', image: IMAGE, index: 1, x: 60, y: 60 });
+    await askRunner({ kind: 'editorClick', image: IMAGE, index: 1, x: 90, y: 70 });
+    await waitFor('both pages to show the new pair', async () => {
+      both = await pages();
+      return both.every((p) => p.points === 2);
+    });
+    assert.deepEqual(both[0]!.pointList, both[1]!.pointList);
+    assert.equal(both[0]!.pointList[1], '2: (60, 60) → (90, 70)');
+    await vscode.commands.executeCommand('undo');
+    await waitFor('both pages to follow the undo', async () => (await pages()).every((p) => p.points === 1));
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+    await waitFor('one editor again', async () => (await pages()).length === 1);
+  });
+
+  it('backs up unsaved edits (strokes included) and restores them as a dirty document', async function () {
+    await askRunner({ kind: 'editorPress', image: IMAGE, key: 'e' });
+    await askRunner({ kind: 'editorDrag', image: IMAGE, points: [[300, 380], [340, 380]] });
+    await waitFor('the eraser stroke', () => document().model.mask.strokes.length === 1);
+    const destination = vscode.Uri.joinPath(vscode.workspace.workspaceFolders![0]!.uri, '.backup-test', 'backup.json');
+    const backup = await api.editor.backupCustomDocument(document(), { destination });
+    assert.deepEqual(await readBackup(destination), document().model);
+
+    // A second image opened from that backup has the same unsaved edit, and counts as changed.
+    const copy = vscode.Uri.joinPath(vscode.workspace.workspaceFolders![0]!.uri, 'sample-copy.png');
+    await vscode.workspace.fs.copy(imageUri, copy, { overwrite: true });
+    const restored = await api.editor.openCustomDocument(copy, { backupId: backup.id, untitledDocumentData: undefined });
+    try {
+      assert.deepEqual(restored.model, document().model);
+      assert.equal(restored.isDirty, true);
+    } finally {
+      restored.dispose();
+      backup.delete();
+    }
+    // The format survives a round trip through writeBackup too.
+    await writeBackup(destination, document().model);
+    assert.deepEqual(await readBackup(destination), document().model);
+    await vscode.commands.executeCommand('workbench.action.files.revert');
+    await waitFor('the revert', () => document().model.mask.strokes.length === 0);
+  });
+
+  it('reloads the spec when it changes on disk and the editor has no unsaved changes', async function () {
+    assert.equal(activeTab()?.isDirty, false);
+    const changed: EditSpec = { version: 1, mode: 'drag', prompt: 'changed elsewhere', points: [{ handle: [10, 10], target: [20, 20] }, { handle: [30, 30], target: [40, 40] }] };
+    fs.writeFileSync(specPath, JSON.stringify(changed));
+    await waitFor('the reload', () => document().model.points.length === 2, 20_000);
+    assert.equal(document().model.prompt, 'changed elsewhere');
+    assert.equal(document().model.mode, 'drag');
+    assert.equal(document().model.mask.base.kind, 'none');
+    await waitFor('the page to follow', async () => (await pages())[0]?.points === 2);
+    assert.equal(activeTab()?.isDirty, false);
+  });
+
+  it('asks before replacing unsaved changes with a spec changed on disk', async function () {
+    await askRunner({ kind: 'editorPress', image: IMAGE, key: 'Shift+Delete' });
+    await waitFor('the clear', () => document().model.points.length === 0);
+    fs.writeFileSync(specPath, JSON.stringify({ version: 1, mode: 'clipdrag', prompt: 'third version', points: [] }));
+    const question = await waitFor('the question', async () => (await askRunner({ kind: 'notifications' })).find((text) => text.includes('changed on disk')));
+    assert.match(question, /sample\.png\.clipdrag-edit\.json changed on disk, and the CLIPDrag editor of sample\.png has unsaved changes/);
+    assert.equal(document().model.prompt, 'changed elsewhere', 'nothing is replaced before the user answers');
+  });
+
+  // Added once the pipeline's edit/run request exists: open the sample with a saved spec, press Run, follow the
+  // progress (stages, steps, handles, preview) in the page, and find <name>.clipdrag.png and its recipe next to it.
+  it('runs an edit end to end through the sidecar (needs the pipeline’s edit/run request)');
+});
