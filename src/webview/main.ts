@@ -73,7 +73,7 @@ class Editor {
       fileDecoded: (path, mask) => post({ type: 'maskFileDecoded', path, mask }),
       problem: (message) => this.notice('warning', message, []),
     });
-    this.renderer.setMaskSource(this.mask.canvas);
+    this.renderer.setMaskSource(this.mask);
     this.input = new CanvasInput(this.stack, this.inputHost());
     const send = (edit: EditorEdit) => this.send(edit);
     this.prompts = new PromptPanel(send);

@@ -1,9 +1,9 @@
 // The mask as the page holds it: a 0/1 bitmap at the image's resolution (the same rasteriser the extension saves
 // with, so what is shown is what is written) and a tinted copy on an offscreen canvas that the renderer scales into
-// view. Strokes update only the rectangle they touch. Keeps step with the document's mask revision: a stroke this
+// view. Strokes update the bitmap at once and the tinted copy only where they touched, once per frame (`flush`). Keeps step with the document's mask revision: a stroke this
 // page painted is already drawn when the extension confirms it; anything it cannot follow makes it ask for the layer.
 import { decodeMaskRle, encodeMaskRle, type MaskBitmap, type RleMask } from '../shared/edit-spec';
-import { rasterizeStroke, rasterizeStrokes, type MaskStroke, type PixelRect } from '../shared/mask-raster';
+import { rasterizeStroke, rasterizeStrokes, unionRect, type MaskStroke, type PixelRect } from '../shared/mask-raster';
 import type { MaskBaseView, MaskUpdate } from '../shared/webview-messages';
 
 /** Amber at 45%: visible on photos, distinct from the red handles and blue targets. */
@@ -31,7 +31,9 @@ export class MaskLayer {
   private readonly pending = new Map<string, MaskStroke>();
   private fileCache: { src: string; bitmap: MaskBitmap } | undefined;
   private rebuildNumber = 0;
-  /** Number of editable pixels is not tracked; this says whether anything was ever painted or loaded. */
+  /** Bitmap pixels not yet copied into the tinted canvas. */
+  private untinted: PixelRect | undefined;
+  /** Strokes (and a loaded base) in the layer: whether anything is painted, for the status line. */
   strokeCount = 0;
 
   constructor(private readonly events: MaskLayerEvents) {
@@ -58,6 +60,7 @@ export class MaskLayer {
     this.bitmap = { width, height, data: new Uint8Array(width * height) };
     this.canvas.width = width;
     this.canvas.height = height;
+    this.untinted = undefined;
     this.pending.clear();
     if (this.lastReset) void this.rebuild(this.lastReset);
   }
@@ -120,9 +123,16 @@ export class MaskLayer {
     return count;
   }
 
+  /** Brings the tinted canvas up to date with the bitmap (the renderer calls this before drawing the mask). */
+  flush(): void {
+    const rect = this.untinted;
+    this.untinted = undefined;
+    if (rect && this.bitmap) this.tint(rect);
+  }
+
   private draw(stroke: MaskStroke): PixelRect | undefined {
     const rect = rasterizeStroke(this.bitmap!, stroke);
-    if (rect) this.tint(rect);
+    this.untinted = unionRect(this.untinted, rect);
     return rect;
   }
 
@@ -146,7 +156,7 @@ export class MaskLayer {
     rasterizeStrokes(bitmap, reset.strokes);
     this.revision = reset.revision;
     this.strokeCount = reset.strokes.length + (reset.base.kind === 'none' ? 0 : 1);
-    this.tint({ x: 0, y: 0, width: bitmap.width, height: bitmap.height });
+    this.untinted = { x: 0, y: 0, width: bitmap.width, height: bitmap.height };
     this.events.changed(undefined);
   }
 

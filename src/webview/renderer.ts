@@ -20,6 +20,12 @@ export interface OverlayState {
 
 export const POINT_COLOURS = { handle: '#ff4d4f', target: '#3d8bff', arrow: '#ffffff', live: '#39d353' } as const;
 
+/** The tinted mask at image resolution; `flush` brings it up to date before it is drawn. */
+export interface MaskSource {
+  readonly canvas: HTMLCanvasElement;
+  flush(): void;
+}
+
 interface Layer {
   canvas: HTMLCanvasElement;
   context: CanvasRenderingContext2D;
@@ -37,7 +43,7 @@ export class Renderer {
   private readonly overlay: Layer;
   private levels: ImageLevel[] = [];
   private preview: HTMLImageElement | undefined;
-  private maskSource: HTMLCanvasElement | undefined;
+  private maskSource: MaskSource | undefined;
   private pixelRatio = 1;
   private frame = 0;
   private dirty = { image: false, mask: false as boolean | PixelRect[], overlay: false };
@@ -74,8 +80,8 @@ export class Renderer {
     if (image) void this.buildLevels(image);
   }
 
-  setMaskSource(canvas: HTMLCanvasElement): void {
-    this.maskSource = canvas;
+  setMaskSource(source: MaskSource): void {
+    this.maskSource = source;
   }
 
   setPreview(preview: HTMLImageElement | undefined): void {
@@ -162,7 +168,8 @@ export class Renderer {
 
   private drawMask(rects: PixelRect[] | undefined): void {
     const { canvas, context } = this.mask;
-    const source = this.maskSource;
+    this.maskSource?.flush();
+    const source = this.maskSource?.canvas;
     const { scale, offsetX, offsetY, imageWidth, imageHeight } = this.viewport;
     context.imageSmoothingEnabled = false;
     if (!rects || !source) {
