@@ -1,0 +1,279 @@
+/**
+ * Edit pipeline benchmark on a Stable Diffusion folder (default: the tiny fixture models) at an N×N
+ * image edited at width N (latent N/8):
+ *
+ *  - `stages`: per-step times of every stage — LoRA training step (batch 4), inversion step, drag
+ *    iteration (CLIPDrag: one step graph with both VJPs; DragDiffusion: UNet + drag loss + VJP),
+ *    denoising step (batch 2, mutual self-attention); `stages-remat` the same with block
+ *    rematerialisation in the drag step's backward passes;
+ *  - `clip-split`: the CLIPDrag iteration with the CLIP chain in separate graphs (step graph without
+ *    CLIP → x0; VAE decoder + CLIP → ∂L/∂x0; UNet VJP of that cotangent), checked against the single
+ *    graph's G_g;
+ *  - `converge-fast` / `converge-plain`: drag iterations until every handle is within 2 px of its
+ *    target on a fixed synthetic task (a bright blob moved 16 supervision pixels), with fast and with
+ *    plain point tracking (no LoRA, cap 60).
+ *
+ *     npm run bench -- edit [--model DIR] [--clip DIR] [--size N] [--json]
+ *
+ * The peak RSS of each configuration is measured by the runner (one child process each).
+ */
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { vjp } from '../src/sidecar/engine/autodiff';
+import { Graph } from '../src/sidecar/engine/graph';
+import { Engine } from '../src/sidecar/engine/runtime';
+import { clipGuidanceLoss } from '../src/sidecar/models/clip';
+import { SD15_DRAG_SCHEDULER_CONFIG } from '../src/sidecar/models/config';
+import { featureNames } from '../src/sidecar/models/unet/plan';
+import { buildUNetGraph, featureShapes } from '../src/sidecar/models/unet/unet';
+import { vaeDecodeImage } from '../src/sidecar/models/vae';
+import { encodePng } from '../src/sidecar/io/image';
+import { createDdimSchedule, dragStepCoefficients, inversionPlan } from '../src/sidecar/pipeline/ddim';
+import { referenceGuidedEps, stackRows } from '../src/sidecar/pipeline/denoise';
+import { DragStepper, type DragStepperSpec } from '../src/sidecar/pipeline/drag-stepper';
+import { DRAG_FEATURE_INDEX } from '../src/sidecar/pipeline/drag-step-graph';
+import { edit } from '../src/sidecar/pipeline/edit';
+import { GraphSession, float32Output } from '../src/sidecar/pipeline/graph-session';
+import { IO } from '../src/sidecar/pipeline/graphs';
+import { trainLora } from '../src/sidecar/pipeline/lora';
+import { openPipelineModels, type PipelineModels } from '../src/sidecar/pipeline/models';
+import { encodeGuidanceText, encodePrompt } from '../src/sidecar/pipeline/text-conditioning';
+import { UNetRunner } from '../src/sidecar/pipeline/unet-runner';
+import { buildTinyBpeVocabulary, writeBpeFiles } from '../test/helpers/tiny-bpe';
+import { blobImage } from '../test/support/tiny-pipeline';
+import { round, timeRepeated } from './lib/measure';
+import type { Benchmark, Configuration, Flags } from './lib/types';
+
+const REPO = path.resolve(__dirname, '..');
+const TINY_SD = path.join(REPO, 'test', 'fixtures', 'tiny-sd15');
+const TINY_CLIP = path.join(REPO, 'test', 'fixtures', 'tiny-clip-vit-b16');
+const PROMPT = 'a bright blob on a dark background';
+
+type Kind = 'stages' | 'stages-remat' | 'clip-split' | 'converge-fast' | 'converge-plain';
+
+interface EditConfiguration extends Configuration {
+  readonly kind: Kind;
+  readonly model: string;
+  readonly clip: string;
+  readonly size: number;
+}
+
+function flagText(flags: Flags, name: string, fallback: string): string {
+  const value = flags[name];
+  return typeof value === 'string' ? value : fallback;
+}
+
+export const benchmark: Benchmark<EditConfiguration> = {
+  description: 'edit pipeline: per-stage step times, the CLIP chain in one graph vs split, iterations to converge with fast vs plain tracking',
+  configurations(flags) {
+    const model = path.resolve(flagText(flags, 'model', TINY_SD));
+    const clip = path.resolve(flagText(flags, 'clip', TINY_CLIP));
+    const size = Number(flagText(flags, 'size', '64'));
+    if (!Number.isInteger(size) || size < 64 || size % 8 !== 0) throw new Error(`--size must be a multiple of 8, at least 64 (got ${size})`);
+    const kinds: Kind[] = ['stages', 'stages-remat', 'clip-split', 'converge-fast', 'converge-plain'];
+    return kinds.map((kind) => ({ name: kind, kind, model, clip, size }));
+  },
+  async measure(config, context) {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clipdrag-bench-edit-'));
+    const engine = new Engine({ cacheDir: path.join(os.tmpdir(), 'clipdrag-bench-sessions') });
+    const session = new GraphSession(engine, { device: 'auto' });
+    try {
+      const tokenizerFolder = path.join(dir, 'tokenizer');
+      await writeBpeFiles(tokenizerFolder, buildTinyBpeVocabulary([PROMPT, 'move the blob to the right']));
+      const models = await openPipelineModels({ stableDiffusionFolder: config.model, clipFolder: config.clip, tokenizerFolder });
+      if (config.kind === 'converge-fast' || config.kind === 'converge-plain') return await converge(config, engine, dir, tokenizerFolder);
+      const setup = await setUp(session, models, config.size);
+      if (config.kind === 'clip-split') return await clipSplit(session, setup, context);
+      return await stages(session, setup, config.kind === 'stages-remat', context);
+    } finally {
+      await session.dispose();
+      await engine.close();
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  },
+};
+
+interface Setup {
+  readonly models: PipelineModels;
+  readonly size: number;
+  readonly latent: number;
+  readonly context: Float32Array;
+  readonly tokens: number;
+  readonly textEmbeds: Float32Array;
+  readonly z: Float32Array;
+  readonly stepperSpec: DragStepperSpec;
+  readonly provider: () => string;
+}
+
+async function setUp(session: GraphSession, models: PipelineModels, size: number): Promise<Setup> {
+  const latent = size / 8;
+  const prompt = await encodePrompt(session, models.textEncoder, models.tokenizer, PROMPT);
+  const textEmbeds = await encodeGuidanceText(session, models.clip!, models.tokenizer, 'move the blob to the right');
+  const schedule = createDdimSchedule(SD15_DRAG_SCHEDULER_CONFIG, 50);
+  const channels = featureShapes(models.unet.plan, 1, latent, latent)[featureNames(models.unet.plan)[DRAG_FEATURE_INDEX]!]![1]!;
+  const z = new Float32Array(4 * latent * latent).map((_, i) => Math.sin(i * 0.37));
+  const supervision: [number, number] = [size / 2, size / 2];
+  return {
+    models,
+    size,
+    latent,
+    context: prompt.embedding,
+    tokens: prompt.tokens,
+    textEmbeds,
+    z,
+    provider: () => session.provider ?? 'unknown',
+    stepperSpec: {
+      unet: models.unet,
+      vae: models.vae,
+      latentHeight: latent,
+      latentWidth: latent,
+      context: prompt.embedding,
+      tokens: prompt.tokens,
+      lora: null,
+      schedule,
+      timestep: inversionPlan(schedule, 35).tStar,
+      drag: { variant: 'clipdrag', pairs: 1, channels, motionRadius: 1, trackingRadius: 3, supervision },
+      backgroundWeights: null,
+      guidance: { clip: models.clip!, textEmbeds, coefficient: 300 },
+      rematerialize: false,
+    },
+  };
+}
+
+const POINTS = (size: number) => ({ handles: [[size / 4, size / 8]] as const, targets: [[size / 4, size / 8 + 16]] as const });
+
+async function dragIterationMs(session: GraphSession, setup: Setup, spec: DragStepperSpec, context: { repeat: number; warmup: number }): Promise<number> {
+  const stepper = await DragStepper.create(session, spec);
+  const { handles, targets } = POINTS(setup.size);
+  await stepper.reference(setup.z, handles.map((p) => [...p] as [number, number]));
+  const points = { handles: handles.map((p) => [...p] as [number, number]), handlesInit: handles.map((p) => [...p] as [number, number]), targets: targets.map((p) => [...p] as [number, number]) };
+  const timing = await timeRepeated(() => stepper.step(setup.z, points, 'fast'), context);
+  return round(timing.medianMs, 1);
+}
+
+async function stages(session: GraphSession, setup: Setup, rematerialize: boolean, context: { repeat: number; warmup: number }) {
+  const { models, latent } = setup;
+  const schedule = setup.stepperSpec.schedule;
+  // LoRA: a few training steps at the default batch (4) and rank (16); the first step compiles.
+  const stepEnds: number[] = [];
+  const loraStarted = performance.now();
+  await trainLora(session, {
+    unet: models.unet,
+    vae: models.vae,
+    schedule,
+    image: blobImage(setup.size, setup.size, setup.size / 4, setup.size / 2, setup.size / 8),
+    context: setup.context,
+    tokens: setup.tokens,
+    settings: { rank: 16, steps: context.repeat + 1, learningRate: 5e-4, batchSize: 4, seed: 0, cropSize: setup.size, weightDecay: 1e-2, rematerialize: false },
+    onStep: () => stepEnds.push(performance.now()),
+  });
+  const loraStepMs = (stepEnds[stepEnds.length - 1]! - stepEnds[0]!) / (stepEnds.length - 1);
+  void loraStarted;
+
+  const runner = await UNetRunner.create(session, models.unet, { batch: 1, height: latent, width: latent, tokens: setup.tokens, context: setup.context, label: 'unet eps' });
+  const inversion = await timeRepeated(() => runner.eps(setup.z, 681), context);
+  const guided = await referenceGuidedEps(session, { unet: models.unet, height: latent, width: latent, tokens: setup.tokens, context: setup.context, lora: null, masa: { startStep: 0, startLayer: 10 } });
+  const pair = stackRows(setup.z, setup.z);
+  const denoise = await timeRepeated(() => guided(pair, 681, 0), context);
+  const clipdragMs = await dragIterationMs(session, setup, { ...setup.stepperSpec, rematerialize }, context);
+  const dragMs = await dragIterationMs(session, setup, { ...setup.stepperSpec, rematerialize, guidance: null, drag: { ...setup.stepperSpec.drag, variant: 'dragdiffusion' } }, context);
+  return {
+    provider: setup.provider(),
+    latent: `${latent}x${latent}`,
+    loraStepMs: round(loraStepMs, 1),
+    inversionStepMs: round(inversion.medianMs, 1),
+    clipdragIterationMs: clipdragMs,
+    dragIterationMs: dragMs,
+    denoiseStepMs: round(denoise.medianMs, 1),
+  };
+}
+
+/** The CLIPDrag iteration with the CLIP chain as two more graphs, and its G_g checked against the single graph's. */
+async function clipSplit(session: GraphSession, setup: Setup, context: { repeat: number; warmup: number }) {
+  const { models, latent } = setup;
+  const spec = setup.stepperSpec;
+  const c = dragStepCoefficients(spec.schedule, spec.timestep);
+  const shape = [1, 4, latent, latent];
+
+  // Graph B: x0 → VAE decoder → CLIP loss → ∂L/∂x0.
+  const chain = new Graph('clip chain');
+  const x0 = chain.input('x0', 'float32', shape);
+  const text = chain.input('text', 'float32', [1, models.clip!.config.projectionDim]);
+  const loss = clipGuidanceLoss(models.clip!, vaeDecodeImage(models.vae, x0), text, { coefficient: 300 }).loss;
+  const [gx0] = vjp(chain, [{ value: loss, cotangent: chain.constant([1], [], 'float32') }], [x0]);
+  chain.output('g_x0', gx0!);
+  // Graph C: the UNet's VJP of a cotangent on ε (its forward again, then backward).
+  const { graph: unetVjp, inputs, forward } = buildUNetGraph(models.unet, { batch: 1, height: latent, width: latent, tokens: setup.tokens, outputs: [] }, new Graph('unet vjp'));
+  const cotangent = unetVjp.input('ct', 'float32', shape);
+  const [gz] = vjp(unetVjp, [{ value: forward.eps, cotangent }], [inputs.sample]);
+  unetVjp.output('g_z', gz!);
+  const chainGraph = await session.compile(chain, 'clip chain (VAE decoder + CLIP + VJP)');
+  const vjpGraph = await session.compile(unetVjp, 'unet VJP of an eps cotangent');
+
+  const localSpec = { ...spec, guidance: null };
+  const local = await DragStepper.create(session, localSpec);
+  const full = await DragStepper.create(session, spec);
+  const { handles, targets } = POINTS(setup.size);
+  const points = { handles: handles.map((p) => [...p] as [number, number]), handlesInit: handles.map((p) => [...p] as [number, number]), targets: targets.map((p) => [...p] as [number, number]) };
+  await local.reference(setup.z, points.handles);
+  await full.reference(setup.z, points.handles);
+
+  // x0 = (z − b·ε)/a: ∂L/∂z = g/a + J_εᵀ(−b/a·g).
+  const splitIteration = async (): Promise<Float32Array> => {
+    const step = await local.step(setup.z, points, 'fast', ['drag_pred_x0']);
+    const g = float32Output(await session.run(chainGraph, { x0: step.extra.drag_pred_x0 as Float32Array, text: setup.textEmbeds }), 'g_x0');
+    const ct = g.map((v) => (-c.sqrtBeta / c.sqrtAlpha) * v);
+    const back = float32Output(await session.run(vjpGraph, { [IO.sample]: setup.z, [IO.timestep]: new Float32Array([spec.timestep]), [IO.context]: setup.context, ct }), 'g_z');
+    return back.map((v, i) => v + g[i]! / c.sqrtAlpha);
+  };
+  const split = await timeRepeated(splitIteration, context);
+  const single = await timeRepeated(() => full.step(setup.z, points, 'fast'), context);
+  const gSplit = await splitIteration();
+  const gSingle = (await full.step(setup.z, points, 'fast')).gradGlobal!;
+  let num = 0;
+  let den = 0;
+  gSingle.forEach((v, i) => {
+    num += (v - gSplit[i]!) ** 2;
+    den += v * v;
+  });
+  return {
+    provider: setup.provider(),
+    singleGraphIterationMs: round(single.medianMs, 1),
+    splitIterationMs: round(split.medianMs, 1),
+    ggRelativeDifference: (Math.sqrt(num) / Math.sqrt(den)).toExponential(2),
+  };
+}
+
+async function converge(config: EditConfiguration, engine: Engine, dir: string, tokenizerFolder: string) {
+  const imagePath = path.join(dir, 'blob.png');
+  const size = config.size;
+  await fs.writeFile(imagePath, await encodePng(blobImage(size, size, size / 4, size / 2, size / 8)));
+  const tracking = config.kind === 'converge-fast' ? 'fast' : 'plain';
+  const started = performance.now();
+  const outcome = await edit({
+    imagePath,
+    spec: {
+      version: 1,
+      mode: 'clipdrag',
+      prompt: PROMPT,
+      editPrompt: 'move the blob to the right',
+      // 16 supervision pixels to the right.
+      points: [{ handle: [size / 4, size / 2], target: [size / 4 + 32, size / 2] }],
+      parameters: { loraSteps: 0, dragSteps: 60, previewInterval: 0 },
+    },
+    settings: { model: config.model, clipModel: config.clip, device: 'auto' },
+    cacheDir: path.join(dir, 'cache'),
+    tokenizerFolder,
+    workingWidth: size,
+    tracking,
+    engine,
+    outPath: path.join(dir, 'out.png'),
+  });
+  return {
+    provider: outcome.executionProvider,
+    iterations: outcome.iterations,
+    reachedTargets: outcome.reachedTargets,
+    editS: round((performance.now() - started) / 1000, 1),
+  };
+}
