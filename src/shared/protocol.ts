@@ -2,6 +2,7 @@
 // Only types and method descriptors live here: both processes import this file, and so does the
 // webview's type-check, so nothing node-only may be imported.
 import { ProgressType, RequestType, RequestType0 } from 'vscode-jsonrpc';
+import type { BatchOptions, BatchPlan, BatchProgress, BatchReport } from './batch';
 import type { EditParameters } from './edit-parameters';
 import type { EditMode, EditSpec, ImagePoint, PointPair } from './edit-spec';
 import type { RecipeStageTiming } from './recipe';
@@ -195,3 +196,18 @@ export interface ModelsProgress {
 /** `models/ensure`: downloads (or finds) the models and optionally verifies them. */
 export const ModelsEnsureRequestType = new RequestType<ModelsEnsureParams, ModelsEnsureResult, void>('models/ensure');
 export const ModelsProgressType = new ProgressType<ModelsProgress>();
+
+// ---------------------------------------------------------------------------------------------------------------
+// Batches over a folder (types in batch.ts). `batch/plan` says what a run would do; `batch/run` does it, with
+// `BatchProgressType` values as `$/progress` for the request's token; `$/cancelRequest` stops it after the current
+// step (the report then says `cancelled`, and a later run continues where it stopped).
+
+export interface BatchRunParams extends BatchOptions {
+  progressToken?: string | number;
+}
+
+/** `batch/plan`: the items of a folder, which are already done, which cannot run, and a time estimate. */
+export const BatchPlanRequestType = new RequestType<BatchOptions, BatchPlan, void>('batch/plan');
+/** `batch/run`: runs the folder and writes its report; resolves with the report (also when cancelled). */
+export const BatchRunRequestType = new RequestType<BatchRunParams, BatchReport, void>('batch/run');
+export const BatchProgressType = new ProgressType<BatchProgress>();

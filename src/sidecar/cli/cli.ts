@@ -1,5 +1,6 @@
-// The sidecar's command-line front door: `clipdrag <command>`. (`batch` joins later.)
+// The sidecar's command-line front door: `clipdrag <command>`.
 import { SIDECAR_VERSION } from '../version';
+import { BATCH_USAGE, parseBatchOptions, runBatchCommand } from './batch-command';
 import { parseDoctorOptions, runDoctor } from './doctor';
 import { EDIT_USAGE, parseEditOptions, runEdit } from './edit-command';
 import { UsageError, processIo, type CliIo } from './io';
@@ -11,11 +12,15 @@ Commands:
                  list the onnxruntime execution providers on this machine and the one that would be used
   edit <image> ...
                  edit one image (see below); the result and its recipe are written next to it
+  batch <folder> ...
+                 edit every image of a folder that has a saved edit, and DragBench samples (see below)
   --version      print the version
   --help         print this help
   --stdio        serve the extension's JSON-RPC protocol on stdin/stdout (used by the VS Code extension)
 
-${EDIT_USAGE}`;
+${EDIT_USAGE}
+
+${BATCH_USAGE}`;
 
 /** The argv words that select the CLI rather than the RPC server. */
 export function isCliInvocation(args: readonly string[]): boolean {
@@ -41,6 +46,8 @@ export async function runCli(args: readonly string[], io: CliIo = processIo): Pr
         return await runDoctor(parseDoctorOptions(rest), io);
       case 'edit':
         return await runEdit(parseEditOptions(rest), io);
+      case 'batch':
+        return await runBatchCommand(parseBatchOptions(rest), io);
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     }

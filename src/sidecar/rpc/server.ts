@@ -13,6 +13,7 @@ import {
 import { ExecutionProviderUnavailableError, onnxruntimeVersion, probeExecutionProviders, selectExecutionProvider } from '../engine/runtime/providers';
 import type { Logger } from '../log';
 import { SIDECAR_VERSION } from '../version';
+import { registerBatchHandlers } from './batch-handlers';
 import { registerPipelineHandlers } from './pipeline-handlers';
 
 export interface RpcServerOptions {
@@ -54,6 +55,7 @@ export function startRpcServer({ input, output, log, onExit }: RpcServerOptions)
   });
 
   registerPipelineHandlers(connection, { log, devicePreference: () => devicePreference });
+  registerBatchHandlers(connection, { log, devicePreference: () => devicePreference });
 
   connection.onClose(() => exit(0, 'input closed'));
   connection.onError(([error]) => log.error(`protocol error: ${error.message}`));

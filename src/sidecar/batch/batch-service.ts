@@ -1,0 +1,70 @@
+// A planned batch run through the pipeline: one EditSession for the whole batch (one engine, models opened once,
+// compiled graphs reused from one image to the next), each item through edit() with the batch's settings.
+import type { BatchOptions, BatchProgress, BatchReport } from '../../shared/batch';
+import { isModelStoreError } from '../hub';
+import { ModelLayoutError } from '../models/checkpoint/layout';
+import type { Engine } from '../engine/runtime/engine';
+import { edit, type EditRequest } from '../pipeline/edit';
+import { EditSession } from '../pipeline/edit-session';
+import type { BatchPlanning, RunnableItem } from './plan';
+import { runBatch, type ItemEditor } from './runner';
+
+/** Where the engine keeps things, for tests and front doors that know better than the defaults. */
+export interface BatchEnvironment {
+  /** Pipeline cache folder (trained LoRAs, session folders); default the pipeline's. */
+  cacheDir?: string;
+  /** A folder with CLIP's vocab.json and merges.txt, for model folders that ship no tokenizer. */
+  tokenizerFolder?: string;
+  /** An engine to share (kept open); default one of the batch's own. */
+  engine?: Engine;
+}
+
+export interface RunPlannedBatchOptions {
+  signal?: AbortSignal;
+  onProgress?: (progress: BatchProgress) => void;
+  onReportError?: (error: unknown) => void;
+}
+
+export async function runPlannedBatch(planning: BatchPlanning, options: BatchOptions, environment: BatchEnvironment = {}, run: RunPlannedBatchOptions = {}): Promise<BatchReport> {
+  const session = new EditSession({
+    ...(environment.engine ? { engine: environment.engine } : {}),
+    ...(environment.cacheDir ? { cacheDir: environment.cacheDir } : {}),
+  });
+  const device = options.device ?? 'auto';
+  const editItem: ItemEditor = (item, editOptions) => {
+    const request: EditRequest = {
+      imagePath: item.imagePath,
+      specPath: item.specPath,
+      spec: item.spec,
+      settings: {
+        device,
+        ...(options.model ? { model: options.model } : {}),
+        ...(options.clipModel ? { clipModel: options.clipModel } : {}),
+        ...(options.hubCacheDirectory ? { hubCacheDirectory: options.hubCacheDirectory } : {}),
+      },
+      session,
+      ...(options.workingWidth ? { workingWidth: options.workingWidth } : {}),
+      ...(environment.cacheDir ? { cacheDir: environment.cacheDir } : {}),
+      ...(environment.tokenizerFolder ? { tokenizerFolder: environment.tokenizerFolder } : {}),
+    };
+    return edit(request, editOptions);
+  };
+  try {
+    return await runBatch(planning, {
+      editItem,
+      device,
+      isFatal: usesBatchModelsAndTheyFailed,
+      ...(run.signal ? { signal: run.signal } : {}),
+      ...(run.onProgress ? { onProgress: run.onProgress } : {}),
+      ...(run.onReportError ? { onReportError: run.onReportError } : {}),
+    });
+  } finally {
+    await session.close();
+  }
+}
+
+/** The batch's own models cannot be found, downloaded or opened: every later item would fail the same way. */
+function usesBatchModelsAndTheyFailed(error: unknown, item: RunnableItem): boolean {
+  const modelError = isModelStoreError(error) || error instanceof ModelLayoutError;
+  return modelError && item.spec.model === undefined && item.spec.clipModel === undefined;
+}

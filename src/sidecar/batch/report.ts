@@ -1,0 +1,63 @@
+// The batch report in the folder: `clipdrag-batch-report.json` (the BatchReport as it is) and
+// `clipdrag-batch-report.md` (the same for people). Both are written atomically: a reader sees the old report or
+// the new one, never half of one.
+import { writeFileAtomic } from '../io/atomic-write';
+import { formatDuration, type BatchItemResult, type BatchReport } from '../../shared/batch';
+
+export async function writeBatchReport(report: BatchReport, files: { markdown: string; json: string }): Promise<void> {
+  await writeFileAtomic(files.json, `${JSON.stringify(report, null, 2)}\n`);
+  await writeFileAtomic(files.markdown, batchReportMarkdown(report));
+}
+
+const STATUS_WORDS: Record<BatchItemResult['status'], string> = {
+  succeeded: 'done',
+  skipped: 'skipped (result exists)',
+  failed: 'FAILED',
+  cancelled: 'cancelled',
+  'not-run': 'not run',
+};
+
+export function batchReportMarkdown(report: BatchReport): string {
+  const t = report.totals;
+  const lines: string[] = ['# CLIPDrag batch report', ''];
+  lines.push(`- Folder: \`${report.folder}\``);
+  lines.push(`- Started: ${report.startedAt}`);
+  if (report.stopReason) lines.push(`- **Stopped:** ${report.stopReason}`);
+  if (report.finishedAt) lines.push(`- Finished: ${report.finishedAt} (${report.state})`);
+  else lines.push('- **Not finished:** the batch was interrupted or is still running; run it again to do the rest (finished items are skipped).');
+  const providers = [...new Set(report.items.map((item) => item.executionProvider).filter((p): p is string => p !== undefined))];
+  lines.push(`- Models: Stable Diffusion \`${report.models.model}\`, CLIP \`${report.models.clipModel}\` (where a spec names none)`);
+  lines.push(`- Device: ${report.device}${providers.length > 0 ? ` (ran on ${providers.join(', ')})` : ''}`);
+  lines.push('');
+  lines.push(
+    `**${t.items} items:** ${t.succeeded} done, ${t.skipped} skipped, ${t.failed} failed, ${t.cancelled} cancelled, ${t.notRun} not run; ` +
+      `${formatDuration(t.seconds)} of editing.`,
+  );
+  if (t.meanDistance !== null) lines.push(`Mean final handle-to-target distance: ${t.meanDistance} px.`);
+  lines.push('', '| # | image | source | status | time | handle → target (px) | result |', '|---|---|---|---|---|---|---|');
+  report.items.forEach((item, i) => {
+    const cells = [
+      String(i + 1),
+      code(item.image),
+      item.source === 'dragbench' ? 'DragBench' : 'spec',
+      STATUS_WORDS[item.status],
+      item.seconds !== undefined ? formatDuration(item.seconds) : '',
+      item.distances?.map((d) => d.toFixed(2)).join(', ') ?? '',
+      item.result ? code(item.result) : '',
+    ];
+    lines.push(`| ${cells.join(' | ')} |`);
+  });
+  const problems = report.items.filter((item) => item.error !== undefined && item.status !== 'not-run');
+  if (problems.length > 0) {
+    lines.push('', '## Problems', '');
+    for (const item of problems) {
+      lines.push(`### ${item.image} (${STATUS_WORDS[item.status]})`, '', '```text', item.error!.replace(/```/g, "'''"), '```', '');
+    }
+  }
+  return `${lines.join('\n').trimEnd()}\n`;
+}
+
+/** A path as inline code in a table cell (pipes would end the cell). */
+function code(text: string): string {
+  return `\`${text.replace(/\|/g, '\\|').replace(/`/g, "'")}\``;
+}

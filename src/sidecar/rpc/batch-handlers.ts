@@ -1,0 +1,94 @@
+// The batch requests on the RPC connection: `batch/plan` (what a run would do) and `batch/run` (do it; progress as
+// `$/progress` with the request's token; `$/cancelRequest` stops after the current step and the request still
+// answers with the report, whose state says `cancelled`). One batch runs at a time; a second one waits.
+import { ErrorCodes, ResponseError, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
+import type { BatchOptions, BatchPlan, BatchReport } from '../../shared/batch';
+import { BatchPlanRequestType, BatchProgressType, BatchRunRequestType, isDevicePreference, type BatchRunParams, type DevicePreference } from '../../shared/protocol';
+import { runPlannedBatch, type BatchEnvironment } from '../batch/batch-service';
+import { BatchFolderError, planBatch } from '../batch/plan';
+import type { Logger } from '../log';
+import { toResponseError } from './errors';
+
+export interface BatchHandlerContext {
+  readonly log: Logger;
+  /** The device preference given at `initialize` (a batch's own `device` wins). */
+  devicePreference(): DevicePreference;
+  readonly environment?: BatchEnvironment;
+}
+
+/** Checks what crosses the process boundary; returns the options without the progress token. */
+export function checkBatchParams(params: BatchRunParams | undefined, method: string): BatchOptions {
+  const fail = (message: string): never => {
+    throw new ResponseError(ErrorCodes.InvalidParams, `${method}: ${message}`);
+  };
+  if (!params || typeof params.folder !== 'string' || params.folder.length === 0) return fail('folder must be the absolute path of the folder to run');
+  if (params.device !== undefined && !isDevicePreference(params.device)) fail(`device must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(params.device)})`);
+  for (const key of ['model', 'clipModel', 'hubCacheDirectory'] as const) {
+    if (params[key] !== undefined && typeof params[key] !== 'string') fail(`${key} must be a string`);
+  }
+  const width = params.workingWidth;
+  if (width !== undefined && (!Number.isInteger(width) || width < 8 || width % 8 !== 0)) fail(`workingWidth must be a positive multiple of 8 (got ${JSON.stringify(width)})`);
+  const parameters = params.dragBenchParameters;
+  if (parameters !== undefined && (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters))) fail('dragBenchParameters must be an object of edit parameters');
+  const { progressToken: _token, ...options } = params;
+  void _token;
+  return options;
+}
+
+export function registerBatchHandlers(connection: MessageConnection, context: BatchHandlerContext): void {
+  const { log } = context;
+  let queue: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(task: () => Promise<T>): Promise<T> => {
+    const result = queue.then(task, task);
+    queue = result.catch(() => undefined);
+    return result;
+  };
+  const withDevice = (options: BatchOptions): BatchOptions => ({ ...options, device: options.device ?? context.devicePreference() });
+
+  connection.onRequest(BatchPlanRequestType, async (params): Promise<BatchPlan> => {
+    const options = withDevice(checkBatchParams(params, 'batch/plan'));
+    try {
+      return (await planBatch(options)).plan;
+    } catch (error) {
+      throw batchError(error, log);
+    }
+  });
+
+  connection.onRequest(BatchRunRequestType, async (params, token): Promise<BatchReport> => {
+    const options = withDevice(checkBatchParams(params, 'batch/run'));
+    const progressToken = params.progressToken;
+    return oneAtATime(async () => {
+      const controller = abortOn(token);
+      try {
+        const planning = await planBatch(options);
+        log.info(`batch/run ${planning.root}: ${planning.plan.counts.pending} to run, ${planning.plan.counts.done} done, ${planning.plan.counts.invalid} cannot run`);
+        const report = await runPlannedBatch(planning, options, context.environment ?? {}, {
+          signal: controller.signal,
+          onProgress: (progress) => {
+            if (progressToken !== undefined) void connection.sendProgress(BatchProgressType, progressToken, progress);
+          },
+          onReportError: (error) => log.warn(`batch/run: could not update the report: ${error instanceof Error ? error.message : String(error)}`),
+        });
+        log.info(`batch/run ${planning.root}: ${report.state}; ${report.totals.succeeded} done, ${report.totals.skipped} skipped, ${report.totals.failed} failed`);
+        return report;
+      } catch (error) {
+        throw batchError(error, log);
+      }
+    });
+  });
+}
+
+function batchError(error: unknown, log: Logger): ResponseError<unknown> {
+  if (error instanceof ResponseError) return error;
+  if (error instanceof BatchFolderError) return new ResponseError(ErrorCodes.InvalidParams, error.message);
+  const response = toResponseError(error, 'The batch');
+  log.warn(`batch: ${response.message}`);
+  return response;
+}
+
+function abortOn(token: CancellationToken): AbortController {
+  const controller = new AbortController();
+  if (token.isCancellationRequested) controller.abort();
+  token.onCancellationRequested(() => controller.abort());
+  return controller;
+}
