@@ -5,6 +5,9 @@
  *
  *     npm run bench -- unet --model DIR --latent N [--iterations K] [--modes forward,forward+vjp] [--json]
  *
+ * Modes: `forward` (eps only); `forward+vjp` (eps, feat_3_up2 and d/d sample); the same with the
+ * self-attention probabilities recomputed in the backward pass (`:remat-attention`, the memory-lean
+ * default for the drag step) or with every resnet/transformer recomputed (`:remat-blocks`).
  * Each mode runs in its own child process, so its peak RSS is its own. Prints a table (or, with --json,
  * one JSON object) and writes the JSON to bench/results/unet-<model>-<N>-<timestamp>.json.
  * `runUNetBench` returns the same measurements for a bench runner.
@@ -15,16 +18,23 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { vjp } from '../src/sidecar/engine/autodiff';
+import { vjp, type RecomputePolicy } from '../src/sidecar/engine/autodiff';
 import type { Graph } from '../src/sidecar/engine/graph';
 import { serializeGraph } from '../src/sidecar/engine/onnx/serialize';
 import { SessionStore } from '../src/sidecar/engine/runtime/sessions';
 import { loadUNet } from '../src/sidecar/models/unet/load';
-import { unetBlockSegment } from '../src/sidecar/models/unet/remat';
+import { unetAttentionSegment, unetBlockSegment } from '../src/sidecar/models/unet/remat';
 import { buildUNetGraph } from '../src/sidecar/models/unet/unet';
 
-export type UNetBenchMode = 'forward' | 'forward+vjp' | 'forward+vjp (remat)';
-export const UNET_BENCH_MODES: readonly UNetBenchMode[] = ['forward', 'forward+vjp', 'forward+vjp (remat)'];
+export type UNetBenchMode = 'forward' | 'forward+vjp' | 'forward+vjp:remat-attention' | 'forward+vjp:remat-blocks';
+export const UNET_BENCH_MODES: readonly UNetBenchMode[] = ['forward', 'forward+vjp', 'forward+vjp:remat-attention', 'forward+vjp:remat-blocks'];
+/** Modes run when none are asked for. */
+export const DEFAULT_UNET_BENCH_MODES: readonly UNetBenchMode[] = ['forward', 'forward+vjp', 'forward+vjp:remat-attention'];
+
+const RECOMPUTE: Partial<Record<UNetBenchMode, RecomputePolicy>> = {
+  'forward+vjp:remat-attention': unetAttentionSegment,
+  'forward+vjp:remat-blocks': unetBlockSegment,
+};
 
 export interface UNetBenchRun {
   readonly mode: UNetBenchMode;
@@ -79,7 +89,7 @@ export async function runUNetBench(options: UNetBenchOptions): Promise<UNetBench
   const parameters = unet.weights.keys().reduce((n, k) => n + unet.weights.info(k).shape.reduce((a, b) => a * b, 1), 0);
   const loadBefore = os.loadavg()[0]!;
   const runs: UNetBenchRun[] = [];
-  for (const mode of options.modes ?? UNET_BENCH_MODES) {
+  for (const mode of options.modes ?? DEFAULT_UNET_BENCH_MODES) {
     options.log?.(`unet bench: ${path.basename(request.model)} ${request.latent}x${request.latent}: ${mode}`);
     const out = execFileSync(process.execPath, ['--import', 'tsx', thisFile(), '--child', JSON.stringify({ ...request, mode })], {
       encoding: 'utf8',
@@ -121,8 +131,8 @@ function buildBenchGraph(unet: Awaited<ReturnType<typeof loadUNet>>, request: Ch
     { value: forward.eps, cotangent: graph.input('cotangent_eps', 'float32', forward.eps.shape) },
     { value: feature, cotangent: graph.input('cotangent_feat_3_up2', 'float32', feature.shape) },
   ];
-  // remat: every resnet and transformer is recomputed in the backward pass instead of kept.
-  const [dSample] = vjp(graph, seeds, [inputs.sample], request.mode === 'forward+vjp (remat)' ? { recompute: unetBlockSegment } : {});
+  const recompute = RECOMPUTE[request.mode];
+  const [dSample] = vjp(graph, seeds, [inputs.sample], recompute ? { recompute } : {});
   graph.output('feat_3_up2', feature);
   graph.output('grad_sample', dSample!);
   return graph;

@@ -8,7 +8,7 @@ import { float32ToFloat16Bits } from '../../../../src/sidecar/models/checkpoint/
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../../../src/sidecar/models/checkpoint/safetensors';
 import { loadUNet } from '../../../../src/sidecar/models/unet/load';
 import { writeRandomUNet } from '../../../../src/sidecar/models/unet/random-weights';
-import { unetBlockSegment } from '../../../../src/sidecar/models/unet/remat';
+import { unetAttentionSegment, unetBlockSegment } from '../../../../src/sidecar/models/unet/remat';
 import { cos, sin } from '../../../../src/sidecar/models/unet/trig';
 import { featureShapes } from '../../../../src/sidecar/models/unet/plan';
 import { buildUNetGraph, type UNetGraphSpec, type UNetModel } from '../../../../src/sidecar/models/unet/unet';
@@ -109,38 +109,50 @@ describe('UNet rematerialisation policy', () => {
     assert.equal(segment('conv_in'), null);
   });
 
-  it('gives the golden d(loss)/d(sample) when blocks are recomputed in the backward pass', async () => {
-    const golden = await GoldenCase.open('unet_vjp');
-    try {
-      const unet = await loadUNet(TINY_UNET);
-      const { graph, inputs, forward } = buildUNetGraph(unet, { batch: 1, height: 16, width: 16, timestep: 'batch' });
-      const feature = forward.features.feat_3_up2!;
-      const seeds = [
-        { value: forward.eps, cotangent: graph.input('R_eps', 'float32', forward.eps.shape) },
-        { value: feature, cotangent: graph.input('R_feat', 'float32', feature.shape) },
-      ];
-      const [dSample] = vjp(graph, seeds, [inputs.sample], { recompute: unetBlockSegment });
-      graph.output('grad_sample', dSample!);
-      const out = await runGraph(graph, {
-        sample: await golden.float32('sample'),
-        timestep: Float32Array.from(await golden.int64('timestep'), Number),
-        encoder_hidden_states: await golden.float32('encoder_hidden_states'),
-        R_eps: await golden.float32('R_eps'),
-        R_feat: await golden.float32('R_feat'),
-      });
-      await golden.assertOutput('grad_sample', out.grad_sample as Float32Array);
-      // The same backward without rematerialisation has fewer nodes: blocks were really recomputed.
-      const plain = buildUNetGraph(unet, { batch: 1, height: 16, width: 16, timestep: 'batch' });
-      const plainFeature = plain.forward.features.feat_3_up2!;
-      vjp(plain.graph, [
-        { value: plain.forward.eps, cotangent: plain.graph.input('R_eps', 'float32', plain.forward.eps.shape) },
-        { value: plainFeature, cotangent: plain.graph.input('R_feat', 'float32', plainFeature.shape) },
-      ], [plain.inputs.sample]);
-      assert.ok(graph.nodes.length > plain.graph.nodes.length + 500, `${graph.nodes.length} vs ${plain.graph.nodes.length} nodes`);
-    } finally {
-      await golden.close();
-    }
+  it('segments the self-attention cores only', () => {
+    const at = (scope: string, op: string) => unetAttentionSegment({ scope, op });
+    assert.equal(at('up_blocks.3.attentions.1.transformer_blocks.0.attn1', 'Softmax'), 'up_blocks.3.attentions.1.transformer_blocks.0.attn1');
+    assert.equal(at('up_blocks.3.attentions.1.transformer_blocks.0.attn1', 'MatMul'), 'up_blocks.3.attentions.1.transformer_blocks.0.attn1');
+    assert.equal(at('up_blocks.3.attentions.1.transformer_blocks.0.attn2', 'Softmax'), null);
+    assert.equal(at('up_blocks.3.attentions.1.transformer_blocks.0.attn1.to_q', 'Gemm'), null);
   });
+
+  for (const [name, policy, minExtraNodes] of [
+    ['blocks', unetBlockSegment, 500],
+    ['self-attention cores', unetAttentionSegment, 30],
+  ] as const) {
+    it(`gives the golden d(loss)/d(sample) when ${name} are recomputed in the backward pass`, async () => {
+      const golden = await GoldenCase.open('unet_vjp');
+      try {
+        const unet = await loadUNet(TINY_UNET);
+        const build = (recompute: typeof policy | null) => {
+          const { graph, inputs, forward } = buildUNetGraph(unet, { batch: 1, height: 16, width: 16, timestep: 'batch', attentionChunkBytes: 64 * 1024 });
+          const feature = forward.features.feat_3_up2!;
+          const seeds = [
+            { value: forward.eps, cotangent: graph.input('R_eps', 'float32', forward.eps.shape) },
+            { value: feature, cotangent: graph.input('R_feat', 'float32', feature.shape) },
+          ];
+          const [dSample] = vjp(graph, seeds, [inputs.sample], recompute ? { recompute } : {});
+          graph.output('grad_sample', dSample!);
+          return graph;
+        };
+        const graph = build(policy);
+        const out = await runGraph(graph, {
+          sample: await golden.float32('sample'),
+          timestep: Float32Array.from(await golden.int64('timestep'), Number),
+          encoder_hidden_states: await golden.float32('encoder_hidden_states'),
+          R_eps: await golden.float32('R_eps'),
+          R_feat: await golden.float32('R_feat'),
+        });
+        await golden.assertOutput('grad_sample', out.grad_sample as Float32Array);
+        // The same backward without rematerialisation has fewer nodes: the segments were really recomputed.
+        const plain = build(null);
+        assert.ok(graph.nodes.length > plain.nodes.length + minExtraNodes, `${graph.nodes.length} vs ${plain.nodes.length} nodes`);
+      } finally {
+        await golden.close();
+      }
+    });
+  }
 });
 
 describe('UNet of another shape (3 levels, per-block heads and layers, linear projections, depth-2 transformers)', () => {
