@@ -116,11 +116,12 @@ export async function runBatch(planning: BatchPlanning, options: RunBatchOptions
         }
       }
     }
-    emit({ type: 'item-end', index, total, item: { ...result } });
     if (stopReason) {
       for (const later of report.items.slice(index + 1)) later.error = 'not run: the batch stopped before it';
     }
+    // The report on disk has the item before anyone hears that it ended.
     await save(false);
+    emit({ type: 'item-end', index, total, item: { ...result } });
     if (cancelled || stopReason) break;
   }
 
