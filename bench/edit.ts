@@ -157,7 +157,6 @@ async function stages(session: GraphSession, setup: Setup, rematerialize: boolea
   const schedule = setup.stepperSpec.schedule;
   // LoRA: a few training steps at the default batch (4) and rank (16); the first step compiles.
   const stepEnds: number[] = [];
-  const loraStarted = performance.now();
   await trainLora(session, {
     unet: models.unet,
     vae: models.vae,
@@ -169,7 +168,6 @@ async function stages(session: GraphSession, setup: Setup, rematerialize: boolea
     onStep: () => stepEnds.push(performance.now()),
   });
   const loraStepMs = (stepEnds[stepEnds.length - 1]! - stepEnds[0]!) / (stepEnds.length - 1);
-  void loraStarted;
 
   const runner = await UNetRunner.create(session, models.unet, { batch: 1, height: latent, width: latent, tokens: setup.tokens, context: setup.context, label: 'unet eps' });
   const inversion = await timeRepeated(() => runner.eps(setup.z, 681), context);

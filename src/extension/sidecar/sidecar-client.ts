@@ -128,10 +128,10 @@ export class SidecarClient {
   }
 
   /**
-   * Sends a request whose params take a `progressToken`, and passes the `$/progress` values sent with that token to
-   * `onProgress` until the request settles.
+   * Sends a request with a fresh `progressToken` added to its params, and passes the `$/progress` values sent with
+   * that token to `onProgress` until the request settles.
    */
-  async sendRequestWithProgress<P extends { progressToken?: string | number }, R, V>(
+  async sendRequestWithProgress<P extends object, R, V>(
     type: RequestType<P, R, void>,
     params: P,
     onProgress: (value: V) => void,

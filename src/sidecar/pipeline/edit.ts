@@ -331,9 +331,14 @@ async function fineTune(
   };
   const image = geometry.image;
   const imageSha256 = createHash('sha256').update(`${image.width}x${image.height}:`).update(image.data).digest('hex');
-  const { rematerialize: _memoryOnly, ...resultSettings } = settings;
-  void _memoryOnly;
-  const key = loraCacheKey({ imageSha256, prompt: input.spec.prompt, model: modelIdentity(prepared.stableDiffusion), settings: resultSettings });
+  // Rematerialisation changes memory use, not the result: it is not part of the key.
+  const { rank, steps, learningRate, batchSize, seed, cropSize, weightDecay } = settings;
+  const key = loraCacheKey({
+    imageSha256,
+    prompt: input.spec.prompt,
+    model: modelIdentity(prepared.stableDiffusion),
+    settings: { rank, steps, learningRate, batchSize, seed, cropSize, weightDecay },
+  });
   progress.start('lora', settings.steps);
   const cached = await cachedLora(
     cacheDir,
