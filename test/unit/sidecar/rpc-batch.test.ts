@@ -7,7 +7,7 @@ import { CancellationTokenSource, ErrorCodes, ResponseError } from 'vscode-jsonr
 import { SidecarClient, type SidecarLog } from '../../../src/extension/sidecar/sidecar-client';
 import type { BatchOptions, BatchProgress } from '../../../src/shared/batch';
 import { serializeEditSpec } from '../../../src/shared/edit-spec';
-import { BatchPlanRequestType, BatchRunRequestType } from '../../../src/shared/protocol';
+import { BatchPlanRequestType, BatchRunRequestType, type BatchRunParams } from '../../../src/shared/protocol';
 import { encodePng } from '../../../src/sidecar/io/image';
 import { BATCH_TEST_PARAMETERS, DRAGBENCH_SAMPLE_PICKLE, batchSpec } from '../../support/batch-folder';
 import { blobImage, tempDir, TINY_CLIP, tinySdWithTokenizer } from '../../support/tiny-pipeline';
@@ -19,7 +19,7 @@ const quiet: SidecarLog = { trace() {}, debug() {}, info() {}, warn() {}, error(
 describe('batch/plan and batch/run (real sidecar process)', () => {
   let dir: string;
   let folder: string;
-  let options: BatchOptions;
+  let options: BatchRunParams;
   let client: SidecarClient;
   const savedCache = process.env.CLIPDRAG_CACHE_DIR;
 
