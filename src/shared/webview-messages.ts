@@ -77,13 +77,15 @@ export type RunView =
       label: string;
       step: number;
       total: number;
-      /** Estimated seconds left for the whole edit, when known. */
+      /** Estimated seconds left in this stage, when known. */
       etaSeconds?: number;
       losses?: Record<string, number>;
       /** Where the handles are now (drag stage), in image pixels. */
       handles?: ImagePoint[];
       /** A `data:` URL of the latest preview image. */
       preview?: string;
+      /** A remark from the engine (a model download, a cached LoRA, ...). */
+      message?: string;
     }
   | { phase: 'cancelling' }
   | { phase: 'cancelled' }

@@ -191,7 +191,7 @@ class Editor {
       this.preview = undefined;
       this.renderer.setPreview(undefined);
     }
-    if (run.phase === 'finished') this.results.select(run.result.file);
+    if (run.phase === 'finished') this.results.highlight(run.result.file);
     this.renderer.invalidate('overlay');
   }
 

@@ -79,6 +79,12 @@ export class ResultsPanel {
     this.render();
   }
 
+  /** Marks a result as the one to compare (a new result), without leaving the editing view. */
+  highlight(file: string): void {
+    this.selected = file;
+    this.show(this.results);
+  }
+
   /** Shows this result in the comparison (and switches the view to it). */
   select(file: string): void {
     this.selected = file;

@@ -54,8 +54,8 @@ export class RunPanel {
         this.progress.indeterminate = true;
         return;
       case 'running': {
-        const eta = run.etaSeconds !== undefined ? ` · about ${formatSeconds(run.etaSeconds)} left` : '';
-        this.status.textContent = `${run.label}: step ${run.step} of ${run.total}${eta}`;
+        const eta = run.etaSeconds !== undefined ? ` · about ${formatSeconds(run.etaSeconds)} left in this stage` : '';
+        this.status.textContent = `${run.label}: step ${run.step} of ${run.total}${eta}${run.message ? `\n${run.message}` : ''}`;
         this.progress.indeterminate = false;
         this.progress.max = Math.max(1, run.total);
         this.progress.value = run.step;

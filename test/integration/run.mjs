@@ -154,6 +154,7 @@ const pageQueries = {
             status: document.getElementById('clipdrag-status')?.textContent ?? '',
             runStatus: document.getElementById('run-status')?.textContent ?? '',
             pointList: Array.from(document.querySelectorAll('#points-list .pair')).map((e) => e.textContent ?? ''),
+            results: Array.from(document.querySelectorAll('#results .result-name')).map((e) => e.textContent ?? ''),
           };
         }),
       );
@@ -196,6 +197,17 @@ const pageQueries = {
   async clickEditorAction(page, { label }) {
     const action = page.locator(`.editor-group-container.active .editor-actions .action-label[aria-label^="${label.replaceAll('"', '\\"')}"]`);
     await action.first().click({ timeout: 5000 });
+    return true;
+  },
+  /** Clicks the button labelled `label` in the modal dialog, once the dialog shows. */
+  async clickDialogButton(page, { label }) {
+    await page.locator('.monaco-dialog-box .dialog-buttons .monaco-button', { hasText: label }).first().click({ timeout: 10000 });
+    return true;
+  },
+  /** Clicks the button labelled `label` on the notification whose message contains `message`. */
+  async clickNotificationButton(page, { message, label }) {
+    const toast = page.locator('.notification-toast', { hasText: message });
+    await toast.locator('.monaco-button', { hasText: label }).first().click({ timeout: 10000 });
     return true;
   },
 };

@@ -301,7 +301,7 @@ describe('editor page in Chromium', { skip }, () => {
       const preview = `data:image/png;base64,${(await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 0, g: 0, b: 255 } } }).png().toBuffer()).toString('base64')}`;
       await page.send({ type: 'run', run: { phase: 'running', stage: 'drag', label: 'Dragging', step: 3, total: 10, etaSeconds: 12, losses: { motion: 0.25 }, handles: [[360, 388]], preview } });
       await settle(page, 150);
-      assert.equal(await page.page.textContent('#run-status'), 'Dragging: step 3 of 10 · about 12 s left');
+      assert.equal(await page.page.textContent('#run-status'), 'Dragging: step 3 of 10 · about 12 s left in this stage');
       assert.equal(await page.page.isVisible('#run-preview'), true);
       assert.equal(await page.page.locator('#run').evaluate((b) => (b as unknown as { disabled: boolean }).disabled), true, 'Run is disabled while running');
       const live = await layerPixel(page, 'overlay', 360, 388);

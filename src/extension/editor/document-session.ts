@@ -18,7 +18,6 @@ import { notifyWithActions } from './user-actions';
 export interface SessionHost {
   sidecar: SidecarClient;
   log: vscode.LogOutputChannel;
-  version: string;
   /** Puts an edit on VS Code's undo stack (the provider's `onDidChangeCustomDocument`). */
   fireEdit(event: vscode.CustomDocumentEditEvent<ImageDocument>): void;
 }
@@ -57,7 +56,7 @@ export class DocumentSession implements vscode.Disposable {
       document,
       sidecar: host.sidecar,
       log: host.log,
-      availability: () => editRunAvailability(host.sidecar, host.version),
+      availability: () => editRunAvailability(host.sidecar),
       describeResult: async (uri) => {
         await this.refreshResults();
         const file = this.resultFiles.find((r) => r.uri.toString() === uri.toString());

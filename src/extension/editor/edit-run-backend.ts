@@ -1,36 +1,42 @@
-// How the editor runs an edit in the engine process. The run controller talks to an `EditRunBackend`; the backend
-// speaks the sidecar's `edit/run` request (progress notifications, `$/cancelRequest` on cancel). That request belongs
-// to the pipeline and is not declared in src/shared/protocol.ts in this build, so `editRunAvailability` reports that
-// editing is unavailable — the editor says so instead of pretending to run. Wiring the request in is the one change
-// needed here once it exists: build a backend from it in `editRunAvailability`.
-import type * as vscode from 'vscode';
+// How the editor runs an edit in the engine process: the sidecar's `edit/run` request, with its `$/progress` reports
+// passed on as they come and VS Code's cancellation sent as `$/cancelRequest`. Failures become `EditRunError`s that
+// carry what the user can do about them (download the models, fix the spec, look at the log).
+import * as vscode from 'vscode';
 import type { EditSpec, ImagePoint } from '../../shared/edit-spec';
+import { EditRunRequestType, SidecarErrorCodes, type EditProgress, type EditRunParams, type EditSettings } from '../../shared/protocol';
 import type { UserAction } from '../../shared/webview-messages';
+import { CONFIG_SECTION } from '../config';
 import type { SidecarClient } from '../sidecar/sidecar-client';
 
 export interface EditRunRequest {
   imageUri: vscode.Uri;
-  /** The spec as the editor holds it now (mask inline), validated for running. */
+  /** The spec as the editor holds it now (mask inline, or a PNG next to the image), validated for running. */
   spec: EditSpec;
 }
 
 /** One progress report of a running edit. */
 export interface EditRunProgress {
-  /** Stage id (`lora`, `inversion`, `drag`, `denoise`, ...). */
+  /** Stage id (`decode`, `load`, `lora`, `encode`, `inversion`, `drag`, `denoise`, `write`). */
   stage: string;
   step: number;
   total: number;
+  /** Estimated seconds left in this stage. */
   etaSeconds?: number;
   losses?: Record<string, number>;
   /** Current handle positions in image pixels (drag stage). */
   handles?: ImagePoint[];
   /** A preview image: PNG bytes, base64-encoded. */
   previewPngBase64?: string;
+  /** A remark from the engine (a model download, a cached LoRA, ...). */
+  message?: string;
 }
 
 export interface EditRunResult {
   resultUri: vscode.Uri;
-  recipeUri?: vscode.Uri;
+  recipeUri: vscode.Uri;
+  iterations: number;
+  reachedTargets: boolean;
+  executionProvider: string;
 }
 
 /** An error of a run, with what the user can do about it. */
@@ -44,33 +50,73 @@ export class EditRunError extends Error {
   }
 }
 
-export interface EditRunBackend {
-  /** Resolves with the written result; rejects with `EditRunCancelled` after a cancellation. */
-  run(request: EditRunRequest, onProgress: (progress: EditRunProgress) => void, token: vscode.CancellationToken): Promise<EditRunResult>;
-}
-
 export class EditRunCancelled extends Error {
   override readonly name = 'EditRunCancelled';
 }
 
+export interface EditRunBackend {
+  /** Resolves with the written result; rejects with `EditRunCancelled` after a cancellation, `EditRunError` otherwise. */
+  run(request: EditRunRequest, onProgress: (progress: EditRunProgress) => void, token: vscode.CancellationToken): Promise<EditRunResult>;
+}
+
 export type EditRunAvailability = { available: true; backend: EditRunBackend } | { available: false; reason: string };
 
-export function editRunAvailability(_sidecar: SidecarClient, version: string): EditRunAvailability {
-  return {
-    available: false,
-    reason:
-      `Editing is not available in this build (CLIPDrag ${version}): its engine cannot run edits yet. ` +
-      'Nothing was run and no file was written. Your points, mask and prompts stay in the editor; save them to run the edit with a version that can.',
-  };
+export function editRunAvailability(sidecar: SidecarClient): EditRunAvailability {
+  return { available: true, backend: new SidecarEditRunBackend(sidecar) };
+}
+
+/** The model settings the user set (empty means the engine's default). Read at run time, so changes apply at once. */
+export function editSettings(): EditSettings {
+  const config = vscode.workspace.getConfiguration(CONFIG_SECTION);
+  const text = (key: string) => config.get<string>(key, '').trim();
+  const settings: EditSettings = {};
+  if (text('model')) settings.model = text('model');
+  if (text('clipModel')) settings.clipModel = text('clipModel');
+  if (text('cacheDirectory')) settings.hubCacheDirectory = text('cacheDirectory');
+  return settings;
+}
+
+class SidecarEditRunBackend implements EditRunBackend {
+  constructor(private readonly sidecar: SidecarClient) {}
+
+  async run(request: EditRunRequest, onProgress: (progress: EditRunProgress) => void, token: vscode.CancellationToken): Promise<EditRunResult> {
+    const params: EditRunParams = { imagePath: request.imageUri.fsPath, spec: request.spec, settings: editSettings() };
+    try {
+      const result = await this.sidecar.sendRequestWithProgress(EditRunRequestType, params, (progress: EditProgress) => onProgress(progress), token);
+      return {
+        resultUri: vscode.Uri.file(result.imagePath),
+        recipeUri: vscode.Uri.file(result.recipePath),
+        iterations: result.iterations,
+        reachedTargets: result.reachedTargets,
+        executionProvider: result.executionProvider,
+      };
+    } catch (error) {
+      throw runError(error);
+    }
+  }
+}
+
+/** A failed `edit/run` as an error with the actions that help, by the sidecar's error code. */
+export function runError(error: unknown): Error {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  const message = error instanceof Error ? error.message : String(error);
+  switch (code) {
+    case SidecarErrorCodes.RequestCancelled:
+      return new EditRunCancelled(message);
+    case SidecarErrorCodes.ModelUnavailable:
+      return new EditRunError(message, ['downloadModels', 'showLogs']);
+    default:
+      return new EditRunError(message, ['showLogs']);
+  }
 }
 
 /** Stage ids as words for the progress line. */
 export function stageLabel(stage: string): string {
   const labels: Record<string, string> = {
-    load: 'Loading models',
     decode: 'Reading the image',
-    encode: 'Encoding the image',
+    load: 'Loading models',
     lora: 'Fine-tuning LoRA',
+    encode: 'Encoding the image',
     inversion: 'Inverting',
     drag: 'Dragging',
     denoise: 'Denoising',

@@ -134,7 +134,9 @@ export class EditorPanel implements vscode.Disposable {
 
   private showImage(cacheBust?: number): void {
     const { document } = this.session;
-    document.setViewState({ kind: 'loading' });
+    // Another page of the document may already show this image: only new pixels make the document wait again
+    // (a page closed before it reported must not leave the document waiting).
+    if (cacheBust !== undefined || document.state.kind !== 'shown') document.setViewState({ kind: 'loading' });
     const src = this.panel.webview.asWebviewUri(document.uri);
     this.post({ type: 'showImage', src: (cacheBust ? src.with({ query: `v=${cacheBust}` }) : src).toString(), name: document.name });
   }

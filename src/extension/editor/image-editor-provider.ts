@@ -21,12 +21,10 @@ export class ImageEditorProvider implements vscode.CustomEditorProvider<ImageDoc
     private readonly extensionUri: vscode.Uri,
     private readonly log: vscode.LogOutputChannel,
     private readonly sidecar: SidecarClient,
-    private readonly version: string,
   ) {}
 
   static register(context: vscode.ExtensionContext, log: vscode.LogOutputChannel, sidecar: SidecarClient): ImageEditorProvider {
-    const version = String((context.extension.packageJSON as { version?: unknown }).version);
-    const provider = new ImageEditorProvider(context.extensionUri, log, sidecar, version);
+    const provider = new ImageEditorProvider(context.extensionUri, log, sidecar);
     context.subscriptions.push(
       vscode.window.registerCustomEditorProvider(EDITOR_VIEW_TYPE, provider, {
         // The page holds the decoded image and mask; keeping it alive avoids decoding a large image again.
@@ -90,7 +88,7 @@ export class ImageEditorProvider implements vscode.CustomEditorProvider<ImageDoc
       notifyWithActions('error', `CLIPDrag: ${loadProblem.split('\n').join(' ')} The editor starts empty; saving replaces the file.`, ['openSpec', 'showLogs'], specUriForImage(uri));
     }
     const document = new ImageDocument(uri, { model, saved, diskText, loadProblem });
-    const session = new DocumentSession(document, { sidecar: this.sidecar, log: this.log, version: this.version, fireEdit: (event) => this.didChangeCustomDocument.fire(event) });
+    const session = new DocumentSession(document, { sidecar: this.sidecar, log: this.log, fireEdit: (event) => this.didChangeCustomDocument.fire(event) });
     this.documents.set(uri.toString(), document);
     this.sessions.set(document, session);
     document.onDidDispose(() => {

@@ -90,7 +90,8 @@ export class RunController implements vscode.Disposable {
         const onProgress = (update: EditRunProgress) => {
           this.showProgress(update);
           const fraction = update.total > 0 ? update.step / update.total : 0;
-          progress.report({ message: `${stageLabel(update.stage)} ${update.step}/${update.total}${update.etaSeconds !== undefined ? `, ${formatDuration(update.etaSeconds)} left` : ''}` });
+          const eta = update.etaSeconds !== undefined ? `, ${formatDuration(update.etaSeconds)} left in this stage` : '';
+          progress.report({ message: `${stageLabel(update.stage)} ${update.step}/${update.total}${eta}` });
           // The bar follows the current stage; each stage starts it over.
           const percent = Math.round(fraction * 100);
           if (percent < reported) reported = 0;
@@ -100,7 +101,8 @@ export class RunController implements vscode.Disposable {
         return availability.backend.run({ imageUri: document.uri, spec: validation.spec }, onProgress, token);
       },
     );
-    log.info(`editor: ${path.basename(result.resultUri.fsPath)} written in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    const reached = result.reachedTargets ? 'every handle reached its target' : 'not every handle reached its target';
+    log.info(`editor: ${path.basename(result.resultUri.fsPath)} written in ${((Date.now() - started) / 1000).toFixed(1)} s on ${result.executionProvider} (${result.iterations} drag iterations, ${reached})`);
     this.set({ phase: 'finished', result: await this.options.describeResult(result.resultUri) });
     void vscode.window.showInformationMessage(`CLIPDrag: wrote ${path.basename(result.resultUri.fsPath)}.`, 'Open Result', 'Reveal in Explorer').then((pick) => {
       if (pick === 'Open Result') void vscode.commands.executeCommand('vscode.open', result.resultUri);
@@ -112,6 +114,7 @@ export class RunController implements vscode.Disposable {
     const view: RunView = { phase: 'running', stage: update.stage, label: stageLabel(update.stage), step: update.step, total: update.total };
     if (update.etaSeconds !== undefined) view.etaSeconds = update.etaSeconds;
     if (update.losses) view.losses = update.losses;
+    if (update.message) view.message = update.message;
     if (update.handles) view.handles = update.handles;
     // Keep the last preview while stages without one report.
     const preview = update.previewPngBase64 ? `data:image/png;base64,${update.previewPngBase64}` : this.current.phase === 'running' ? this.current.preview : undefined;

@@ -1,14 +1,18 @@
 // The CLIPDrag editor inside a real VS Code: points and mask strokes made with the mouse in the webview (through the
 // runner, which drives the browser), VS Code's own undo/redo/save/revert, the spec file written next to the image,
-// two editors of one image, backups, the spec changing on disk, and the Run button in this build.
+// an edit run in the engine (tiny fixture models) and a cancelled one, two editors of one image, backups, and the
+// spec changing on disk.
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ClipdragApi } from '../../../src/extension/api';
 import { readBackup, writeBackup } from '../../../src/extension/editor/spec-io';
 import { decodeMaskRle, parseEditSpec, type EditSpec, type RleMask } from '../../../src/shared/edit-spec';
-import { askRunner, delay, runnerCanQueryPage, type EditorPageInfo } from './runner-channel';
+import type { RunView } from '../../../src/shared/webview-messages';
+import { buildTinyBpeVocabulary, writeBpeFiles } from '../../helpers/tiny-bpe';
+import { askRunner, delay, reportSidecarPid, runnerCanQueryPage, type EditorPageInfo } from './runner-channel';
 
 const EXTENSION_ID = 'clipdrag.clipdrag-vscode';
 const IMAGE = 'sample.png';
@@ -36,6 +40,31 @@ describe('CLIPDrag editor inside VS Code', function () {
     return open;
   };
   const pages = () => askRunner({ kind: 'editorPages', image: IMAGE });
+  let modelFolder: string | undefined;
+
+  /** The tiny fixture models, as the user's model settings (with a generated tokenizer: the fixtures ship none). */
+  async function useTinyModels(): Promise<void> {
+    const fixtures = path.join(vscode.extensions.getExtension(EXTENSION_ID)!.extensionPath, 'test', 'fixtures');
+    modelFolder = fs.mkdtempSync(path.join(os.tmpdir(), 'clipdrag-it-model-'));
+    const model = path.join(modelFolder, 'tiny-sd15');
+    fs.cpSync(path.join(fixtures, 'tiny-sd15'), model, { recursive: true });
+    await writeBpeFiles(path.join(model, 'tokenizer'), buildTinyBpeVocabulary(['a red ball on a meadow', 'the ball rolled to the right']));
+    const settings = vscode.workspace.getConfiguration('clipdrag');
+    await settings.update('model', model, vscode.ConfigurationTarget.Global);
+    await settings.update('clipModel', path.join(fixtures, 'tiny-clip-vit-b16'), vscode.ConfigurationTarget.Global);
+  }
+
+  /** Rewrites the saved spec with parameters that make a run short, and waits until the editor has reloaded it. */
+  async function writeFastParameters(parameters: { dragSteps: number }): Promise<void> {
+    assert.equal(activeTab()?.isDirty, false, 'the editor must be clean to reload the spec from disk');
+    const spec = JSON.parse(fs.readFileSync(specPath, 'utf8')) as EditSpec;
+    spec.prompt = 'a red ball on a meadow';
+    // Drag only: CLIP guidance would back-propagate through the VAE decoder at 512 × 512 on every step (slow on a CPU).
+    spec.mode = 'drag';
+    spec.parameters = { inferenceSteps: 4, inversionStrength: 0.5, loraSteps: 1, loraBatchSize: 1, loraRank: 4, previewInterval: 1, ...parameters };
+    fs.writeFileSync(specPath, JSON.stringify(spec));
+    await waitFor('the editor to reload the spec', () => document().model.parameters.dragSteps === parameters.dragSteps, 20_000);
+  }
 
   before(async function () {
     if (!runnerCanQueryPage()) this.skip(); // the webview is driven through the runner (code-server + Playwright)
@@ -49,6 +78,12 @@ describe('CLIPDrag editor inside VS Code', function () {
   after(async function () {
     await vscode.commands.executeCommand('workbench.action.files.revert').then(undefined, () => undefined);
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    const settings = vscode.workspace.getConfiguration('clipdrag');
+    await settings.update('model', undefined, vscode.ConfigurationTarget.Global);
+    await settings.update('clipModel', undefined, vscode.ConfigurationTarget.Global);
+    if (modelFolder) fs.rmSync(modelFolder, { recursive: true, force: true });
+    const pid = api?.sidecar.pid;
+    if (pid !== undefined) reportSidecarPid(pid);
   });
 
   it('opens an image with no spec as an empty edit; Run says what is missing', async function () {
@@ -104,15 +139,52 @@ describe('CLIPDrag editor inside VS Code', function () {
     assert.deepEqual(fs.readdirSync(path.dirname(specPath)).filter((name) => name.endsWith('.tmp')), []);
   });
 
-  it('Run says clearly that editing is not available in this build, and writes nothing', async function () {
+  it('runs the edit in the engine: progress with handles and previews in the page, the result and its recipe next to the image', async function () {
+    this.timeout(240_000);
+    await useTinyModels();
+    await writeFastParameters({ dragSteps: 3 });
+    const views: RunView[] = [];
+    const run = api.editor.sessionFor(imageUri)!.run;
+    const subscription = run.onDidChange((view) => views.push(view));
+    try {
+      await askRunner({ kind: 'editorClickElement', image: IMAGE, selector: '#run' });
+      await waitFor('the run to end', () => ['finished', 'failed', 'cancelled', 'unavailable'].includes(run.view.phase), 200_000);
+    } finally {
+      subscription.dispose();
+    }
+    assert.equal(run.view.phase, 'finished', JSON.stringify(run.view));
+    const folder = path.dirname(specPath);
+    const recipe = JSON.parse(fs.readFileSync(path.join(folder, 'sample.clipdrag.json'), 'utf8')) as { source: { file: string }; spec: EditSpec; drag: { iterations: number } };
+    assert.ok(fs.statSync(path.join(folder, 'sample.clipdrag.png')).size > 0);
+    assert.equal(recipe.source.file, IMAGE);
+    assert.deepEqual(recipe.spec.points, [{ handle: [330, 390], target: [430, 380] }]);
+    assert.equal(recipe.drag.iterations, 3);
+    const stages = [...new Set(views.flatMap((v) => (v.phase === 'running' ? [v.stage] : [])))];
+    assert.deepEqual(stages, ['decode', 'load', 'lora', 'encode', 'inversion', 'drag', 'denoise', 'write']);
+    const dragging = views.filter((v): v is Extract<RunView, { phase: 'running' }> => v.phase === 'running' && v.stage === 'drag');
+    assert.ok(dragging.some((v) => v.handles?.length === 1), 'the handles travel with the progress');
+    assert.ok(dragging.some((v) => v.preview?.startsWith('data:image/png;base64,')), 'previews reach the page');
+    // The page says so and lists the result; the Explorer-side history has it too.
+    const [page] = await waitFor('the page to show the result', async () => ((await pages())[0]?.results.includes('sample.clipdrag.png') ? pages() : undefined));
+    assert.equal(page!.runStatus, 'Done: sample.clipdrag.png');
+    assert.deepEqual(api.editor.sessionFor(imageUri)!.results.map((r) => r.name), ['sample.clipdrag.png']);
+    const notification = await waitFor('the notification', async () => (await askRunner({ kind: 'notifications' })).find((text) => text.includes('wrote sample.clipdrag.png')));
+    assert.match(notification, /CLIPDrag: wrote sample\.clipdrag\.png/);
+  });
+
+  it('cancels a run from the page, and nothing is written', async function () {
+    this.timeout(240_000);
+    await writeFastParameters({ dragSteps: 2000 });
+    const run = api.editor.sessionFor(imageUri)!.run;
     await askRunner({ kind: 'editorClickElement', image: IMAGE, selector: '#run' });
-    const [page] = await waitFor('the run message', async () => ((await pages())[0]?.runStatus.includes('not available') ? pages() : undefined));
-    assert.match(page!.runStatus, /^Editing is not available in this build \(CLIPDrag \d+\.\d+\.\d+\): its engine cannot run edits yet\. Nothing was run and no file was written\./);
-    const notification = await waitFor('the notification', async () => (await askRunner({ kind: 'notifications' })).find((text) => text.includes('Editing is not available in this build')));
-    assert.match(notification, /Nothing was run/);
-    assert.deepEqual(fs.readdirSync(path.dirname(specPath)).filter((name) => name.includes('.clipdrag') && name.endsWith('.png')), []);
-    assert.equal(api.editor.sessionFor(imageUri)?.run.view.phase, 'unavailable');
-    // Where an edit is run end to end through the sidecar once the pipeline's edit/run exists: see the pending test below.
+    await waitFor('the drag stage', () => (run.view.phase === 'running' && run.view.stage === 'drag') || ['failed', 'finished'].includes(run.view.phase), 200_000);
+    assert.equal(run.view.phase, 'running', JSON.stringify(run.view));
+    await askRunner({ kind: 'editorClickElement', image: IMAGE, selector: '#cancel' });
+    await waitFor('the cancellation', () => run.view.phase === 'cancelled' || run.view.phase === 'failed', 60_000);
+    assert.equal(run.view.phase, 'cancelled', JSON.stringify(run.view));
+    const [page] = await pages();
+    assert.match(page!.runStatus, /^Cancelled\. Nothing was written\./);
+    assert.deepEqual(fs.readdirSync(path.dirname(specPath)).filter((name) => /\.clipdrag(-\d+)?\.png$/.test(name)), ['sample.clipdrag.png'], 'no second result');
   });
 
   it('reverts to the saved spec', async function () {
@@ -198,7 +270,4 @@ describe('CLIPDrag editor inside VS Code', function () {
     assert.equal(document().model.prompt, 'changed elsewhere', 'nothing is replaced before the user answers');
   });
 
-  // Added once the pipeline's edit/run request exists: open the sample with a saved spec, press Run, follow the
-  // progress (stages, steps, handles, preview) in the page, and find <name>.clipdrag.png and its recipe next to it.
-  it('runs an edit end to end through the sidecar (needs the pipeline’s edit/run request)');
 });

@@ -22,7 +22,9 @@ export type RunnerQuery =
   | ({ kind: 'editorClick'; x: number; y: number } & EditorPageRef)
   | ({ kind: 'editorDrag'; points: [number, number][] } & EditorPageRef)
   | ({ kind: 'editorPress'; key: string } & EditorPageRef)
-  | ({ kind: 'editorClickElement'; selector: string } & EditorPageRef);
+  | ({ kind: 'editorClickElement'; selector: string } & EditorPageRef)
+  | { kind: 'clickDialogButton'; label: string }
+  | { kind: 'clickNotificationButton'; message: string; label: string };
 
 /** What a CLIPDrag editor page shows (runner query `editorPages`). */
 export interface EditorPageInfo {
@@ -33,6 +35,7 @@ export interface EditorPageInfo {
   status: string;
   runStatus: string;
   pointList: string[];
+  results: string[];
 }
 
 export interface WebviewImageInfo {
