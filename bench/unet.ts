@@ -198,10 +198,12 @@ export const benchmark: Benchmark<UNetConfiguration> = {
     const common = { model: path.resolve(flags.model), latent: integerFlag(flags, 'latent', undefined, 8), batch: integerFlag(flags, 'batch', 1, 1) };
     const modes = modesFlag(flags);
     const withForward = modes.includes('forward') ? modes : (['forward', ...modes] as UNetBenchMode[]);
+    // Names carry the model and latent, so the runner only compares a run with runs of the same setup.
+    const tag = `${path.basename(common.model)}@${common.latent}${common.batch > 1 ? `x${common.batch}` : ''}`;
     return [
-      ...modes.map((mode) => ({ name: mode, ...common, modes: [mode], kind: 'alone' as const })),
-      ...(withForward.length > 1 ? [{ name: 'ratio', ...common, modes: withForward, kind: 'ratio' as const }] : []),
-      { name: 'kernels', ...common, modes: withForward, kind: 'kernels' as const },
+      ...modes.map((mode) => ({ name: `${tag} ${mode}`, ...common, modes: [mode], kind: 'alone' as const })),
+      ...(withForward.length > 1 ? [{ name: `${tag} ratio`, ...common, modes: withForward, kind: 'ratio' as const }] : []),
+      { name: `${tag} kernels`, ...common, modes: withForward, kind: 'kernels' as const },
     ];
   },
   async measure(config, context) {
