@@ -1,9 +1,9 @@
-// The command palette / menu commands. Features that do not exist yet say so plainly instead of
-// pretending to work; anything that downloads or writes refuses to run in an untrusted workspace.
+// The command palette / menu commands. Anything that downloads or writes refuses to run in an untrusted workspace.
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { DEVICE_PREFERENCES, type DevicePreference, type InitializeResult } from '../shared/protocol';
 import { devicePreference, setDevicePreference } from './config';
+import { runBatchCommand } from './batch-command';
 import { EDITOR_VIEW_TYPE } from './editor/image-editor-provider';
 import { downloadModels } from './models-command';
 import type { SidecarClient } from './sidecar/sidecar-client';
@@ -20,17 +20,14 @@ export const COMMANDS = {
 const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp'];
 
 export function registerCommands(context: vscode.ExtensionContext, sidecar: SidecarClient, log: vscode.LogOutputChannel): void {
-  const version = String((context.extension.packageJSON as { version?: unknown }).version);
-  const notInThisVersion = (feature: string) =>
-    void vscode.window.showInformationMessage(`CLIPDrag ${version}: ${feature} is not available in this version yet; the editing engine is still being built. Nothing was changed.`);
-
   context.subscriptions.push(
     vscode.commands.registerCommand(COMMANDS.openEditor, async (uri?: vscode.Uri) => {
       const target = uri ?? activeImageUri() ?? (await pickImage());
       if (target) await vscode.commands.executeCommand('vscode.openWith', target, EDITOR_VIEW_TYPE);
     }),
-    vscode.commands.registerCommand(COMMANDS.runBatch, () => {
-      if (requireTrust('Running a batch writes result images')) notInThisVersion('batch editing of a folder');
+    vscode.commands.registerCommand(COMMANDS.runBatch, async (folder?: unknown, options?: unknown) => {
+      if (requireTrust('Running a batch writes result images')) return runBatchCommand(sidecar, showError, folder, options);
+      return undefined;
     }),
     vscode.commands.registerCommand(COMMANDS.downloadModels, async () => {
       if (requireTrust('Downloading models')) await downloadModels(sidecar, showError);

@@ -199,9 +199,9 @@ const pageQueries = {
     await action.first().click({ timeout: 5000 });
     return true;
   },
-  /** Clicks the button labelled `label` in the modal dialog, once the dialog shows. */
-  async clickDialogButton(page, { label }) {
-    await page.locator('.monaco-dialog-box .dialog-buttons .monaco-button', { hasText: label }).first().click({ timeout: 10000 });
+  /** Clicks the item whose label contains `label` in the open quick pick, once it shows. */
+  async clickQuickPickItem(page, { label }) {
+    await page.locator('.quick-input-widget .monaco-list-row', { hasText: label }).first().click({ timeout: 10000 });
     return true;
   },
   /** Clicks the button labelled `label` on the notification whose message contains `message`. */

@@ -134,15 +134,6 @@ describe('CLIPDrag extension inside VS Code', function () {
     assert.match(image.contentSecurityPolicy, /^default-src 'none'; img-src [^;]+ blob: data:; style-src [^;]+; script-src 'nonce-[A-Za-z0-9+/=]{24}'$/);
   });
 
-  it('says plainly that batch editing is not available yet, instead of pretending to run', async function () {
-    if (!runnerCanQueryPage()) this.skip();
-    await vscode.commands.executeCommand('clipdrag.runBatch', vscode.workspace.workspaceFolders![0].uri);
-    const message = await waitFor('the "not available" notification', async () =>
-      (await askRunner({ kind: 'notifications' })).find((text) => text.includes('batch editing of a folder is not available')),
-    );
-    assert.match(message, /Nothing was changed/);
-  });
-
   it('restarts the sidecar with the new preference when the device setting changes', async function () {
     const nextStart = () =>
       new Promise<InitializeResult>((resolve) => {

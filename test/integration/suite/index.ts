@@ -8,6 +8,7 @@ export async function run(): Promise<void> {
   mocha.suite.emit('pre-require', globalThis, 'clipdrag-integration', mocha);
   await import('./extension.test');
   await import('./editor.test');
+  await import('./batch.test');
   const failures = await new Promise<number>((resolve) => mocha.run(resolve));
   if (failures > 0) throw new Error(`${failures} integration test(s) failed`);
 }

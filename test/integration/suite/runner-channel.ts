@@ -23,7 +23,7 @@ export type RunnerQuery =
   | ({ kind: 'editorDrag'; points: [number, number][] } & EditorPageRef)
   | ({ kind: 'editorPress'; key: string } & EditorPageRef)
   | ({ kind: 'editorClickElement'; selector: string } & EditorPageRef)
-  | { kind: 'clickDialogButton'; label: string }
+  | { kind: 'clickQuickPickItem'; label: string }
   | { kind: 'clickNotificationButton'; message: string; label: string };
 
 /** What a CLIPDrag editor page shows (runner query `editorPages`). */
