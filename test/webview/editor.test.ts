@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
+import { decodeMaskRle } from '../../src/shared/edit-spec';
 import { maskBitmapOf } from '../../src/shared/editor-model';
 import type { FromWebviewMessage } from '../../src/shared/webview-messages';
 import { closeBrowser, EditorPage, missingPrerequisite, ORIGIN, REPO, type Theme } from './harness';
@@ -184,6 +185,40 @@ describe('editor page in Chromium', { skip }, () => {
       assert.equal((await layerPixel(page, 'mask', 290, 380))[3], 0, 'cleared on the page');
       assert.deepEqual(await page.cspViolations(), []);
       assert.deepEqual(page.consoleErrors, []);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('shows a PNG mask file the spec names, reads it as the engine does, and sends its pixels for saving strokes over it', async () => {
+    // Left half white (editable), right half black; the top rows transparent (not editable whatever their colour).
+    const pixels = Buffer.alloc(512 * 512 * 4);
+    for (let y = 0; y < 512; y++) {
+      for (let x = 0; x < 512; x++) {
+        const i = (y * 512 + x) * 4;
+        const value = x < 256 ? 255 : 0;
+        pixels.set([value, value, value, y < 16 ? 0 : 255], i);
+      }
+    }
+    const maskPng = await sharp(pixels, { raw: { width: 512, height: 512, channels: 4 } }).png().toBuffer();
+    const page = await EditorPage.open({ files: { 'sample.png': SAMPLE, 'mask.png': maskPng }, imageName: 'sample.png' });
+    try {
+      page.onMessage((message) => {
+        if (message.type === 'ready') void page.send({ type: 'showImage', src: `${ORIGIN}/files/sample.png`, name: 'sample.png' });
+      });
+      await page.waitFor(isType('imageLoaded'), { since: 0 });
+      const view = { revision: 1, mode: 'clipdrag' as const, prompt: '', editPrompt: '', points: [], parameters: {}, maskRevision: 1 };
+      await page.send({ type: 'document', view, mask: { kind: 'reset', revision: 1, base: { kind: 'file', path: 'mask.png', src: `${ORIGIN}/files/mask.png` }, strokes: [] } });
+      const decoded = await page.waitFor(isType('maskFileDecoded'), { since: 0 });
+      assert.equal(decoded.path, 'mask.png');
+      const bitmap = decodeMaskRle(decoded.mask);
+      assert.deepEqual([bitmap.width, bitmap.height], [512, 512]);
+      assert.equal(bitmap.data[100 * 512 + 10], 1, 'white: editable');
+      assert.equal(bitmap.data[100 * 512 + 300], 0, 'black: kept');
+      assert.equal(bitmap.data[5 * 512 + 10], 0, 'transparent: kept');
+      await settle(page);
+      assert.ok((await layerPixel(page, 'mask', 10, 100))[3]! > 60, 'shown tinted');
+      assert.equal((await layerPixel(page, 'mask', 300, 100))[3], 0);
     } finally {
       await page.close();
     }

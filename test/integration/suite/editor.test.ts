@@ -82,6 +82,14 @@ describe('CLIPDrag editor inside VS Code', function () {
     await settings.update('model', undefined, vscode.ConfigurationTarget.Global);
     await settings.update('clipModel', undefined, vscode.ConfigurationTarget.Global);
     if (modelFolder) fs.rmSync(modelFolder, { recursive: true, force: true });
+    // Leave the workspace as it was for the suites that follow: only the sample image.
+    const folder = path.dirname(imageUri.fsPath);
+    for (const name of fs.readdirSync(folder)) {
+      if (name === IMAGE) continue;
+      if (name.startsWith('sample.') || name.startsWith('fresh.png') || name.startsWith('broken.png') || name === 'sample-copy.png' || name === '.backup-test') {
+        fs.rmSync(path.join(folder, name), { recursive: true, force: true });
+      }
+    }
     const pid = api?.sidecar.pid;
     if (pid !== undefined) reportSidecarPid(pid);
   });
@@ -259,6 +267,34 @@ describe('CLIPDrag editor inside VS Code', function () {
     assert.equal(document().model.mask.base.kind, 'none');
     await waitFor('the page to follow', async () => (await pages())[0]?.points === 2);
     assert.equal(activeTab()?.isDirty, false);
+  });
+
+  it('starts a new edit from the parameter defaults the user set, and says when a spec on disk cannot be read', async function () {
+    const folder = vscode.workspace.workspaceFolders![0]!.uri;
+    const settings = vscode.workspace.getConfiguration('clipdrag');
+    await settings.update('defaults.dragSteps', 123, vscode.ConfigurationTarget.Global);
+    try {
+      const fresh = vscode.Uri.joinPath(folder, 'fresh.png');
+      await vscode.workspace.fs.copy(imageUri, fresh, { overwrite: true });
+      await vscode.commands.executeCommand('vscode.openWith', fresh, 'clipdrag.editor');
+      await api.editor.whenImageSettled(fresh);
+      assert.deepEqual(api.editor.documentFor(fresh)!.model.parameters, { dragSteps: 123 });
+      assert.equal(activeTab()?.isDirty, false, 'defaults are where a new edit starts, not a change');
+      await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+    } finally {
+      await settings.update('defaults.dragSteps', undefined, vscode.ConfigurationTarget.Global);
+    }
+
+    const broken = vscode.Uri.joinPath(folder, 'broken.png');
+    await vscode.workspace.fs.copy(imageUri, broken, { overwrite: true });
+    fs.writeFileSync(`${broken.fsPath}.clipdrag-edit.json`, JSON.stringify({ version: 1, mode: 'sideways', prompt: '', points: [] }));
+    await vscode.commands.executeCommand('vscode.openWith', broken, 'clipdrag.editor');
+    await api.editor.whenImageSettled(broken);
+    assert.match(api.editor.documentFor(broken)!.loadProblem ?? '', /\$\.mode: expected "clipdrag" or "drag", got "sideways"/);
+    const notification = await waitFor('the notification', async () => (await askRunner({ kind: 'notifications' })).find((text) => text.includes('broken.png.clipdrag-edit.json is not valid')));
+    assert.match(notification, /The editor starts empty; saving replaces the file\./);
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+    await waitFor('the sample editor to be active again', () => (activeTab()?.input as { uri?: vscode.Uri } | undefined)?.uri?.toString() === imageUri.toString());
   });
 
   it('asks before replacing unsaved changes with a spec changed on disk', async function () {
