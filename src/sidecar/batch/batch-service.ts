@@ -1,9 +1,11 @@
 // A planned batch run through the pipeline: one EditSession for the whole batch (one engine, models opened once,
 // compiled graphs reused from one image to the next), each item through edit() with the batch's settings.
+import * as path from 'node:path';
 import type { BatchOptions, BatchProgress, BatchReport } from '../../shared/batch';
 import { isModelStoreError } from '../hub';
-import { ModelLayoutError } from '../models/checkpoint/layout';
 import type { Engine } from '../engine/runtime/engine';
+import { resolveInsideFolder } from '../io/paths';
+import { ModelLayoutError } from '../models/checkpoint/layout';
 import { edit, type EditRequest } from '../pipeline/edit';
 import { EditSession } from '../pipeline/edit-session';
 import type { BatchPlanning, RunnableItem } from './plan';
@@ -31,7 +33,9 @@ export async function runPlannedBatch(planning: BatchPlanning, options: BatchOpt
     ...(environment.cacheDir ? { cacheDir: environment.cacheDir } : {}),
   });
   const device = options.device ?? 'auto';
-  const editItem: ItemEditor = (item, editOptions) => {
+  const editItem: ItemEditor = async (item, editOptions) => {
+    // Checked again right before the edit reads it: the plan may be hours old.
+    await resolveInsideFolder(planning.root, item.imagePath, { what: 'image', namedBy: path.relative(planning.root, item.specPath) });
     const request: EditRequest = {
       imagePath: item.imagePath,
       specPath: item.specPath,

@@ -57,7 +57,7 @@ export const DEFAULT_BATCH_WORKING_WIDTH = 512;
 
 export async function planBatch(options: BatchOptions): Promise<BatchPlanning> {
   const root = await batchRoot(options.folder);
-  const previous = new PreviousResults();
+  const previous = new PreviousResults(root);
   const items: PlannedItem[] = [];
   for (const found of await discoverBatchItems(root)) {
     items.push(await planItem(root, found, options, previous));

@@ -1,7 +1,9 @@
 // Results already next to an image: `<stem>.clipdrag[-n].json` recipes whose source is that image and whose result
-// image is still there. A folder is listed once however many of its images are looked up.
+// image is still there. A folder is listed once however many of its images are looked up. Recipes that are links
+// leading out of the batch folder are not read.
 import { readFile, readdir, stat } from 'node:fs/promises';
 import * as path from 'node:path';
+import { resolveInsideFolder } from '../io/paths';
 import { recipeRunIdentity, runFingerprint } from './fingerprint';
 
 export interface PreviousResult {
@@ -18,12 +20,15 @@ const RECIPE_NAME = /^(.*)\.clipdrag(?:-(\d+))?\.json$/;
 export class PreviousResults {
   private readonly folders = new Map<string, Promise<PreviousResult[]>>();
 
+  /** `root`: the batch folder (a real path); nothing outside it is read. */
+  constructor(private readonly root: string) {}
+
   /** The results of `imagePath` (an absolute path) found in its folder, oldest number first. */
   async of(imagePath: string): Promise<PreviousResult[]> {
     const dir = path.dirname(imagePath);
     let all = this.folders.get(dir);
     if (!all) {
-      all = readFolder(dir);
+      all = readFolder(this.root, dir);
       this.folders.set(dir, all);
     }
     const name = path.basename(imagePath);
@@ -41,7 +46,7 @@ export class PreviousResults {
   }
 }
 
-async function readFolder(dir: string): Promise<PreviousResult[]> {
+async function readFolder(root: string, dir: string): Promise<PreviousResult[]> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -55,7 +60,7 @@ async function readFolder(dir: string): Promise<PreviousResult[]> {
   const results: PreviousResult[] = [];
   for (const { name } of recipes) {
     const recipePath = path.join(dir, name);
-    const recipe = await readJson(recipePath);
+    const recipe = await readJson(root, recipePath);
     if (!recipe || typeof recipe.source !== 'object' || recipe.source === null || typeof recipe.result !== 'object' || recipe.result === null) continue;
     const resultFile = (recipe.result as { file?: unknown }).file;
     // Only a plain file name next to the recipe counts: a recipe cannot point the batch elsewhere.
@@ -68,9 +73,9 @@ async function readFolder(dir: string): Promise<PreviousResult[]> {
   return results;
 }
 
-async function readJson(file: string): Promise<Record<string, unknown> | undefined> {
+async function readJson(root: string, file: string): Promise<Record<string, unknown> | undefined> {
   try {
-    const value: unknown = JSON.parse(await readFile(file, 'utf8'));
+    const value: unknown = JSON.parse(await readFile(await resolveInsideFolder(root, file, { what: 'recipe' }), 'utf8'));
     return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
   } catch {
     return undefined;

@@ -199,5 +199,14 @@ describe('planBatch: resume and estimates (tiny models, CPU)', () => {
     assert.equal((await states()).spec, 'pending');
     await fs.writeFile(recipe, recipeText);
     assert.equal((await states()).spec, 'done');
+
+    // A recipe that is a link to a file outside the folder is not read.
+    const outsideRecipe = path.join(dir, 'outside-recipe.json');
+    await fs.rename(recipe, outsideRecipe);
+    await fs.symlink(outsideRecipe, recipe);
+    assert.equal((await states()).spec, 'pending');
+    await fs.rm(recipe);
+    await fs.rename(outsideRecipe, recipe);
+    assert.equal((await states()).spec, 'done');
   });
 });

@@ -96,6 +96,20 @@ describe('runBatch (tiny models, CPU)', () => {
     assert.deepEqual(third.items.map((i) => i.distances), again.items.map((i) => i.distances));
   });
 
+  it('checks the image again right before its edit: a file swapped for a link out of the folder is refused', async () => {
+    const root = await folderWith('swapped', ['one.png']);
+    const options: BatchOptions = { folder: root, model, clipModel: TINY_CLIP, device: 'cpu', workingWidth: 64 };
+    const planning = await planBatch(options);
+    assert.equal(planning.plan.items[0]!.state, 'pending');
+    const outside = path.join(dir, 'swapped-outside.png');
+    await fs.rename(path.join(root, 'one.png'), outside);
+    await fs.symlink(outside, path.join(root, 'one.png'));
+    const report = await runPlannedBatch(planning, options, environment);
+    assert.equal(report.items[0]!.status, 'failed');
+    assert.match(report.items[0]!.error!, /^The image ".*one\.png" named by one\.png\.clipdrag-edit\.json leads through a symbolic link to .*swapped-outside\.png, outside the folder/);
+    assert.deepEqual(await fs.readdir(path.dirname(outside)).then((names) => names.filter((n) => n.startsWith('swapped-outside'))), ['swapped-outside.png'], 'nothing was written next to the outside file');
+  });
+
   it('stops at the first item when the batch models cannot be used', async () => {
     const root = await folderWith('no-model', ['one.png', 'two.png', 'three.png']);
     const options: BatchOptions = { folder: root, model: path.join(dir, 'no-such-model'), clipModel: TINY_CLIP, device: 'cpu', workingWidth: 64 };
