@@ -2,7 +2,8 @@
  * What a series of edits shares (a batch): one engine (its worker thread and session folders), the models as
  * resolved and opened for the first edit that used them, and the compiled graphs of the previous edit, which the
  * next edit of an image of the same size runs again instead of compiling them anew. Graphs the latest edit did not
- * use are released after it, so a session holds at most what one edit holds while it runs.
+ * use are released after it: between edits the session holds one edit's graphs, and while an edit runs at most
+ * those of the previous edit and its own (two sets when the working size changes).
  *
  * Edits that share a session run one after another. `close()` releases everything.
  */
