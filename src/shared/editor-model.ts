@@ -115,11 +115,13 @@ export class MaskNotDecodedError extends Error {
 
 /**
  * The mask to write for a layer: unchanged base when nothing was painted, otherwise the base with the strokes
- * rasterised, as RLE (absent when nothing is left editable). `decodedFile` is the PNG base's pixels when it has one.
+ * rasterised, as RLE (absent when nothing is left editable). `size` is needed when there are strokes; `decodedFile`
+ * is the PNG base's pixels when it has one.
  */
-export function maskSpecOf(layer: MaskLayer, size: ImageSize, decodedFile?: MaskBitmap): MaskSpec | undefined {
+export function maskSpecOf(layer: MaskLayer, size: ImageSize | undefined, decodedFile?: MaskBitmap): MaskSpec | undefined {
   const { base, strokes } = layer;
   if (strokes.length === 0) return base.kind === 'none' ? undefined : base.kind === 'file' ? base.path : base.mask;
+  if (!size) throw new RangeError('The image size is needed to rasterise the mask strokes.');
   const bitmap = maskBitmapOf(layer, size, decodedFile);
   let editable = false;
   for (let i = 0; i < bitmap.data.length; i++) {

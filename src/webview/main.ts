@@ -5,7 +5,7 @@ import type { ImagePoint, PointPair } from '../shared/edit-spec';
 import type { EditorEdit } from '../shared/editor-model';
 import type { MaskStroke, PixelRect } from '../shared/mask-raster';
 import type { DocumentView, RunView, ToWebviewMessage, UserAction } from '../shared/webview-messages';
-import { CanvasInput, isTextInput, type Tool } from './canvas-input';
+import { CanvasInput, isTextInput, type CanvasInputHost, type Tool } from './canvas-input';
 import './elements';
 import { MaskLayer } from './mask-layer';
 import { ParameterPanel } from './parameter-panel';
@@ -146,25 +146,25 @@ class Editor {
     this.status.textContent = `Loading ${name}…`;
     const image = this.imageElement;
     image.alt = name;
-    image.onload = async () => {
+    image.onload = () => {
       const width = image.naturalWidth;
       const height = image.naturalHeight;
-      // A decoded bitmap draws without re-decoding on every frame.
-      let source: HTMLImageElement | ImageBitmap = image;
-      try {
-        source = await createImageBitmap(image);
-      } catch {
-        // drawImage can use the element itself
-      }
       this.imageSize = { width, height };
       this.viewport.setImage(width, height);
       this.mask.setSize(width, height);
-      this.renderer.setImage(source);
+      this.renderer.setImage(image);
       if (!this.state.brushSizeChosen) this.setBrush(Math.round(Math.max(width, height) / 40), false);
       this.results.setSource(src);
       this.stack.dataset.imageSize = `${width}x${height}`;
       this.viewChanged();
       post({ type: 'imageLoaded', src, width, height });
+      // A decoded bitmap draws without decoding again on every frame; until it exists the element is drawn.
+      createImageBitmap(image).then(
+        (bitmap) => {
+          if (this.imageElement.src === src) this.renderer.setImage(bitmap);
+        },
+        () => undefined,
+      );
     };
     image.onerror = () => {
       const message = `The image could not be decoded or loaded (${name}).`;
@@ -202,9 +202,7 @@ class Editor {
     post(strokeId ? { type: 'edit', edit, strokeId } : { type: 'edit', edit });
   }
 
-  private inputHost() {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const editor = this;
+  private inputHost(): CanvasInputHost {
     return {
       viewport: this.viewport,
       tool: () => this.state.tool,
@@ -213,46 +211,46 @@ class Editor {
       displayPoints: () => this.points,
       pendingHandle: () => this.pending,
       setPendingHandle: (point: ImagePoint | undefined) => {
-        editor.pending = point;
-        editor.refreshPoints();
+        this.pending = point;
+        this.refreshPoints();
       },
       select: (ref: PointRef | undefined) => {
-        editor.selected = ref;
-        editor.refreshPoints();
+        this.selected = ref;
+        this.refreshPoints();
       },
       addPair: (handle: ImagePoint, target: ImagePoint) => {
         const pair = { handle, target };
-        editor.points = [...editor.points, pair];
-        editor.selected = { index: editor.points.length - 1, end: 'target' };
-        editor.refreshPoints();
-        editor.send({ kind: 'addPair', pair });
+        this.points = [...this.points, pair];
+        this.selected = { index: this.points.length - 1, end: 'target' };
+        this.refreshPoints();
+        this.send({ kind: 'addPair', pair });
       },
       previewMove: (ref: PointRef, to: ImagePoint) => {
-        editor.points = editor.points.map((p, i) => (i === ref.index ? { ...p, [ref.end]: to } : p));
-        editor.renderer.invalidate('overlay');
+        this.points = this.points.map((p, i) => (i === ref.index ? { ...p, [ref.end]: to } : p));
+        this.renderer.invalidate('overlay');
       },
       commitMove: (ref: PointRef, to: ImagePoint) => {
-        editor.refreshPoints();
-        editor.send({ kind: 'movePoint', index: ref.index, end: ref.end, to });
+        this.refreshPoints();
+        this.send({ kind: 'movePoint', index: ref.index, end: ref.end, to });
       },
       cancelMove: () => {
-        editor.points = editor.view ? editor.view.points.map(copyPair) : [];
-        editor.refreshPoints();
+        this.points = this.view ? this.view.points.map(copyPair) : [];
+        this.refreshPoints();
       },
       paint: (segment: MaskStroke) => {
-        editor.mask.paint(segment);
+        this.mask.paint(segment);
       },
       commitStroke: (stroke: MaskStroke) => {
-        const id = `s${Date.now().toString(36)}-${++editor.strokeNumber}`;
-        editor.mask.markPending(id, stroke);
-        editor.send({ kind: 'maskStroke', stroke }, id);
-        editor.updateStatus();
+        const id = `s${Date.now().toString(36)}-${++this.strokeNumber}`;
+        this.mask.markPending(id, stroke);
+        this.send({ kind: 'maskStroke', stroke }, id);
+        this.updateStatus();
       },
       brushMoved: (at: { x: number; y: number } | undefined) => {
-        editor.brushAt = at;
-        editor.renderer.invalidate('overlay');
+        this.brushAt = at;
+        this.renderer.invalidate('overlay');
       },
-      viewChanged: () => editor.viewChanged(),
+      viewChanged: () => this.viewChanged(),
     };
   }
 

@@ -142,17 +142,16 @@ export class DocumentSession implements vscode.Disposable {
     }
   }
 
-  /** Tells the pages (and, once, the user) that the spec on disk could not be used. */
-  showLoadProblem(): void {
+  /** The banner for a spec on disk that could not be used, if it could not. */
+  loadProblemNotice(): { message: string; actions: UserAction[] } | undefined {
     const problem = this.document.loadProblem;
-    if (!problem) return;
-    const message = `${problem}\nThe editor started empty; saving replaces the file.`;
-    this.listeners.forEach((l) => l.notice('error', message, ['openSpec']));
+    return problem ? { message: `${problem}\nThe editor started empty; saving replaces the file.`, actions: ['openSpec'] } : undefined;
   }
 
-  noticeFor(listener: SessionListener): void {
-    const problem = this.document.loadProblem;
-    if (problem) listener.notice('error', `${problem}\nThe editor started empty; saving replaces the file.`, ['openSpec']);
+  /** Tells the pages that the spec on disk could not be used. */
+  showLoadProblem(): void {
+    const notice = this.loadProblemNotice();
+    if (notice) this.listeners.forEach((l) => l.notice('error', notice.message, notice.actions));
   }
 
   async refreshResults(): Promise<void> {

@@ -75,12 +75,9 @@ export class EditorPanel implements vscode.Disposable {
     const { document } = session;
     switch (message.type) {
       case 'ready':
+        this.log.debug(`editor: a page of ${document.uri.fsPath} is ready`);
         this.ready = true;
-        this.post({ type: 'document', view: documentView(document.model, document.revision, document.maskRevision), mask: this.maskReset(document.model.mask.base, document.model) });
-        this.post({ type: 'run', run: this.runView(session.run.view) });
-        this.post({ type: 'results', results: session.results.map((r) => this.resultView(r)) });
-        session.noticeFor({ notice: (level, text, actions) => this.post({ type: 'notice', level, message: text, actions }), showImage: () => undefined, results: () => undefined, clearNotice: () => undefined });
-        this.showImage();
+        this.sendEverything();
         return;
       case 'imageLoaded':
         document.setViewState({ kind: 'shown', width: message.width, height: message.height });
@@ -130,6 +127,18 @@ export class EditorPanel implements vscode.Disposable {
         await performUserAction(message.action, document.specUri);
         return;
     }
+  }
+
+  /** A page that has just loaded gets the document, the run, the results, any notice, and then the image. */
+  private sendEverything(): void {
+    const { session } = this;
+    const { document } = session;
+    this.post({ type: 'document', view: documentView(document.model, document.revision, document.maskRevision), mask: this.maskReset(document.model.mask.base, document.model) });
+    this.post({ type: 'run', run: this.runView(session.run.view) });
+    this.post({ type: 'results', results: session.results.map((r) => this.resultView(r)) });
+    const notice = session.loadProblemNotice();
+    if (notice) this.post({ type: 'notice', level: 'error', ...notice });
+    this.showImage();
   }
 
   private showImage(cacheBust?: number): void {

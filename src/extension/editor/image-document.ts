@@ -134,7 +134,7 @@ export class ImageDocument implements vscode.CustomDocument {
   /** The spec to write or run: strokes rasterised onto the mask (which needs the image's size when there are strokes). */
   specFor(model: EditorModel = this.current): EditSpec {
     const base = model.mask.base;
-    if (model.mask.strokes.length === 0) return specFromModel(model, maskSpecOf(model.mask, { width: 1, height: 1 }));
+    if (model.mask.strokes.length === 0) return specFromModel(model, maskSpecOf(model.mask, undefined));
     const size = this.imageSize;
     if (!size) throw new Error(`The mask of ${this.name} cannot be saved before the editor has shown the image (${this.viewState.kind === 'failed' ? this.viewState.message : 'still loading'}).`);
     const decoded = base.kind === 'file' && this.decodedMaskFile?.path === base.path ? this.decodedMaskFile.bitmap : undefined;

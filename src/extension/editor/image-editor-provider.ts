@@ -91,7 +91,9 @@ export class ImageEditorProvider implements vscode.CustomEditorProvider<ImageDoc
     const session = new DocumentSession(document, { sidecar: this.sidecar, log: this.log, fireEdit: (event) => this.didChangeCustomDocument.fire(event) });
     this.documents.set(uri.toString(), document);
     this.sessions.set(document, session);
+    this.log.info(`editor: opened ${uri.fsPath}${diskText === undefined ? ' (no saved edit)' : ''}`);
     document.onDidDispose(() => {
+      this.log.info(`editor: closed ${uri.fsPath}`);
       session.dispose();
       this.sessions.delete(document);
       if (this.documents.get(uri.toString()) === document) this.documents.delete(uri.toString());
