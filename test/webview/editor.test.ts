@@ -326,12 +326,12 @@ describe('editor page in Chromium', { skip }, () => {
       const since = page.received.length;
       await page.page.click('#run');
       await page.waitFor(isType('run'), { since });
-      const message = 'Editing is not available in this build (CLIPDrag 0.1.0): its engine cannot run edits yet.';
-      await page.send({ type: 'run', run: { phase: 'unavailable', message, actions: ['save'] } });
+      const message = 'Running an edit is disabled in Restricted Mode: it runs the engine and writes files. Trust this workspace to run edits.';
+      await page.send({ type: 'run', run: { phase: 'unavailable', message, actions: ['manageTrust'] } });
       await settle(page);
       assert.equal(await page.page.textContent('#run-status'), message);
-      await page.page.click('#run-actions button:has-text("Save Edit")');
-      await page.waitFor((m): m is Of<'userAction'> => m.type === 'userAction' && m.action === 'save', { since });
+      await page.page.click('#run-actions button:has-text("Manage Workspace Trust")');
+      await page.waitFor((m): m is Of<'userAction'> => m.type === 'userAction' && m.action === 'manageTrust', { since });
 
       const preview = `data:image/png;base64,${(await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 0, g: 0, b: 255 } } }).png().toBuffer()).toString('base64')}`;
       await page.send({ type: 'run', run: { phase: 'running', stage: 'drag', label: 'Dragging', step: 3, total: 10, etaSeconds: 12, losses: { motion: 0.25 }, handles: [[360, 388]], preview } });

@@ -106,7 +106,7 @@ describe('CLIPDrag editor inside VS Code', function () {
     const folder = path.dirname(imageUri.fsPath);
     for (const name of fs.readdirSync(folder)) {
       if (name === IMAGE) continue;
-      if (name.startsWith('sample.') || name.startsWith('fresh.png') || name.startsWith('broken.png') || name === 'sample-copy.png' || name === '.backup-test') {
+      if (name.startsWith('sample.') || name.startsWith('sample-saved-as.png') || name.startsWith('fresh.png') || name.startsWith('broken.png') || name === 'sample-copy.png' || name === '.backup-test') {
         fs.rmSync(path.join(folder, name), { recursive: true, force: true });
       }
     }
@@ -165,6 +165,13 @@ describe('CLIPDrag editor inside VS Code', function () {
     assert.equal(mask.data[100 * 512 + 100], 0, 'a pixel far from it is not');
     // No stray temporary files from the atomic write.
     assert.deepEqual(fs.readdirSync(path.dirname(specPath)).filter((name) => name.endsWith('.tmp')), []);
+  });
+
+  it('Save As copies the image and writes the spec next to the copy', async function () {
+    const destination = vscode.Uri.joinPath(vscode.workspace.workspaceFolders![0]!.uri, 'sample-saved-as.png');
+    await api.editor.saveCustomDocumentAs(document(), destination);
+    assert.deepEqual(fs.readFileSync(destination.fsPath), fs.readFileSync(imageUri.fsPath));
+    assert.equal(fs.readFileSync(`${destination.fsPath}.clipdrag-edit.json`, 'utf8'), fs.readFileSync(specPath, 'utf8'), 'the same edit, saved for the copy');
   });
 
   it('runs the edit in the engine: progress with handles and previews in the page, the result and its recipe next to the image', async function () {
