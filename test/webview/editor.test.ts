@@ -310,6 +310,12 @@ describe('editor page in Chromium', { skip }, () => {
       assert.deepEqual(host.edits.at(-1), { kind: 'setParameter', name: 'loraRank', value: 32 });
       assert.equal(await page.page.isHidden('.parameter:has(#parameter-loraRank) .parameter-error'), true, 'the message goes once the value is valid');
       assert.equal(host.model.parameters.loraRank, 32);
+      await page.page.locator('#mode').click(); // opens the list
+      await page.page.keyboard.press('ArrowDown');
+      await page.page.keyboard.press('Enter');
+      await settle(page);
+      assert.deepEqual(host.edits.at(-1), { kind: 'setMode', mode: 'drag' });
+      assert.equal(await page.page.locator('#edit-prompt').evaluate((e) => (e as unknown as { disabled: boolean }).disabled), true, 'drag mode has no target prompt');
       // Help text: meaning, range and default from the definitions.
       assert.match((await page.page.textContent('#parameter-dragSteps-help'))!, /maximum drag iterations; an integer from 0 to 10000; default 800/);
     } finally {

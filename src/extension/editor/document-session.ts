@@ -13,7 +13,6 @@ import { userParameterDefaults } from './parameter-settings';
 import { listResults, resultIndex, type ResultFile } from './result-history';
 import { RunController } from './run-controller';
 import { readSpecFile, specText, specUriForImage, writeFileAtomic, type SpecFileState } from './spec-io';
-import { notifyWithActions } from './user-actions';
 
 export interface SessionHost {
   sidecar: SidecarClient;
@@ -238,12 +237,11 @@ export class DocumentSession implements vscode.Disposable {
     }
   }
 
-  /** Shows a failure of a save (the provider rethrows it to VS Code too). */
+  /** Shows a failure of a save in the pages and the log (the provider rethrows it: VS Code reports it as well). */
   reportSaveFailure(error: unknown): void {
     const message = error instanceof Error ? error.message : String(error);
     this.host.log.error(`editor: saving the edit of ${this.document.uri.fsPath} failed: ${message}`);
     this.listeners.forEach((l) => l.notice('error', `The edit was not saved: ${message}`, ['showLogs']));
-    notifyWithActions('error', `CLIPDrag: the edit of ${this.document.name} was not saved: ${message}`, ['showLogs']);
   }
 
   dispose(): void {
