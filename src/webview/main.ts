@@ -386,6 +386,7 @@ class Editor {
     });
     byId('undo').addEventListener('click', () => post({ type: 'command', command: 'undo' }));
     byId('redo').addEventListener('click', () => post({ type: 'command', command: 'redo' }));
+    byId('clear-mask').addEventListener('click', () => this.send({ kind: 'clearMask' }));
     byId('clear-all').addEventListener('click', () => this.send({ kind: 'clearAll' }));
     for (const element of document.querySelectorAll<HTMLButtonElement>('.view-mode')) element.addEventListener('click', () => this.setMode(element.dataset.view as 'edit' | 'compare'));
   }
@@ -480,6 +481,8 @@ class Editor {
           this.send({ kind: 'deletePair', index });
         }
         return;
+      case 'clear-mask':
+        return this.send({ kind: 'clearMask' });
       case 'clear-all':
         return this.send({ kind: 'clearAll' });
       case 'escape':

@@ -9,6 +9,7 @@ export type ShortcutAction =
   | 'brush-smaller'
   | 'brush-larger'
   | 'toggle-mask'
+  | 'clear-mask'
   | 'zoom-in'
   | 'zoom-out'
   | 'zoom-fit'
@@ -48,6 +49,7 @@ const BINDINGS: readonly (Shortcut & { bindings: KeyBinding[] })[] = [
   { action: 'brush-smaller', keys: '[', description: 'Smaller brush', bindings: [{ key: '[' }] },
   { action: 'brush-larger', keys: ']', description: 'Larger brush', bindings: [{ key: ']' }] },
   { action: 'toggle-mask', keys: 'M', description: 'Show or hide the mask', bindings: [{ key: 'm' }] },
+  { action: 'clear-mask', keys: 'Shift+M', description: 'Remove the mask (undoable)', bindings: [{ key: 'm', shift: true }] },
   { action: 'zoom-in', keys: '+', description: 'Zoom in (also: mouse wheel, pinch)', bindings: [{ key: '+', shift: 'any' }, { key: '=', shift: 'any' }] },
   { action: 'zoom-out', keys: '-', description: 'Zoom out', bindings: [{ key: '-' }] },
   { action: 'zoom-fit', keys: 'F or 0', description: 'Fit the image in the view', bindings: [{ key: 'f' }, { key: '0' }] },

@@ -180,6 +180,15 @@ describe('editor page in Chromium', { skip }, () => {
       await settle(page);
       assert.ok((await layerPixel(page, 'mask', 330, 380))[3]! > 60, 'restored after undo');
 
+      // Shift+M removes the mask (one edit); undo brings it back.
+      await page.page.keyboard.press('Shift+M');
+      await settle(page);
+      assert.deepEqual(host.edits.at(-1), { kind: 'clearMask' });
+      assert.equal((await layerPixel(page, 'mask', 290, 380))[3], 0, 'mask cleared on the page');
+      await host.undo();
+      await settle(page);
+      assert.ok((await layerPixel(page, 'mask', 290, 380))[3]! > 60, 'back after undo');
+
       // M hides the mask; Shift+Delete clears points and mask in one edit.
       await page.page.keyboard.press('m');
       assert.equal(await page.page.isHidden('#layer-mask'), true);

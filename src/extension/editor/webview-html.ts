@@ -52,6 +52,7 @@ export function renderWebviewHtml({ webview, scriptUri, styleUri, title }: Webvi
       <div class="group" role="group" aria-label="History">
         <button type="button" id="undo" aria-keyshortcuts="Control+Z" title="Undo (Ctrl+Z)">Undo</button>
         <button type="button" id="redo" aria-keyshortcuts="Control+Shift+Z" title="Redo (Ctrl+Shift+Z)">Redo</button>
+        <button type="button" id="clear-mask" aria-keyshortcuts="Shift+M" title="Remove the mask (Shift+M); undoable">Clear Mask</button>
         <button type="button" id="clear-all" aria-keyshortcuts="Shift+Delete" title="Remove every point pair and the mask (Shift+Delete); undoable">Clear</button>
       </div>
       <span class="spacer"></span>

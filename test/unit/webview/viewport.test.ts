@@ -91,6 +91,8 @@ describe('keyboard shortcuts', () => {
     assert.equal(key('e'), 'tool-eraser');
     assert.equal(key('Delete'), 'delete-selected');
     assert.equal(key('Delete', { shift: true }), 'clear-all');
+    assert.equal(key('m'), 'toggle-mask');
+    assert.equal(key('M', { shift: true }), 'clear-mask');
     assert.equal(key('N', { shift: true }), 'select-previous');
     assert.equal(key('n'), 'select-next');
     assert.equal(key('ArrowLeft', { shift: true }), 'nudge-left');
