@@ -15,6 +15,9 @@
  *   machine hits all alike — its ratios are the ones to compare (its peak RSS holds every session);
  * - `kernels`: per mode, the sum over graph nodes of each node's fastest kernel time across the runs
  *   (onnxruntime profiling): the run time the machine gives when nothing else competes for it.
+ *
+ * `--mem-pattern off` runs the alone configurations without onnxruntime's memory pattern, which on
+ * the backward graphs costs a third of the peak RSS for no speed (see docs/benchmarks.md).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -47,6 +50,11 @@ interface UNetConfiguration extends Configuration {
   /** One mode alone, or several for `ratio` / `kernels`. */
   readonly modes: readonly UNetBenchMode[];
   readonly kind: 'alone' | 'ratio' | 'kernels';
+  /**
+   * onnxruntime's memory pattern (one pre-planned block for all intermediate tensors). `--mem-pattern off`
+   * measures the alone configurations without it, in sessions created directly (the runtime has no switch).
+   */
+  readonly memPattern: boolean;
 }
 
 /** The benchmarked graph: the UNet forward, plus the drag step's VJP w.r.t. the latent for the vjp modes. */
@@ -84,23 +92,58 @@ async function compile(store: SessionStore, handle: number, unet: LoadedUNet, co
   return { info, run: () => store.run(handle, feeds), graphNodes: graph.nodes.length };
 }
 
+/** A CPU session created directly with onnxruntime (for options the runtime does not expose). */
+async function directSession(graph: Graph, options: ort.InferenceSession.SessionOptions) {
+  const prepared = prepareModelFolder(SESSIONS_DIR, serializeGraph(graph), 'auto');
+  const started = performance.now();
+  const session = await ort.InferenceSession.create(prepared.modelPath, {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: os.availableParallelism(),
+    executionMode: 'sequential',
+    externalData: prepared.inMemory.map(({ path: p, data }) => ({ path: p, data })),
+    ...options,
+  });
+  const createMs = performance.now() - started;
+  const feeds = Object.fromEntries(
+    Object.entries(feedsFor(graph)).map(([name, data]) => [name, new ort.Tensor('float32', data, [...graph.inputs.find((v) => v.name === name)!.shape])]),
+  );
+  return { session, createMs, run: () => session.run(feeds) };
+}
+
 async function measureAlone(unet: LoadedUNet, config: UNetConfiguration, context: MeasureContext): Promise<Metrics> {
-  const store = new SessionStore(SESSIONS_DIR);
-  const { info, run, graphNodes } = await compile(store, 1, unet, config, config.modes[0]!);
+  const mode = config.modes[0]!;
+  let run: () => Promise<Record<string, unknown>>;
+  let release: () => Promise<void>;
+  let createMs: number;
+  let provider: string;
+  const graph = buildUNetBenchGraph(unet, mode, config.latent, config.batch);
+  if (config.memPattern) {
+    const store = new SessionStore(SESSIONS_DIR);
+    const info = await store.compile(1, serializeGraph(graph), { label: `unet ${mode}`, device: 'cpu', cacheOptimizedModel: false });
+    const feeds = feedsFor(graph);
+    run = async () => (await store.run(1, feeds)).outputs;
+    release = () => store.releaseAll();
+    ({ createMs, provider } = info);
+  } else {
+    const direct = await directSession(graph, { enableMemPattern: false });
+    run = async () => Object.fromEntries(Object.entries(await direct.run()).map(([k, t]) => [k, t.data]));
+    release = () => direct.session.release();
+    createMs = direct.createMs;
+    provider = 'cpu';
+  }
   const afterCreate = rssMb();
-  const { outputs } = await run();
-  for (const [name, values] of Object.entries(outputs)) {
-    if (!(values as Float32Array).every(Number.isFinite)) throw new Error(`unet ${config.modes[0]}: output ${name} is not finite`);
+  for (const [name, values] of Object.entries(await run())) {
+    if (!(values as Float32Array).every(Number.isFinite)) throw new Error(`unet ${mode}: output ${name} is not finite`);
   }
   const timing = await timeRepeated(run, context);
-  await store.releaseAll();
+  await release();
   return {
     runMs: round(timing.medianMs, 1),
     minMs: round(timing.minMs, 1),
-    createMs: round(info.createMs, 0),
+    createMs: round(createMs, 0),
     rssAfterCreateMb: round(afterCreate, 0),
-    provider: info.provider,
-    graphNodes,
+    provider,
+    graphNodes: graph.nodes.length,
   };
 }
 
@@ -145,27 +188,15 @@ async function measureKernels(unet: LoadedUNet, config: UNetConfiguration, conte
   let forward = 0;
   for (const mode of config.modes) {
     const graph = buildUNetBenchGraph(unet, mode, config.latent, config.batch);
-    const prepared = prepareModelFolder(SESSIONS_DIR, serializeGraph(graph), 'auto');
-    const prefix = path.join(prepared.folder, `profile-${process.pid}`);
-    const session = await ort.InferenceSession.create(prepared.modelPath, {
-      graphOptimizationLevel: 'all',
-      intraOpNumThreads: os.availableParallelism(),
-      executionMode: 'sequential',
-      enableProfiling: true,
-      profileFilePrefix: prefix,
-      externalData: prepared.inMemory.map(({ path: p, data }) => ({ path: p, data })),
-    });
-    const feeds = Object.fromEntries(Object.entries(feedsFor(graph)).map(([name, data]) => {
-      const input = graph.inputs.find((v) => v.name === name)!;
-      return [name, new ort.Tensor('float32', data, [...input.shape])];
-    }));
-    for (let i = 0; i < 1 + Math.max(context.repeat, 3); i++) await session.run(feeds);
+    const prefix = `profile-${process.pid}`;
+    const { session, run } = await directSession(graph, { enableProfiling: true, profileFilePrefix: path.join(SESSIONS_DIR, prefix) });
+    for (let i = 0; i < 1 + Math.max(context.repeat, 3); i++) await run();
     session.endProfiling();
     await session.release();
     // onnxruntime names the file `<prefix>_<date>.json`.
-    const files = fs.readdirSync(prepared.folder).filter((f) => f.startsWith(path.basename(prefix)) && f.endsWith('.json'));
-    if (files.length !== 1) throw new Error(`expected one profile ${prefix}_*.json, found ${files.length}`);
-    const file = path.join(prepared.folder, files[0]!);
+    const files = fs.readdirSync(SESSIONS_DIR).filter((f) => f.startsWith(prefix) && f.endsWith('.json'));
+    if (files.length !== 1) throw new Error(`expected one profile ${prefix}_*.json in ${SESSIONS_DIR}, found ${files.length}`);
+    const file = path.join(SESSIONS_DIR, files[0]!);
     const floor = kernelFloorMs(file);
     fs.rmSync(file, { force: true });
     metrics[`${mode}KernelMs`] = round(floor, 1);
@@ -200,10 +231,13 @@ export const benchmark: Benchmark<UNetConfiguration> = {
     const withForward = modes.includes('forward') ? modes : (['forward', ...modes] as UNetBenchMode[]);
     // Names carry the model and latent, so the runner only compares a run with runs of the same setup.
     const tag = `${path.basename(common.model)}@${common.latent}${common.batch > 1 ? `x${common.batch}` : ''}`;
+    if (flags['mem-pattern'] !== undefined && flags['mem-pattern'] !== 'off') throw new Error('--mem-pattern takes only "off"');
+    const memPattern = flags['mem-pattern'] !== 'off';
+    const alone = (mode: UNetBenchMode) => `${tag} ${mode}${memPattern ? '' : ' (no mem pattern)'}`;
     return [
-      ...modes.map((mode) => ({ name: `${tag} ${mode}`, ...common, modes: [mode], kind: 'alone' as const })),
-      ...(withForward.length > 1 ? [{ name: `${tag} ratio`, ...common, modes: withForward, kind: 'ratio' as const }] : []),
-      { name: `${tag} kernels`, ...common, modes: withForward, kind: 'kernels' as const },
+      ...modes.map((mode) => ({ name: alone(mode), ...common, modes: [mode], kind: 'alone' as const, memPattern })),
+      ...(withForward.length > 1 ? [{ name: `${tag} ratio`, ...common, modes: withForward, kind: 'ratio' as const, memPattern: true }] : []),
+      { name: `${tag} kernels`, ...common, modes: withForward, kind: 'kernels' as const, memPattern: true },
     ];
   },
   async measure(config, context) {
