@@ -3,30 +3,38 @@
  *
  *     npm run make-bench-model -- quarter            # → .cache/bench-models/unet-quarter
  *     npm run make-bench-model -- full --seed 1 --out some/dir [--fp16]
+ *     npm run make-bench-model -- pipeline           # → .cache/bench-models/pipeline/{sd15,clip-vit-b16}
  *
  * `quarter` is SD-1.5's UNet at a quarter of its widths (≈57 M parameters), `full` is SD-1.5's config.
+ * `pipeline` writes every model an edit needs with the real architectures (SD-1.5 folder with UNet,
+ * VAE, text encoder, scheduler, a small BPE tokenizer; CLIP ViT-B/16 folder), always float32.
  * The output folder is git-ignored; an existing complete folder with the same config and seed is kept.
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { BENCH_UNET_CONFIGS, writeRandomUNet, type BenchUNetKind } from '../src/sidecar/models/unet/random-weights';
+import { CLIP_VIT_B16_CONFIG, SD15_TEXT_ENCODER_CONFIG, SD15_VAE_CONFIG, writeRandomPipelineFolders } from './bench-pipeline-models';
+
+type Kind = BenchUNetKind | 'pipeline';
+const KINDS: readonly Kind[] = [...(Object.keys(BENCH_UNET_CONFIGS) as BenchUNetKind[]), 'pipeline'];
 
 interface Args {
-  kind: BenchUNetKind;
+  kind: Kind;
   seed: number;
   out: string;
   fp16: boolean;
 }
 
 function usage(problem: string): never {
-  console.error(`${problem}\nusage: make-bench-model <${Object.keys(BENCH_UNET_CONFIGS).join('|')}> [--seed N] [--out DIR] [--fp16]`);
+  console.error(`${problem}\nusage: make-bench-model <${KINDS.join('|')}> [--seed N] [--out DIR] [--fp16]`);
   process.exit(2);
 }
 
 function parseArgs(argv: readonly string[]): Args {
   const [kind, ...rest] = argv;
-  if (!kind || !(kind in BENCH_UNET_CONFIGS)) usage(`unknown model kind ${JSON.stringify(kind ?? '')}`);
-  const args: Args = { kind: kind as BenchUNetKind, seed: 0, out: path.join('.cache', 'bench-models', `unet-${kind}`), fp16: false };
+  if (!kind || !KINDS.includes(kind as Kind)) usage(`unknown model kind ${JSON.stringify(kind ?? '')}`);
+  const defaultName = kind === 'pipeline' ? 'pipeline' : `unet-${kind}`;
+  const args: Args = { kind: kind as Kind, seed: 0, out: path.join('.cache', 'bench-models', defaultName), fp16: false };
   for (let i = 0; i < rest.length; i++) {
     const flag = rest[i];
     if (flag === '--fp16') args.fp16 = true;
@@ -35,12 +43,16 @@ function parseArgs(argv: readonly string[]): Args {
     else usage(`unknown or incomplete argument ${flag}`);
   }
   if (!Number.isSafeInteger(args.seed) || args.seed < 0) usage('--seed must be a non-negative integer');
+  if (args.kind === 'pipeline' && args.fp16) usage('--fp16 is only for the UNet kinds');
   return args;
 }
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const config = BENCH_UNET_CONFIGS[args.kind];
+  const config =
+    args.kind === 'pipeline'
+      ? { unet: BENCH_UNET_CONFIGS.full, vae: SD15_VAE_CONFIG, textEncoder: SD15_TEXT_ENCODER_CONFIG, clip: CLIP_VIT_B16_CONFIG }
+      : BENCH_UNET_CONFIGS[args.kind];
   const stamp = path.join(args.out, '.bench-model.json');
   const wanted = JSON.stringify({ config, seed: args.seed, fp16: args.fp16 });
   const existing = await fs.readFile(stamp, 'utf8').catch(() => null);
@@ -49,6 +61,12 @@ async function main(): Promise<void> {
     return;
   }
   const started = performance.now();
+  if (args.kind === 'pipeline') {
+    const folders = await writeRandomPipelineFolders(args.out, args.seed);
+    await fs.writeFile(stamp, wanted);
+    console.log(`${folders.stableDiffusion} + ${folders.clip}: ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return;
+  }
   const result = await writeRandomUNet(args.out, config, { seed: args.seed, dtype: args.fp16 ? 'F16' : 'F32' });
   await fs.writeFile(stamp, wanted);
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
