@@ -141,6 +141,13 @@ async function setUp(session: GraphSession, models: PipelineModels, size: number
   };
 }
 
+/** Random-weight models must keep every stage finite: timings of NaN arithmetic would mean nothing. */
+function assertFinite(what: string, values: ArrayLike<number>): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i]!)) throw new Error(`${what}: element ${i} is ${values[i]} — the model's weights overflow somewhere in this stage`);
+  }
+}
+
 const POINTS = (size: number) => ({ handles: [[size / 4, size / 8]] as const, targets: [[size / 4, size / 8 + 16]] as const });
 
 async function dragIterationMs(session: GraphSession, setup: Setup, spec: DragStepperSpec, context: { repeat: number; warmup: number }): Promise<number> {
@@ -149,6 +156,9 @@ async function dragIterationMs(session: GraphSession, setup: Setup, spec: DragSt
   await stepper.reference(setup.z, handles.map((p) => [...p] as [number, number]));
   const points = { handles: handles.map((p) => [...p] as [number, number]), handlesInit: handles.map((p) => [...p] as [number, number]), targets: targets.map((p) => [...p] as [number, number]) };
   const timing = await timeRepeated(() => stepper.step(setup.z, points, 'fast'), context);
+  const last = await stepper.step(setup.z, points, 'fast');
+  assertFinite(`${spec.drag.variant} drag iteration: local gradient`, last.gradLocal);
+  if (last.gradGlobal) assertFinite(`${spec.drag.variant} drag iteration: CLIP gradient`, last.gradGlobal);
   return round(timing.medianMs, 1);
 }
 
@@ -165,15 +175,20 @@ async function stages(session: GraphSession, setup: Setup, rematerialize: boolea
     context: setup.context,
     tokens: setup.tokens,
     settings: { rank: 16, steps: context.repeat + 1, learningRate: 5e-4, batchSize: 4, seed: 0, cropSize: setup.size, weightDecay: 1e-2, rematerialize: false },
-    onStep: () => stepEnds.push(performance.now()),
+    onStep: ({ loss }) => {
+      stepEnds.push(performance.now());
+      assertFinite('LoRA training loss', [loss]);
+    },
   });
   const loraStepMs = (stepEnds[stepEnds.length - 1]! - stepEnds[0]!) / (stepEnds.length - 1);
 
   const runner = await UNetRunner.create(session, models.unet, { batch: 1, height: latent, width: latent, tokens: setup.tokens, context: setup.context, label: 'unet eps' });
   const inversion = await timeRepeated(() => runner.eps(setup.z, 681), context);
+  assertFinite('inversion step ε', await runner.eps(setup.z, 681));
   const guided = await referenceGuidedEps(session, { unet: models.unet, height: latent, width: latent, tokens: setup.tokens, context: setup.context, lora: null, masa: { startStep: 0, startLayer: 10 } });
   const pair = stackRows(setup.z, setup.z);
   const denoise = await timeRepeated(() => guided(pair, 681, 0), context);
+  assertFinite('denoising step ε', await guided(pair, 681, 0));
   const clipdragMs = await dragIterationMs(session, setup, { ...setup.stepperSpec, rematerialize }, context);
   const dragMs = await dragIterationMs(session, setup, { ...setup.stepperSpec, rematerialize, guidance: null, drag: { ...setup.stepperSpec.drag, variant: 'dragdiffusion' } }, context);
   return {
