@@ -57,6 +57,18 @@ interface EditConfiguration extends Configuration {
   readonly model: string;
   readonly clip: string;
   readonly size: number;
+  /** The stages the `stages` configurations measure (`--stages`; default all). */
+  readonly stages: readonly Stage[];
+}
+
+const STAGES = ['lora', 'inversion', 'denoise', 'clipdrag', 'drag'] as const;
+type Stage = (typeof STAGES)[number];
+
+function parseStages(text: string): Stage[] {
+  const names = text.split(',').filter((s) => s.length > 0);
+  const unknown = names.filter((s) => !(STAGES as readonly string[]).includes(s));
+  if (unknown.length > 0 || names.length === 0) throw new Error(`--stages takes a comma list of ${STAGES.join(', ')} (got ${JSON.stringify(text)})`);
+  return names as Stage[];
 }
 
 function flagText(flags: Flags, name: string, fallback: string): string {
@@ -71,8 +83,9 @@ export const benchmark: Benchmark<EditConfiguration> = {
     const clip = path.resolve(flagText(flags, 'clip', TINY_CLIP));
     const size = Number(flagText(flags, 'size', '64'));
     if (!Number.isInteger(size) || size < 64 || size % 8 !== 0) throw new Error(`--size must be a multiple of 8, at least 64 (got ${size})`);
+    const stages = parseStages(flagText(flags, 'stages', STAGES.join(',')));
     const kinds: Kind[] = ['stages', 'stages-remat', 'clip-split', 'converge-fast', 'converge-plain'];
-    return kinds.map((kind) => ({ name: kind, kind, model, clip, size }));
+    return kinds.map((kind) => ({ name: kind, kind, model, clip, size, stages }));
   },
   async measure(config, context) {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clipdrag-bench-edit-'));
@@ -85,7 +98,7 @@ export const benchmark: Benchmark<EditConfiguration> = {
       if (config.kind === 'converge-fast' || config.kind === 'converge-plain') return await converge(config, engine, dir, tokenizerFolder);
       const setup = await setUp(session, models, config.size);
       if (config.kind === 'clip-split') return await clipSplit(session, setup, context);
-      return await stages(session, setup, config.kind === 'stages-remat', context);
+      return await stages(session, setup, config.kind === 'stages-remat', config.stages, context);
     } finally {
       await session.dispose();
       await engine.close();
@@ -162,10 +175,36 @@ async function dragIterationMs(session: GraphSession, setup: Setup, spec: DragSt
   return round(timing.medianMs, 1);
 }
 
-async function stages(session: GraphSession, setup: Setup, rematerialize: boolean, context: { repeat: number; warmup: number }) {
+async function stages(session: GraphSession, setup: Setup, rematerialize: boolean, only: readonly Stage[], context: { repeat: number; warmup: number }) {
+  const metrics: Record<string, string | number> = { provider: setup.provider(), latent: `${setup.latent}x${setup.latent}` };
+  if (only.includes('lora')) metrics.loraStepMs = round(await loraStepMs(session, setup, context), 1);
   const { models, latent } = setup;
+  if (only.includes('inversion')) {
+    const runner = await UNetRunner.create(session, models.unet, { batch: 1, height: latent, width: latent, tokens: setup.tokens, context: setup.context, label: 'unet eps' });
+    const inversion = await timeRepeated(() => runner.eps(setup.z, 681), context);
+    assertFinite('inversion step ε', await runner.eps(setup.z, 681));
+    metrics.inversionStepMs = round(inversion.medianMs, 1);
+  }
+  if (only.includes('denoise')) {
+    const guided = await referenceGuidedEps(session, { unet: models.unet, height: latent, width: latent, tokens: setup.tokens, context: setup.context, lora: null, masa: { startStep: 0, startLayer: 10 } });
+    const pair = stackRows(setup.z, setup.z);
+    const denoise = await timeRepeated(() => guided(pair, 681, 0), context);
+    assertFinite('denoising step ε', await guided(pair, 681, 0));
+    metrics.denoiseStepMs = round(denoise.medianMs, 1);
+  }
+  // The drag iterations last: they need the most memory.
+  if (only.includes('clipdrag')) metrics.clipdragIterationMs = await dragIterationMs(session, setup, { ...setup.stepperSpec, rematerialize }, context);
+  if (only.includes('drag')) {
+    const spec = { ...setup.stepperSpec, rematerialize, guidance: null, drag: { ...setup.stepperSpec.drag, variant: 'dragdiffusion' as const } };
+    metrics.dragIterationMs = await dragIterationMs(session, setup, spec, context);
+  }
+  return metrics;
+}
+
+/** A few LoRA training steps at the default batch (4) and rank (16); the first step compiles and is not counted. */
+async function loraStepMs(session: GraphSession, setup: Setup, context: { repeat: number; warmup: number }): Promise<number> {
+  const { models } = setup;
   const schedule = setup.stepperSpec.schedule;
-  // LoRA: a few training steps at the default batch (4) and rank (16); the first step compiles.
   const stepEnds: number[] = [];
   await trainLora(session, {
     unet: models.unet,
@@ -180,26 +219,7 @@ async function stages(session: GraphSession, setup: Setup, rematerialize: boolea
       assertFinite('LoRA training loss', [loss]);
     },
   });
-  const loraStepMs = (stepEnds[stepEnds.length - 1]! - stepEnds[0]!) / (stepEnds.length - 1);
-
-  const runner = await UNetRunner.create(session, models.unet, { batch: 1, height: latent, width: latent, tokens: setup.tokens, context: setup.context, label: 'unet eps' });
-  const inversion = await timeRepeated(() => runner.eps(setup.z, 681), context);
-  assertFinite('inversion step ε', await runner.eps(setup.z, 681));
-  const guided = await referenceGuidedEps(session, { unet: models.unet, height: latent, width: latent, tokens: setup.tokens, context: setup.context, lora: null, masa: { startStep: 0, startLayer: 10 } });
-  const pair = stackRows(setup.z, setup.z);
-  const denoise = await timeRepeated(() => guided(pair, 681, 0), context);
-  assertFinite('denoising step ε', await guided(pair, 681, 0));
-  const clipdragMs = await dragIterationMs(session, setup, { ...setup.stepperSpec, rematerialize }, context);
-  const dragMs = await dragIterationMs(session, setup, { ...setup.stepperSpec, rematerialize, guidance: null, drag: { ...setup.stepperSpec.drag, variant: 'dragdiffusion' } }, context);
-  return {
-    provider: setup.provider(),
-    latent: `${latent}x${latent}`,
-    loraStepMs: round(loraStepMs, 1),
-    inversionStepMs: round(inversion.medianMs, 1),
-    clipdragIterationMs: clipdragMs,
-    dragIterationMs: dragMs,
-    denoiseStepMs: round(denoise.medianMs, 1),
-  };
+  return (stepEnds[stepEnds.length - 1]! - stepEnds[0]!) / (stepEnds.length - 1);
 }
 
 /** The CLIPDrag iteration with the CLIP chain as two more graphs, and its G_g checked against the single graph's. */
