@@ -79,8 +79,9 @@ function flagText(flags: Flags, name: string, fallback: string): string {
 export const benchmark: Benchmark<EditConfiguration> = {
   description: 'edit pipeline: per-stage step times, the CLIP chain in one graph vs split, iterations to converge with fast vs plain tracking',
   configurations(flags) {
-    const model = path.resolve(flagText(flags, 'model', TINY_SD));
-    const clip = path.resolve(flagText(flags, 'clip', TINY_CLIP));
+    // Recorded relative to the repository, so result files name no machine's folders.
+    const model = path.relative(REPO, path.resolve(flagText(flags, 'model', TINY_SD)));
+    const clip = path.relative(REPO, path.resolve(flagText(flags, 'clip', TINY_CLIP)));
     const size = Number(flagText(flags, 'size', '64'));
     if (!Number.isInteger(size) || size < 64 || size % 8 !== 0) throw new Error(`--size must be a multiple of 8, at least 64 (got ${size})`);
     const stages = parseStages(flagText(flags, 'stages', STAGES.join(',')));
@@ -94,7 +95,7 @@ export const benchmark: Benchmark<EditConfiguration> = {
     try {
       const tokenizerFolder = path.join(dir, 'tokenizer');
       await writeBpeFiles(tokenizerFolder, buildTinyBpeVocabulary([PROMPT, 'move the blob to the right']));
-      const models = await openPipelineModels({ stableDiffusionFolder: config.model, clipFolder: config.clip, tokenizerFolder });
+      const models = await openPipelineModels({ stableDiffusionFolder: path.resolve(REPO, config.model), clipFolder: path.resolve(REPO, config.clip), tokenizerFolder });
       if (config.kind === 'converge-fast' || config.kind === 'converge-plain') return await converge(config, engine, dir, tokenizerFolder);
       const setup = await setUp(session, models, config.size);
       if (config.kind === 'clip-split') return await clipSplit(session, setup, context);
@@ -295,7 +296,7 @@ async function converge(config: EditConfiguration, engine: Engine, dir: string, 
       points: [{ handle: [size / 4, size / 2], target: [size / 4 + 32, size / 2] }],
       parameters: { loraSteps: 0, dragSteps: 60, previewInterval: 0 },
     },
-    settings: { model: config.model, clipModel: config.clip, device: 'auto' },
+    settings: { model: path.resolve(REPO, config.model), clipModel: path.resolve(REPO, config.clip), device: 'auto' },
     cacheDir: path.join(dir, 'cache'),
     tokenizerFolder,
     workingWidth: size,
