@@ -2,7 +2,7 @@
 // passed on as they come and VS Code's cancellation sent as `$/cancelRequest`. Failures become `EditRunError`s that
 // carry what the user can do about them (download the models, fix the spec, look at the log).
 import * as vscode from 'vscode';
-import type { EditSpec, ImagePoint } from '../../shared/edit-spec';
+import type { EditSpec } from '../../shared/edit-spec';
 import { EditRunRequestType, SidecarErrorCodes, type EditProgress, type EditRunParams, type EditSettings } from '../../shared/protocol';
 import type { UserAction } from '../../shared/webview-messages';
 import { CONFIG_SECTION } from '../config';
@@ -14,22 +14,8 @@ export interface EditRunRequest {
   spec: EditSpec;
 }
 
-/** One progress report of a running edit. */
-export interface EditRunProgress {
-  /** Stage id (`decode`, `load`, `lora`, `encode`, `inversion`, `drag`, `denoise`, `write`). */
-  stage: string;
-  step: number;
-  total: number;
-  /** Estimated seconds left in this stage. */
-  etaSeconds?: number;
-  losses?: Record<string, number>;
-  /** Current handle positions in image pixels (drag stage). */
-  handles?: ImagePoint[];
-  /** A preview image: PNG bytes, base64-encoded. */
-  previewPngBase64?: string;
-  /** A remark from the engine (a model download, a cached LoRA, ...). */
-  message?: string;
-}
+/** One progress report of a running edit, as the sidecar sends it. */
+export type EditRunProgress = EditProgress;
 
 export interface EditRunResult {
   resultUri: vscode.Uri;
