@@ -83,6 +83,7 @@ function feedsFor(graph: Graph): Record<string, Float32Array> {
 }
 
 const SESSIONS_DIR = path.join(os.tmpdir(), 'clipdrag-bench-sessions');
+const REPO = path.resolve(__dirname, '..');
 
 /** A CPU session of one mode through the engine runtime (hard-linked weights, provider reported). */
 async function compile(store: SessionStore, handle: number, unet: LoadedUNet, config: UNetConfiguration, mode: UNetBenchMode) {
@@ -226,7 +227,8 @@ export const benchmark: Benchmark<UNetConfiguration> = {
   description: 'SD-1.5 UNet (diffusers folder) forward and forward + VJP w.r.t. the latent at an N×N latent (CPU provider)',
   configurations(flags) {
     if (typeof flags.model !== 'string') throw new Error('--model DIR is required: a diffusers UNet folder, e.g. .cache/bench-models/unet-quarter (npm run make-bench-model -- quarter)');
-    const common = { model: path.resolve(flags.model), latent: integerFlag(flags, 'latent', undefined, 8), batch: integerFlag(flags, 'batch', 1, 1) };
+    // Recorded relative to the repository, so result files name no machine's folders.
+    const common = { model: path.relative(REPO, path.resolve(flags.model)), latent: integerFlag(flags, 'latent', undefined, 8), batch: integerFlag(flags, 'batch', 1, 1) };
     const modes = modesFlag(flags);
     const withForward = modes.includes('forward') ? modes : (['forward', ...modes] as UNetBenchMode[]);
     // Names carry the model and latent, so the runner only compares a run with runs of the same setup.
@@ -241,7 +243,7 @@ export const benchmark: Benchmark<UNetConfiguration> = {
     ];
   },
   async measure(config, context) {
-    const unet = await loadUNet(config.model);
+    const unet = await loadUNet(path.resolve(REPO, config.model));
     if (config.kind === 'ratio') return measureRatio(unet, config, context);
     if (config.kind === 'kernels') return measureKernels(unet, config, context);
     return measureAlone(unet, config, context);
