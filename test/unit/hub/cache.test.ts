@@ -6,13 +6,13 @@ import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { ensureModel, isModelStoreError, verifyModel, type ModelStoreEvent } from '../../../src/sidecar/hub';
+import { DEFAULT_MODELS, ensureModel, isModelStoreError, verifyModel, type ModelStoreEvent } from '../../../src/sidecar/hub';
 import { isolateHubEnvironment } from '../../support/hub-env';
 import { FakeHub, sha256Of } from '../../support/hub-server';
 import { tinyClipRepo, tinySdRepo, writePythonStyleCache } from '../../support/model-repos';
 
-const SD_REPO = 'stable-diffusion-v1-5/stable-diffusion-v1-5';
-const CLIP_REPO = 'openai/clip-vit-base-patch16';
+// The repos the extension downloads by default, served by the fake hub.
+const { stableDiffusion: SD_REPO, clip: CLIP_REPO } = DEFAULT_MODELS;
 const UNET = 'unet/diffusion_pytorch_model.safetensors';
 
 describe('model store with a pre-filled cache', () => {

@@ -5,14 +5,14 @@ import { lstat, mkdtemp, readFile, readdir, readlink, rm } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { ensureModel, type ModelStoreEvent, type ResolvedModel } from '../../../src/sidecar/hub';
+import { DEFAULT_MODELS, ensureModel, type ModelStoreEvent, type ResolvedModel } from '../../../src/sidecar/hub';
 import { loadClipModel, loadStableDiffusionModel } from '../../../src/sidecar/models/checkpoint/layout';
 import { isolateHubEnvironment } from '../../support/hub-env';
 import { FakeHub, gitBlobId, sha256Of } from '../../support/hub-server';
 import { SD_FP32_SELECTION, tinyClipRepo, tinySdRepo } from '../../support/model-repos';
 
-const SD_REPO = 'stable-diffusion-v1-5/stable-diffusion-v1-5';
-const CLIP_REPO = 'openai/clip-vit-base-patch16';
+// The repos the extension downloads by default, served by the fake hub.
+const { stableDiffusion: SD_REPO, clip: CLIP_REPO } = DEFAULT_MODELS;
 
 describe('model store downloads from the hub', () => {
   let hub: FakeHub;

@@ -6,14 +6,14 @@ import { mkdir, mkdtemp, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { ensureModel, isModelStoreError, type ModelRequest, type ModelStoreEvent } from '../../../src/sidecar/hub';
+import { DEFAULT_MODELS, ensureModel, isModelStoreError, type ModelRequest, type ModelStoreEvent } from '../../../src/sidecar/hub';
 import { ensureFreeSpace } from '../../../src/sidecar/hub/disk-space';
 import { isolateHubEnvironment } from '../../support/hub-env';
 import { FakeHub, gitBlobId, sha256Of } from '../../support/hub-server';
 import { tinyClipRepo, tinySdRepo } from '../../support/model-repos';
 
-const SD_REPO = 'stable-diffusion-v1-5/stable-diffusion-v1-5';
-const CLIP_REPO = 'openai/clip-vit-base-patch16';
+// The repos the extension downloads by default, served by the fake hub.
+const { stableDiffusion: SD_REPO, clip: CLIP_REPO } = DEFAULT_MODELS;
 const GATED_REPO = 'gated-org/gated-clip';
 const UNET = 'unet/diffusion_pytorch_model.safetensors';
 const SD_FOLDER = 'models--stable-diffusion-v1-5--stable-diffusion-v1-5';
