@@ -15,21 +15,32 @@ function frame(message: object): string {
   return `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
 
-/** Splits stdout into protocol frames; throws if any byte is not part of a well-formed frame. */
+/**
+ * Splits stdout into protocol frames; throws if any byte is not part of a well-formed frame.
+ * A trailing frame that has not fully arrived yet is left out, not treated as an error.
+ */
 function parseFrames(stdout: Buffer): Record<string, unknown>[] {
   const messages: Record<string, unknown>[] = [];
   let offset = 0;
   while (offset < stdout.length) {
     const headerEnd = stdout.indexOf('\r\n\r\n', offset);
+    if (headerEnd < 0 && isHeaderPrefix(stdout.subarray(offset).toString('ascii'))) break;
     assert.ok(headerEnd > 0, `stray bytes on stdout: ${JSON.stringify(stdout.subarray(offset).toString())}`);
     const header = stdout.subarray(offset, headerEnd).toString('ascii');
     const length = /^Content-Length: (\d+)$/im.exec(header);
     assert.ok(length, `not a protocol header on stdout: ${JSON.stringify(header)}`);
     const start = headerEnd + 4;
+    if (start + Number(length[1]) > stdout.length) break;
     messages.push(JSON.parse(stdout.subarray(start, start + Number(length[1])).toString('utf8')) as Record<string, unknown>);
     offset = start + Number(length[1]);
   }
   return messages;
+}
+
+/** True for the start of a header whose remaining bytes are still on their way. */
+function isHeaderPrefix(text: string): boolean {
+  const full = 'Content-Length: ';
+  return full.startsWith(text) || /^Content-Length: \d*(\r(\n\r?)?)?$/.test(text);
 }
 
 function isAlive(pid: number): boolean {

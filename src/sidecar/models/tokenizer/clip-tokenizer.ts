@@ -68,7 +68,9 @@ export class ClipTokenizer {
   }
 
   static async fromFiles(vocabPath: string, mergesPath: string): Promise<ClipTokenizer> {
-    const [vocabText, mergesText] = await Promise.all([readText(vocabPath), readText(mergesPath)]);
+    // Read in order so a folder missing both files always reports vocab.json first.
+    const vocabText = await readText(vocabPath);
+    const mergesText = await readText(mergesPath);
     let vocab: unknown;
     try {
       vocab = JSON.parse(vocabText);
