@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as op from '../../../src/sidecar/engine/ops';
 import { assertClose, evaluate } from '../../support/op-check';
-import { map, random, rng, zip, zip3, type Ref } from '../../support/reference';
+import { map, random, ref, rng, zip, zip3, type Ref } from '../../support/reference';
 
 const next = rng(7);
 const x = random([2, 3, 4], next, -2, 2);
@@ -32,6 +32,8 @@ test('unary math matches its definitions', async () => {
     sigmoid: op.sigmoid(x!),
     tanh: op.tanh(x!),
     erf: op.erf(x!),
+    sin: op.sin(x!),
+    cos: op.cos(x!),
     relu: op.relu(x!),
     sign: op.sign(x!),
     neg: op.neg(x!),
@@ -47,6 +49,8 @@ test('unary math matches its definitions', async () => {
     ['sigmoid', map(x, sigmoid)],
     ['tanh', map(x, Math.tanh)],
     ['erf', map(x, erf)],
+    ['sin', map(x, Math.sin)],
+    ['cos', map(x, Math.cos)],
     ['relu', map(x, (v) => Math.max(v, 0))],
     ['sign', map(x, Math.sign)],
     ['neg', map(x, (v) => -v)],
@@ -128,4 +132,13 @@ test('elementwise ops reject mismatched dtypes and shapes with the node name', a
   assert.throws(() => op.add(a, i), /Add_0: Add needs operands of one dtype, got float32 and int64/);
   assert.throws(() => g.scope('blk', () => op.where(op.greater(a, 0), a, g.input('c', 'float32', [4]))), /blk\/Where_0: .*do not broadcast/);
   assert.throws(() => op.sqrt(i), /Sqrt needs a floating-point input, got int64/);
+});
+
+test('sin and cos stay accurate over the timestep embedding\'s arguments (up to ±1000 radians)', async () => {
+  const xs = Array.from({ length: 4000 }, (_, i) => Math.fround(-1000 + i * 0.5000321));
+  const out = await evaluate({ x: ref([xs.length], xs) }, ({ x }) => ({ s: op.sin(x!), c: op.cos(x!) }));
+  xs.forEach((v, i) => {
+    assert.ok(Math.abs(out.s![i]! - Math.sin(v)) < 1e-6, `sin(${v}) = ${out.s![i]}`);
+    assert.ok(Math.abs(out.c![i]! - Math.cos(v)) < 1e-6, `cos(${v}) = ${out.c![i]}`);
+  });
 });

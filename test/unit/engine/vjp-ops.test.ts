@@ -42,6 +42,8 @@ test('gradients of unary math (float64)', async () => {
     ['reciprocal', positive(3, 4), op.reciprocal],
     ['sigmoid', t(3, 4), op.sigmoid],
     ['tanh', t(3, 4), op.tanh],
+    ['sin', t(3, 4), op.sin],
+    ['cos', t(3, 4), op.cos],
     ['relu', awayFrom([3, 4], [0], 5), op.relu],
     ['pow 3', t(3, 4), (v) => op.pow(v, 3)],
     ['pow 2', t(3, 4), (v) => op.pow(v, 2)],

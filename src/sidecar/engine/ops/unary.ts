@@ -1,4 +1,4 @@
-/** Elementwise math of one tensor: Sqrt, Exp, Log, Abs, Reciprocal, Sigmoid, Tanh, Erf, Relu, Sign, Pow. */
+/** Elementwise math of one tensor: Sqrt, Exp, Log, Abs, Reciprocal, Sigmoid, Tanh, Erf, Sin, Cos, Relu, Sign, Pow. */
 import type { Value } from '../graph';
 import { defineOp, type VjpRule } from '../op';
 import { broadcastShapes, formatShape } from '../shape';
@@ -40,6 +40,8 @@ defineUnary('Erf', (node, [g]) => {
   const x = x0(node.inputs);
   return [mul(g!, mul(exp(neg(mul(x, x))), 2 / Math.sqrt(Math.PI)))];
 });
+defineUnary('Sin', (node, [g]) => [mul(g!, cos(x0(node.inputs)))]);
+defineUnary('Cos', (node, [g]) => [neg(mul(g!, sin(x0(node.inputs))))]);
 defineUnary('Relu', (node, [g]) => [where(greater(x0(node.inputs), 0), g!, 0)]);
 // Piecewise constant: its derivative is zero wherever it exists.
 defineUnary('Sign', () => [null]);
@@ -85,6 +87,8 @@ export const reciprocal = unary('Reciprocal');
 export const sigmoid = unary('Sigmoid');
 export const tanh = unary('Tanh');
 export const erf = unary('Erf');
+export const sin = unary('Sin');
+export const cos = unary('Cos');
 export const relu = unary('Relu');
 export const sign = unary('Sign');
 

@@ -3,9 +3,8 @@
  * (linear → SiLU → linear) that turns it into the vector every resnet receives.
  */
 import type { Graph, Value } from '../../engine/graph';
-import { concat, linear, mul, pad, reshape, silu } from '../../engine/ops';
+import { concat, cos, linear, mul, pad, reshape, silu, sin } from '../../engine/ops';
 import type { ScopedWeights } from '../weights';
-import { cos, sin } from './trig';
 
 /**
  * The embedding's frequencies exp(−ln(10000) · i / (half − shift)), computed in float32 steps as the

@@ -3,7 +3,7 @@
  * on the text embedding, and a GEGLU feed-forward, each pre-normalised with LayerNorm and residual.
  */
 import type { Value } from '../../engine/graph';
-import { add, conv2d, div, erf, groupNorm, layerNorm, linear, mul, reshape, split, transpose } from '../../engine/ops';
+import { add, conv2d, gelu, groupNorm, layerNorm, linear, mul, reshape, split, transpose } from '../../engine/ops';
 import { attention, type TokenRows } from './attention';
 import type { UNetBuildContext } from './context';
 import type { TransformerPlan } from './plan';
@@ -14,14 +14,6 @@ const TRANSFORMER_NORM_EPS = 1e-6;
 const BLOCK_NORM_EPS = 1e-5;
 /** GEGLU hidden width = FF_MULT × channels. */
 const FF_MULT = 4;
-
-/**
- * Exact GELU, 0.5·x·(1 + erf(x / √2)), written in the node pattern onnxruntime fuses into one Gelu kernel
- * (Div by √2 → Erf → Add 1 → Mul with 0.5·x); other spellings stay five elementwise passes.
- */
-function gelu(x: Value): Value {
-  return mul(mul(x, 0.5), add(erf(div(x, Math.SQRT2)), 1));
-}
 
 function norm(ctx: UNetBuildContext, name: string, x: Value): Value {
   const c = x.shape[x.rank - 1]!;
