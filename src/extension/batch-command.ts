@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import { BATCH_REPORT_NAME, formatDuration, type BatchOptions, type BatchPlan, type BatchPlanItem, type BatchProgress, type BatchReport } from '../shared/batch';
 import { EDIT_PARAMETER_NAMES, type EditParameters } from '../shared/edit-parameters';
 import { BatchPlanRequestType, BatchRunRequestType } from '../shared/protocol';
-import { CONFIG_SECTION, devicePreference } from './config';
+import { CONFIG_SECTION, devicePreference, precisionPreference } from './config';
 import { stageLabel } from './editor/edit-run-backend';
 import type { SidecarClient } from './sidecar/sidecar-client';
 
@@ -101,6 +101,7 @@ function batchSettings(folder: vscode.Uri): Omit<BatchOptions, 'folder'> {
   }
   return {
     device: devicePreference(),
+    precision: precisionPreference(),
     ...(model ? { model } : {}),
     ...(clipModel ? { clipModel } : {}),
     ...(hubCacheDirectory ? { hubCacheDirectory } : {}),

@@ -1,7 +1,7 @@
 // Batch runs over a folder: what the engine found (the plan), what it reports while running, and the report it leaves
 // in the folder. Shared by the sidecar (RPC and CLI) and the extension; types only, no Node- or DOM-only code.
 import type { EditParameters } from './edit-parameters';
-import type { DevicePreference, EditProgress } from './protocol';
+import type { DevicePreference, EditProgress, PrecisionPreference } from './protocol';
 
 /** The report's file names in the batch folder (`.md` for people, `.json` for programs). */
 export const BATCH_REPORT_NAME = 'clipdrag-batch-report';
@@ -23,6 +23,8 @@ export interface BatchOptions {
   model?: string;
   clipModel?: string;
   device?: DevicePreference;
+  /** Model precision (default auto, which is fp32). */
+  precision?: PrecisionPreference;
   /** Hugging Face cache folder; default the standard one. */
   hubCacheDirectory?: string;
   /** Parameters for DragBench samples, which carry none of their own (saved specs keep theirs). */

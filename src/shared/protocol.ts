@@ -18,6 +18,19 @@ export function isDevicePreference(value: unknown): value is DevicePreference {
   return typeof value === 'string' && (DEVICE_PREFERENCES as readonly string[]).includes(value);
 }
 
+/**
+ * Numeric precision of the models as the user sets it (`clipdrag.precision`): `fp16` computes in half
+ * precision with float32 where numerics need it (less GPU memory); `auto` is currently fp32 on every device.
+ */
+export const PRECISION_PREFERENCES = ['auto', 'fp32', 'fp16'] as const;
+export type PrecisionPreference = (typeof PRECISION_PREFERENCES)[number];
+/** The precision an edit runs in. */
+export type Precision = Exclude<PrecisionPreference, 'auto'>;
+
+export function isPrecisionPreference(value: unknown): value is PrecisionPreference {
+  return typeof value === 'string' && (PRECISION_PREFERENCES as readonly string[]).includes(value);
+}
+
 /** One execution provider that onnxruntime-node offers on this machine, and whether it can run. */
 export interface ExecutionProviderReport {
   /** onnxruntime's name for it: cpu, cuda, webgpu, dml, coreml, tensorrt, ... */
@@ -104,6 +117,8 @@ export interface EditSettings {
   clipModel?: string;
   /** Execution provider preference (default: the one given at `initialize`). */
   device?: DevicePreference;
+  /** Model precision (default `auto`). */
+  precision?: PrecisionPreference;
   /** Hugging Face cache folder (the `hub` folder); default the standard one. */
   hubCacheDirectory?: string;
 }

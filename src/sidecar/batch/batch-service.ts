@@ -42,6 +42,7 @@ export async function runPlannedBatch(planning: BatchPlanning, options: BatchOpt
       spec: item.spec,
       settings: {
         device,
+        ...(options.precision ? { precision: options.precision } : {}),
         ...(options.model ? { model: options.model } : {}),
         ...(options.clipModel ? { clipModel: options.clipModel } : {}),
         ...(options.hubCacheDirectory ? { hubCacheDirectory: options.hubCacheDirectory } : {}),

@@ -3,6 +3,7 @@
 // running it and from each existing recipe, and skips items whose hash matches a result that is still there.
 import { createHash } from 'node:crypto';
 import type { ResolvedEditSpec } from '../../shared/edit-spec';
+import type { Precision } from '../../shared/protocol';
 
 /** Working width of edits whose recipe does not record one: the reference's 512. */
 const DEFAULT_WORKING_WIDTH = 512;
@@ -20,6 +21,8 @@ export interface RunIdentity {
   /** CLIP model id, or null when the edit does not use CLIP (drag mode, empty prompts). */
   clipModel: string | null;
   workingWidth: number;
+  /** The models' precision; absent means fp32 (recipes before the choice existed). */
+  precision?: Precision;
 }
 
 /** The hash of a run identity (hex sha256 of its canonical JSON). */
@@ -38,6 +41,8 @@ export function runFingerprint(identity: RunIdentity): string {
     model: identity.model,
     clipModel: identity.clipModel,
     workingWidth: identity.workingWidth,
+    // Only fp16 enters the hash, so fp32 runs keep the fingerprints they had before precision was recorded.
+    ...(identity.precision === 'fp16' ? { precision: 'fp16' } : {}),
   });
   return createHash('sha256').update(text).digest('hex');
 }
@@ -59,7 +64,8 @@ export function recipeRunIdentity(recipe: unknown): RunIdentity | undefined {
   const workingWidth = typeof pipeline.workingWidth === 'number' ? pipeline.workingWidth : DEFAULT_WORKING_WIDTH;
   // The pipeline records no CLIP model when the CLIP term was off, so the recorded absence is the identity.
   const usedClip = pipeline.guidanceText !== null && typeof clip === 'string';
-  return { sourceSha256, spec: recipe.spec as unknown as ResolvedEditSpec, model, clipModel: usedClip ? (clip as string) : null, workingWidth };
+  const precision = pipeline.precision === 'fp16' ? ('fp16' as const) : ('fp32' as const);
+  return { sourceSha256, spec: recipe.spec as unknown as ResolvedEditSpec, model, clipModel: usedClip ? (clip as string) : null, workingWidth, precision };
 }
 
 /** JSON with object keys sorted at every level (arrays keep their order), so equal values give equal text. */

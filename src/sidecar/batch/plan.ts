@@ -15,6 +15,7 @@ import { guidanceTextOf } from '../pipeline/edit';
 import { discoverBatchItems, type DiscoveredItem } from './discovery';
 import { dragBenchSpec, readDragBenchMeta } from './dragbench';
 import { DEFAULT_STAGE_RATES, estimateItemSeconds, ratesFromRecipes } from './estimate';
+import { resolvePrecision } from '../pipeline/precision';
 import { runFingerprint } from './fingerprint';
 import { PreviousResults } from './previous-results';
 
@@ -165,6 +166,7 @@ async function loadItem(root: string, found: DiscoveredItem, options: BatchOptio
     model,
     clipModel,
     workingWidth: options.workingWidth ?? DEFAULT_BATCH_WORKING_WIDTH,
+    precision: resolvePrecision(options.precision, options.device ?? 'auto'),
   });
   return { imagePath, specPath, spec, fingerprint, model, targets: spec.points.map((pair) => pair.target) };
 }

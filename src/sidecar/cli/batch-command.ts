@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import { formatDuration, type BatchOptions, type BatchPlan, type BatchProgress, type BatchReport } from '../../shared/batch';
 import { EDIT_PARAMETER_DEFINITIONS, EDIT_PARAMETER_NAMES, type EditParameterName, type EditParameters } from '../../shared/edit-parameters';
-import { isDevicePreference } from '../../shared/protocol';
+import { isDevicePreference, isPrecisionPreference } from '../../shared/protocol';
 import { runPlannedBatch, type BatchEnvironment } from '../batch/batch-service';
 import { BatchFolderError, planBatch } from '../batch/plan';
 import { parseModelSource } from '../hub';
@@ -17,6 +17,7 @@ export const BATCH_USAGE = `clipdrag batch <folder> [options]
   --model <repo|dir>     Stable Diffusion 1.5 weights for specs that name none
   --clip <repo|dir>      CLIP ViT-B/16 weights for specs that name none
   --device <ep>          auto, cpu, cuda, webgpu, dml or coreml
+  --precision <p>        auto (fp32), fp32 or fp16 (half precision: less GPU memory)
   --param name=value     a parameter for DragBench samples (repeatable), e.g. --param dragSteps=40
   --working-width N      width images are edited at (default 512)
   --force                run every item again, even when a matching result exists
@@ -29,7 +30,7 @@ export interface BatchCommandOptions {
   json: boolean;
 }
 
-const VALUE_FLAGS = ['--model', '--clip', '--device', '--param', '--working-width'] as const;
+const VALUE_FLAGS = ['--model', '--clip', '--device', '--precision', '--param', '--working-width'] as const;
 
 export function parseBatchOptions(args: readonly string[], cwd = process.cwd()): BatchCommandOptions {
   let folder: string | undefined;
@@ -56,6 +57,11 @@ export function parseBatchOptions(args: readonly string[], cwd = process.cwd()):
   if (device !== undefined) {
     if (!isDevicePreference(device)) throw new UsageError(`batch: --device must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(device)})`);
     batch.device = device;
+  }
+  const precision = values.get('--precision');
+  if (precision !== undefined) {
+    if (!isPrecisionPreference(precision)) throw new UsageError(`batch: --precision must be one of auto, fp32, fp16 (got ${JSON.stringify(precision)})`);
+    batch.precision = precision;
   }
   const model = values.get('--model');
   if (model !== undefined) batch.model = normaliseModelId(model, cwd);

@@ -3,7 +3,7 @@
 // to stdout (with --json: one JSON object). Ctrl-C cancels (nothing is written).
 import * as path from 'node:path';
 import { encodeMaskRle, type EditMode, type EditSpec, type PointPair } from '../../shared/edit-spec';
-import { isDevicePreference, type DevicePreference, type EditProgress } from '../../shared/protocol';
+import { isDevicePreference, isPrecisionPreference, type DevicePreference, type EditProgress, type PrecisionPreference } from '../../shared/protocol';
 import { readImageInfo, readMaskPng } from '../io/image';
 import { readEditSpecFile } from '../io/spec-file';
 import { isEditCancelled } from '../pipeline/cancellation';
@@ -20,6 +20,7 @@ export const EDIT_USAGE = `clipdrag edit <image> [--spec <file> | --points hx,hy
   --model <repo|dir>     Stable Diffusion 1.5 weights (hub id or folder)
   --clip <repo|dir>      CLIP ViT-B/16 weights
   --device <ep>          auto, cpu, cuda, webgpu, dml or coreml
+  --precision <p>        auto (fp32), fp32 or fp16 (half precision: less GPU memory)
   --seed N  --lora-steps N  --max-iters N  --working-width N
   --out <file.png>       write the result here (recipe beside it) instead of <name>.clipdrag.png
   --json                 print one JSON object with the result instead of the paths`;
@@ -35,6 +36,7 @@ export interface EditCommandOptions {
   model?: string;
   clip?: string;
   device?: DevicePreference;
+  precision?: PrecisionPreference;
   seed?: number;
   loraSteps?: number;
   maxIters?: number;
@@ -43,7 +45,7 @@ export interface EditCommandOptions {
   json: boolean;
 }
 
-const VALUE_FLAGS = ['--spec', '--points', '--prompt', '--edit-prompt', '--mask', '--mode', '--model', '--clip', '--device', '--seed', '--lora-steps', '--max-iters', '--working-width', '--out'] as const;
+const VALUE_FLAGS = ['--spec', '--points', '--prompt', '--edit-prompt', '--mask', '--mode', '--model', '--clip', '--device', '--precision', '--seed', '--lora-steps', '--max-iters', '--working-width', '--out'] as const;
 
 export function parseEditOptions(args: readonly string[]): EditCommandOptions {
   let image: string | undefined;
@@ -73,6 +75,8 @@ export function parseEditOptions(args: readonly string[]): EditCommandOptions {
   if (mode !== undefined && mode !== 'drag' && mode !== 'clipdrag') throw new UsageError(`edit: --mode must be drag or clipdrag (got ${JSON.stringify(mode)})`);
   const device = values.get('--device');
   if (device !== undefined && !isDevicePreference(device)) throw new UsageError(`edit: --device must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(device)})`);
+  const precision = values.get('--precision');
+  if (precision !== undefined && !isPrecisionPreference(precision)) throw new UsageError(`edit: --precision must be one of auto, fp32, fp16 (got ${JSON.stringify(precision)})`);
   const points = values.has('--points') ? parsePoints(values.get('--points')!) : undefined;
   if (values.has('--spec') === false && points !== undefined && !values.has('--prompt')) {
     throw new UsageError('edit: --points needs --prompt (what the image shows; it may be "")');
@@ -88,6 +92,7 @@ export function parseEditOptions(args: readonly string[]): EditCommandOptions {
   if (text('--model') !== undefined) options.model = text('--model')!;
   if (text('--clip') !== undefined) options.clip = text('--clip')!;
   if (device) options.device = device;
+  if (precision) options.precision = precision;
   const seed = integer('--seed', 0);
   if (seed !== undefined) options.seed = seed;
   const loraSteps = integer('--lora-steps', 0);
@@ -173,7 +178,7 @@ export async function runEdit(options: EditCommandOptions, io: CliIo, extra: Par
         imagePath,
         spec,
         ...(specPath ? { specPath } : {}),
-        settings: { ...(options.device ? { device: options.device } : {}) },
+        settings: { ...(options.device ? { device: options.device } : {}), ...(options.precision ? { precision: options.precision } : {}) },
         ...(options.out !== undefined ? { outPath: options.out } : {}),
         ...(options.workingWidth !== undefined ? { workingWidth: options.workingWidth } : {}),
       },

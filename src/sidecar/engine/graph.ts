@@ -9,6 +9,7 @@
 import { BYTES_PER_ELEMENT, type DType, type TypedArray } from './dtype';
 import { formatShape, numel, type Shape } from './shape';
 import { getOp } from './op';
+import { float32ToFloat16Bits } from '../models/checkpoint/float16';
 
 /** Attribute values of an IR node: plain data, typed for ONNX by each op's definition. */
 export type AttrValue = number | string | boolean | readonly number[] | readonly string[];
@@ -231,7 +232,14 @@ export class Graph {
   }
 }
 
+/**
+ * `data` as the typed array of `dtype`. Numbers (and a Float32Array given for a float16 constant) are
+ * converted; float16 is rounded to nearest even and stored as its bit patterns.
+ */
 export function toTypedArray(data: TypedArray | readonly number[], dtype: DType): TypedArray {
+  if (dtype === 'float16' && (Array.isArray(data) || data instanceof Float32Array || data instanceof Float64Array)) {
+    return float32ToFloat16Bits(Float32Array.from(data as ArrayLike<number>));
+  }
   if (!Array.isArray(data)) return data as TypedArray;
   const values = data as readonly number[];
   switch (dtype) {
@@ -247,6 +255,6 @@ export function toTypedArray(data: TypedArray | readonly number[], dtype: DType)
     case 'uint8':
       return Uint8Array.from(values);
     case 'float16':
-      throw new GraphBuildError('float16 constants must be given as raw Uint16Array bits');
+      throw new GraphBuildError('unreachable: float16 numbers are converted above');
   }
 }

@@ -2,8 +2,11 @@
  * Binds checkpoint tensors into engine graphs by their checkpoint key names, in place.
  *
  * A weight is referenced by file, byte offset and length (ONNX external data), so a multi-GB checkpoint
- * is never copied or read into memory to build a graph. Half-precision tensors are bound as float16 and
- * cast to float32 right after (onnxruntime folds a Cast of an initializer when the session loads).
+ * is never copied or read into memory to build a graph. Every weight enters the graph in the binder's
+ * compute dtype (`dtype`): with float32, half-precision tensors are bound as float16 and cast to float32
+ * right after (onnxruntime folds a Cast of an initializer when the session loads); with float16, F16
+ * tensors are used as they are and F32 ones are cast down (the pipeline avoids that Cast by binding a
+ * float16 copy of an fp32 checkpoint, see `half-precision-copy.ts`).
  *
  * Model code binds weights relative to the current module path:
  *
@@ -29,8 +32,13 @@ export class CheckpointKeyError extends Error {
 /** Binds a weight named relative to the graph's current module path; `shape` is checked when given. */
 export type ScopedWeights = (name: string, shape?: Shape) => Value;
 
+/** The dtypes a model can compute in. */
+export type ComputeDType = 'float32' | 'float16';
+
 /** Where a model's weights come from while it is built: a checkpoint, or a recorder of what is needed. */
 export interface WeightBinder {
+  /** The dtype every bound weight has in the graph, and so the dtype the model computes in. */
+  readonly dtype: ComputeDType;
   scoped(graph: Graph): ScopedWeights;
   /** Throws when the model built into `graph` left weights of this source unused. */
   assertAllBound(graph: Graph): void;
@@ -55,10 +63,14 @@ export class CheckpointWeights implements WeightBinder {
     /** The safetensors files, in the order given (a sharded checkpoint has several). */
     readonly files: readonly string[],
     private readonly tensors: ReadonlyMap<string, StoredTensor>,
+    readonly dtype: ComputeDType,
   ) {}
 
-  /** Reads the headers of one or more safetensors files (no tensor data is read). */
-  static async open(files: string | readonly string[]): Promise<CheckpointWeights> {
+  /**
+   * Reads the headers of one or more safetensors files (no tensor data is read). `dtype` is the compute
+   * dtype weights are bound in (default float32).
+   */
+  static async open(files: string | readonly string[], options: { readonly dtype?: ComputeDType } = {}): Promise<CheckpointWeights> {
     const list = typeof files === 'string' ? [files] : [...files];
     const tensors = new Map<string, StoredTensor>();
     for (const file of list) {
@@ -73,7 +85,12 @@ export class CheckpointWeights implements WeightBinder {
         await opened.close();
       }
     }
-    return new CheckpointWeights(list, tensors);
+    return new CheckpointWeights(list, tensors, options.dtype ?? 'float32');
+  }
+
+  /** The same checkpoint, binding its weights in another compute dtype. */
+  withDtype(dtype: ComputeDType): CheckpointWeights {
+    return dtype === this.dtype ? this : new CheckpointWeights(this.files, this.tensors, dtype);
   }
 
   /** A readable name for error messages: the file, or the first file and how many more. */
@@ -94,7 +111,7 @@ export class CheckpointWeights implements WeightBinder {
   }
 
   /**
-   * Binds the tensor `key` into `graph` as float32 (once per graph; later calls return the same value).
+   * Binds the tensor `key` into `graph` in the compute dtype (once per graph; later calls return the same value).
    * Throws naming the file and key when the key is missing or its shape is not `shape`.
    */
   bind(graph: Graph, key: string, shape?: Shape): Value {
@@ -113,7 +130,7 @@ export class CheckpointWeights implements WeightBinder {
       throw new CheckpointKeyError(`${file}: tensor ${key} is ${info.dtype}; only F32, F16 and F64 weights can be used`);
     }
     const stored = graph.weight(key, dtype, info.shape, { kind: 'external', file, offset: info.byteOffset, length: info.byteLength });
-    const value = dtype === 'float32' ? stored : cast(stored, 'float32');
+    const value = cast(stored, this.dtype);
     perGraph.set(key, value);
     return value;
   }
@@ -180,6 +197,9 @@ export class RecordingWeights implements WeightBinder {
   readonly specs: WeightSpec[] = [];
   private readonly bound = new WeakMap<Graph, Map<string, Value>>();
 
+  /** `dtype`: the dtype of the weight inputs (and so of the model's computation). */
+  constructor(readonly dtype: ComputeDType = 'float32') {}
+
   scoped(graph: Graph): ScopedWeights {
     return (name, shape) => {
       const prefix = graph.currentScope;
@@ -194,7 +214,7 @@ export class RecordingWeights implements WeightBinder {
         }
         return known;
       }
-      const value = graph.input(key, 'float32', shape);
+      const value = graph.input(key, this.dtype, shape);
       perGraph.set(key, value);
       this.specs.push({ key, shape: [...shape] });
       return value;

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { inversionStepCount } from '../../shared/edit-parameters';
 import type { EditSpec, ImagePoint } from '../../shared/edit-spec';
-import type { EditOverrides, EditProgress, EditRunResult, EditSettings } from '../../shared/protocol';
+import type { EditOverrides, EditProgress, EditRunResult, EditSettings, Precision } from '../../shared/protocol';
 import { RECIPE_VERSION, type Recipe, type RecipeStageTiming } from '../../shared/recipe';
 import { Engine } from '../engine/runtime/engine';
 import { onnxruntimeVersion } from '../engine/runtime/providers';
@@ -47,6 +47,7 @@ import { trainLora, type LoraTrainingSettings } from './lora';
 import { cachedLora, loraCacheKey } from './lora-cache';
 import type { LoraWeights } from './lora-weights';
 import { openPipelineModels, type PipelineModels } from './models';
+import { resolvePrecision } from './precision';
 import { previewPng } from './preview';
 import { encodeGuidanceText, encodePrompt, type EncodedPrompt } from './text-conditioning';
 import { UNetRunner } from './unet-runner';
@@ -108,6 +109,8 @@ export interface RecipePipelineSettings {
   /** CLIP's guidance text (the edit prompt, else the prompt), or null when the CLIP term was off. */
   guidanceText: string | null;
   rematerialize: boolean;
+  /** The models' precision (fp16: half-precision compute with float32 islands, see docs/models.md). */
+  precision: Precision;
 }
 
 export type PipelineRecipe = Recipe & { pipeline: RecipePipelineSettings };
@@ -148,6 +151,7 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
   const workingWidth = request.workingWidth ?? DEFAULT_WORKING_WIDTH;
   const rematerialize = request.rematerialize ?? false;
   const device = request.settings?.device ?? 'auto';
+  const precision = resolvePrecision(request.settings?.precision, device);
   const cacheDir = request.cacheDir ?? defaultPipelineCacheDir();
   const sdId = spec.model ?? request.settings?.model ?? DEFAULT_MODELS.stableDiffusion;
   const clipId = guidanceText === null ? null : (spec.clipModel ?? request.settings?.clipModel ?? DEFAULT_MODELS.clip);
@@ -160,13 +164,13 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
   const engine = shared?.engine ?? request.engine ?? new Engine({ cacheDir: path.join(cacheDir, 'sessions') });
   const session = new GraphSession(engine, { device, ...(signal ? { signal } : {}), ...(shared ? { cache: shared.graphs } : {}) });
   try {
-    const prepared = await timed('load', () => prepare(session, request, input, { sdId, clipId, guidanceText }, progress, signal));
+    const prepared = await timed('load', () => prepare(session, request, input, { sdId, clipId, guidanceText, precision, cacheDir }, progress, signal));
     const { models } = prepared;
     const geometry = workingGeometry(input, workingWidth, vaeScaleFactor(models.vae.config));
     const schedule = createDdimSchedule(SD15_DRAG_SCHEDULER_CONFIG, p.inferenceSteps);
     const plan = inversionPlan(schedule, inversionStepCount(p));
 
-    const { lora, fromCache } = await timed('lora', () => fineTune(session, models, prepared, geometry, input, cacheDir, progress, signal, notes));
+    const { lora, fromCache } = await timed('lora', () => fineTune(session, models, prepared, geometry, input, { cacheDir, precision }, progress, signal, notes));
 
     progress.start('encode', 1);
     const zEncoded = await timed('encode', () => encodeLatent(session, models, geometry));
@@ -239,6 +243,7 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
         tStar: plan.tStar,
         guidanceText,
         rematerialize,
+        precision,
       },
     };
     const written = await writeResult(input, result, draft, request.outPath);
@@ -270,7 +275,7 @@ async function prepare(
   session: GraphSession,
   request: EditRequest,
   input: EditInput,
-  ids: { sdId: string; clipId: string | null; guidanceText: string | null },
+  ids: { sdId: string; clipId: string | null; guidanceText: string | null; precision: Precision; cacheDir: string },
   progress: EditProgressReporter,
   signal: AbortSignal | undefined,
 ): Promise<Prepared> {
@@ -293,11 +298,14 @@ async function prepare(
       stableDiffusionFolder: resolved.stableDiffusion.resolved.folder,
       ...(resolved.clip ? { clipFolder: resolved.clip.resolved.folder } : {}),
       ...(request.tokenizerFolder ? { tokenizerFolder: request.tokenizerFolder } : {}),
+      precision: ids.precision,
+      cacheDir: ids.cacheDir,
+      onConvert: (file) => progress.note('load', `writing a float16 copy of ${path.basename(file)} (once per checkpoint)`),
     });
     return { resolved, models };
   };
   // A session resolves and opens the same models once for all its edits.
-  const modelsKey = JSON.stringify([ids.sdId, ids.clipId, request.hub ?? null, hubCache ?? null, request.modelBaseDir ?? process.cwd(), request.tokenizerFolder ?? null]);
+  const modelsKey = JSON.stringify([ids.sdId, ids.clipId, request.hub ?? null, hubCache ?? null, request.modelBaseDir ?? process.cwd(), request.tokenizerFolder ?? null, ids.precision]);
   const { resolved, models } = await (request.session ? request.session.reuse(`models:${modelsKey}`, open) : open());
   progress.step('load', 2, 3);
   const prompt = await encodePrompt(session, models.textEncoder, models.tokenizer, input.spec.prompt);
@@ -312,7 +320,7 @@ async function fineTune(
   prepared: Prepared,
   geometry: WorkingGeometry,
   input: EditInput,
-  cacheDir: string,
+  { cacheDir, precision }: { cacheDir: string; precision: Precision },
   progress: EditProgressReporter,
   signal: AbortSignal | undefined,
   notes: string[],
@@ -337,7 +345,8 @@ async function fineTune(
     imageSha256,
     prompt: input.spec.prompt,
     model: modelIdentity(prepared.stableDiffusion),
-    settings: { rank, steps, learningRate, batchSize, seed, cropSize, weightDecay },
+    // fp32 keys stay as they were, so LoRAs cached before precision existed are still found.
+    settings: { rank, steps, learningRate, batchSize, seed, cropSize, weightDecay, ...(precision === 'fp16' ? { precision } : {}) },
   });
   progress.start('lora', settings.steps);
   const cached = await cachedLora(

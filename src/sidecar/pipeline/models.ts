@@ -12,7 +12,10 @@ import { ClipTokenizer } from '../models/tokenizer';
 import { planUNet } from '../models/unet/plan';
 import type { UNetModel } from '../models/unet/unet';
 import type { VaeModel } from '../models/vae';
+import type { Precision } from '../../shared/protocol';
+import { halfPrecisionCopy } from '../models/checkpoint/half-precision-copy';
 import { CheckpointWeights } from '../models/weights';
+import { computeDtype } from './precision';
 
 export interface TextEncoderModel {
   readonly config: ClipTextConfig;
@@ -41,6 +44,12 @@ export interface OpenModelsRequest {
    * (checked in that order: the SD folder's `tokenizer/`, the CLIP folder, this folder).
    */
   readonly tokenizerFolder?: string;
+  /** Default fp32. fp16 needs `cacheDir`. */
+  readonly precision?: Precision;
+  /** The pipeline cache folder; fp16 keeps float16 copies of fp32 checkpoints under it. */
+  readonly cacheDir?: string;
+  /** Called before an fp32 checkpoint is converted (once per file and version). */
+  readonly onConvert?: (file: string) => void;
 }
 
 async function hasBpeFiles(dir: string): Promise<boolean> {
@@ -52,17 +61,32 @@ async function hasBpeFiles(dir: string): Promise<boolean> {
   }
 }
 
+/** Opens a checkpoint for the precision: fp16 binds float16 weights, from a cached F16 copy of F32 files. */
+async function openWeights(files: string | readonly string[], request: OpenModelsRequest): Promise<CheckpointWeights> {
+  const list = typeof files === 'string' ? [files] : files;
+  if ((request.precision ?? 'fp32') === 'fp32') return CheckpointWeights.open(list);
+  if (request.cacheDir === undefined) throw new Error('fp16 models need a cache folder for the float16 copies of fp32 checkpoints');
+  const dir = halfPrecisionCacheDir(request.cacheDir);
+  const converted = await Promise.all(list.map((file) => halfPrecisionCopy(file, dir, request.onConvert)));
+  return CheckpointWeights.open(converted, { dtype: computeDtype('fp16') });
+}
+
+/** Where the float16 copies of fp32 checkpoints are kept. */
+export function halfPrecisionCacheDir(cacheDir: string): string {
+  return path.join(cacheDir, 'fp16-weights');
+}
+
 export async function openPipelineModels(request: OpenModelsRequest): Promise<PipelineModels> {
   const stableDiffusion = await loadStableDiffusionModel(request.stableDiffusionFolder);
   const { layout } = stableDiffusion;
-  const unet: UNetModel = { plan: planUNet(stableDiffusion.unet), weights: await CheckpointWeights.open(layout.unet.weightsPath) };
-  const vae: VaeModel = { config: stableDiffusion.vae, weights: await CheckpointWeights.open(layout.vae.weightsPath) };
-  const textEncoder: TextEncoderModel = { config: stableDiffusion.textEncoder, weights: await CheckpointWeights.open(layout.textEncoder.weightsPath) };
+  const unet: UNetModel = { plan: planUNet(stableDiffusion.unet), weights: await openWeights(layout.unet.weightsPath, request) };
+  const vae: VaeModel = { config: stableDiffusion.vae, weights: await openWeights(layout.vae.weightsPath, request) };
+  const textEncoder: TextEncoderModel = { config: stableDiffusion.textEncoder, weights: await openWeights(layout.textEncoder.weightsPath, request) };
 
   let clip: ClipModelWeights | null = null;
   if (request.clipFolder !== undefined) {
     const loaded = await loadClipModel(request.clipFolder);
-    clip = { config: loaded.config, weights: await CheckpointWeights.open(loaded.layout.weightsPath) };
+    clip = { config: loaded.config, weights: await openWeights(loaded.layout.weightsPath, request) };
   }
 
   const candidates = [layout.tokenizer?.dir, request.clipFolder, request.tokenizerFolder].filter((d): d is string => d !== undefined);

@@ -47,7 +47,8 @@ export async function editRequestFromRecipe(recipePath: string): Promise<EditReq
   return {
     imagePath,
     spec,
-    settings: { device: recipe.device?.preference ?? 'auto' },
+    // Recipes written before the precision choice existed ran in fp32.
+    settings: { device: recipe.device?.preference ?? 'auto', precision: pipeline?.precision ?? 'fp32' },
     ...(pipeline ? { workingWidth: pipeline.workingWidth, tracking: pipeline.tracking, rematerialize: pipeline.rematerialize } : {}),
   };
 }

@@ -3,7 +3,7 @@
 // answers with the report, whose state says `cancelled`). One batch runs at a time; a second one waits.
 import { ErrorCodes, ResponseError, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
 import type { BatchOptions, BatchPlan, BatchReport } from '../../shared/batch';
-import { BatchPlanRequestType, BatchProgressType, BatchRunRequestType, isDevicePreference, type BatchRunParams, type DevicePreference } from '../../shared/protocol';
+import { BatchPlanRequestType, BatchProgressType, BatchRunRequestType, isDevicePreference, isPrecisionPreference, type BatchRunParams, type DevicePreference } from '../../shared/protocol';
 import { runPlannedBatch, type BatchEnvironment } from '../batch/batch-service';
 import { BatchFolderError, planBatch } from '../batch/plan';
 import type { Logger } from '../log';
@@ -23,6 +23,7 @@ export function checkBatchParams(params: BatchRunParams | undefined, method: str
   };
   if (!params || typeof params.folder !== 'string' || params.folder.length === 0) return fail('folder must be the absolute path of the folder to run');
   if (params.device !== undefined && !isDevicePreference(params.device)) fail(`device must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(params.device)})`);
+  if (params.precision !== undefined && !isPrecisionPreference(params.precision)) fail(`precision must be one of auto, fp32, fp16 (got ${JSON.stringify(params.precision)})`);
   for (const key of ['model', 'clipModel', 'hubCacheDirectory'] as const) {
     if (params[key] !== undefined && typeof params[key] !== 'string') fail(`${key} must be a string`);
   }

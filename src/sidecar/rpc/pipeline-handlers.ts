@@ -8,6 +8,7 @@ import {
   ModelsEnsureRequestType,
   ModelsProgressType,
   isDevicePreference,
+  isPrecisionPreference,
   type DevicePreference,
   type EditRunParams,
   type EditRunResult,
@@ -54,6 +55,10 @@ function checkEditParams(params: EditRunParams | undefined): asserts params is E
   const device = params.settings?.device;
   if (device !== undefined && !isDevicePreference(device)) {
     throw new ResponseError(ErrorCodes.InvalidParams, `edit/run: settings.device must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(device)})`);
+  }
+  const precision = params.settings?.precision;
+  if (precision !== undefined && !isPrecisionPreference(precision)) {
+    throw new ResponseError(ErrorCodes.InvalidParams, `edit/run: settings.precision must be one of auto, fp32, fp16 (got ${JSON.stringify(precision)})`);
   }
   if (params.workingWidth !== undefined && (!Number.isInteger(params.workingWidth) || params.workingWidth < 8 || params.workingWidth % 8 !== 0)) {
     throw new ResponseError(ErrorCodes.InvalidParams, `edit/run: workingWidth must be a positive multiple of 8 (got ${JSON.stringify(params.workingWidth)})`);

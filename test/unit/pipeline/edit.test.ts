@@ -126,6 +126,30 @@ describe('edit pipeline (tiny models, CPU)', () => {
     assert.equal(recipe.pipeline.tracking, 'plain');
   });
 
+  it('runs in fp16: the edit completes, its recipe says fp16 and replays in fp16 to the same bytes', async () => {
+    const imagePath = await imageIn('fp16');
+    const cacheDir = path.join(dir, 'cache-fp16');
+    const fp16Spec = spec({}, { loraSteps: 1, dragSteps: 30, previewInterval: 0 });
+    const outcome = await edit(request(imagePath, { cacheDir, spec: fp16Spec, settings: { model: TINY_SD, clipModel: TINY_CLIP, device: 'cpu', precision: 'fp16' } }));
+    assert.equal(outcome.reachedTargets, true);
+    const [handle] = outcome.finalHandles;
+    assert.ok(Math.hypot(handle![0] - 40, handle![1] - 32) < 4, `final handle ${handle} is not within 2 px of the target`);
+    const recipe = JSON.parse(await fs.readFile(outcome.recipePath, 'utf8')) as PipelineRecipe;
+    assert.equal(recipe.pipeline.precision, 'fp16');
+    // The fp32 checkpoints were converted once into the cache (UNet, VAE, text encoder, CLIP).
+    assert.equal((await fs.readdir(path.join(cacheDir, 'fp16-weights'))).length, 4);
+
+    const replay = await editRequestFromRecipe(outcome.recipePath);
+    assert.equal(replay.settings?.precision, 'fp16');
+    const again = await edit({ ...replay, cacheDir, tokenizerFolder: tokenizer, engine, outPath: path.join(dir, 'fp16-replay.png') });
+    assert.deepEqual(await fs.readFile(again.imagePath), await fs.readFile(outcome.imagePath));
+
+    // The same edit in fp32 differs (the precision is not ignored), yet lands the handle as well.
+    const fp32 = await edit(request(imagePath, { cacheDir, spec: fp16Spec, outPath: path.join(dir, 'fp32.png') }));
+    assert.equal((JSON.parse(await fs.readFile(fp32.recipePath, 'utf8')) as PipelineRecipe).pipeline.precision, 'fp32');
+    assert.notDeepEqual(await fs.readFile(fp32.imagePath), await fs.readFile(outcome.imagePath));
+  });
+
   it('runs DragDiffusion mode with a mask (background term on, no CLIP model needed)', async () => {
     const imagePath = await imageIn('drag-mode');
     const mask = { width: SIZE, height: SIZE, rle: [SIZE * 16, SIZE * 32, SIZE * 16] };

@@ -8,6 +8,7 @@ import type { Value } from '../graph';
 import { defineOp } from '../op';
 import { formatShape, normalizeAxis, sameShape } from '../shape';
 import { requireFloat, requireSameDtype } from './checks';
+import { cast } from './convert';
 import { add, mul, sub } from './elementwise';
 import { reduceMean, reduceSum } from './reduce';
 import { reshape } from './shape-ops';
@@ -108,8 +109,26 @@ export function softmax(x: Value, axis = -1): Value {
   return x.graph.apply1('Softmax', [x], { axis: normalizeAxis(axis, x.rank) });
 }
 
-/** ONNX LayerNormalization over the axes from `axis` to the end (PyTorch's nn.LayerNorm for axis -1). */
+/**
+ * Runs a normalisation of a float16 tensor in float32 (cast in, normalise, cast out), as mixed-precision
+ * training does: the mean and variance of thousands of half-precision values lose too many bits (and the
+ * squares overflow past 256). Other dtypes run as they are.
+ */
+function inFloat32(x: Value, params: readonly (Value | null)[], run: (x: Value, params: (Value | null)[]) => Value): Value {
+  if (x.dtype !== 'float16') return run(x, [...params]);
+  const wide = run(
+    cast(x, 'float32'),
+    params.map((p) => (p ? cast(p, 'float32') : null)),
+  );
+  return cast(wide, 'float16');
+}
+
+/**
+ * ONNX LayerNormalization over the axes from `axis` to the end (PyTorch's nn.LayerNorm for axis -1).
+ * float16 input is normalised in float32.
+ */
 export function layerNorm(x: Value, weight: Value, bias: Value | null, eps: number, axis = -1): Value {
+  if (x.dtype === 'float16') return inFloat32(x, [weight, bias], (xf, [w, b]) => layerNorm(xf, w!, b ?? null, eps, axis));
   const a = normalizeAxis(axis, x.rank);
   return x.graph.apply1('LayerNormalization', bias ? [x, weight, bias] : [x, weight], { axis: a, epsilon: eps });
 }
@@ -122,8 +141,10 @@ export function instanceNorm(x: Value, scale: Value, bias: Value, eps: number): 
  * PyTorch's GroupNorm over [N, C, ...]: statistics per (sample, group of C/groups channels), then a
  * per-channel affine. Written as Reshape → InstanceNormalization (one "channel" per group) → Reshape →
  * Mul → Add, like PyTorch's ONNX export; ONNX's own GroupNormalization takes per-group scales instead.
+ * float16 input is normalised (and scaled) in float32.
  */
 export function groupNorm(x: Value, groups: number, weight: Value | null, bias: Value | null, eps: number): Value {
+  if (x.dtype === 'float16') return inFloat32(x, [weight, bias], (xf, [w, b]) => groupNorm(xf, groups, w ?? null, b ?? null, eps));
   const g = x.graph;
   const [n, c] = x.shape as [number, number];
   if (x.rank < 2 || c % groups !== 0) throw new Error(`groupNorm of ${x.name}: ${c} channels of ${formatShape(x.shape)} do not split into ${groups} groups`);

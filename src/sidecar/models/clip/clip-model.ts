@@ -1,7 +1,9 @@
 /**
- * transformers' CLIPModel: image and text embeddings in the shared projection space (not normalised).
+ * transformers' CLIPModel: image and text embeddings in the shared projection space (not normalised),
+ * float32 whatever the weights' dtype (the guidance loss and its normalisation run in float32).
  */
 import type { Graph, Value } from '../../engine/graph';
+import { cast } from '../../engine/ops';
 import type { ClipModelConfig } from '../config';
 import type { CheckpointWeights } from '../weights';
 import { clipLinear } from './encoder';
@@ -16,15 +18,16 @@ export interface ClipModelWeights {
 /** `get_image_features`: visual_projection(post_layernorm(CLS)) → [B, projection_dim]. */
 export function clipImageEmbeds(model: ClipModelWeights, pixelValues: Value): Value {
   const pooled = clipVisionTransformer(model.weights, model.config.visionConfig, pixelValues);
-  return clipLinear(model.weights.scoped(pixelValues.graph), 'visual_projection', pooled, model.config.projectionDim, false);
+  return cast(clipLinear(model.weights.scoped(pixelValues.graph), 'visual_projection', pooled, model.config.projectionDim, false), 'float32');
 }
 
 /** `get_text_features`: text_projection(final_layer_norm(h) at the EOS token) → [B, projection_dim]. */
 export function clipTextEmbeds(model: ClipModelWeights, ids: Value): Value {
   const graph = ids.graph;
   const hidden = clipTextTransformer(model.weights, model.config.textConfig, ids);
-  const pooled = graph.scope('text_model', () => pooledAtEos(graph, hidden, ids));
-  return clipLinear(model.weights.scoped(graph), 'text_projection', pooled, model.config.projectionDim, false);
+  // The transformer's output is float32; back to the weights' dtype for the projection (exact).
+  const pooled = graph.scope('text_model', () => pooledAtEos(graph, cast(hidden, model.weights.dtype), ids));
+  return cast(clipLinear(model.weights.scoped(graph), 'text_projection', pooled, model.config.projectionDim, false), 'float32');
 }
 
 /** Checkpoint prefixes each tower reads, for the "unused tensor" check of a built graph. */

@@ -43,14 +43,14 @@ export function clipLinear(w: ScopedWeights, name: string, x: Value, out: number
 }
 
 /**
- * An additive causal mask [L, L]: 0 where a query may see a key (key ≤ query), the float32 minimum
+ * An additive causal mask [L, L]: 0 where a query may see a key (key ≤ query), the dtype's minimum
  * elsewhere (as transformers does), so masked scores vanish after the softmax.
  */
-export function causalMask(graph: Graph, length: number): Value {
-  const lowest = -3.4028234663852886e38;
+export function causalMask(graph: Graph, length: number, dtype: 'float32' | 'float16' = 'float32'): Value {
+  const lowest = dtype === 'float16' ? -65504 : -3.4028234663852886e38;
   const data = new Float32Array(length * length);
   for (let q = 0; q < length; q++) for (let k = q + 1; k < length; k++) data[q * length + k] = lowest;
-  return graph.constant(data, [length, length]);
+  return graph.constant(data, [length, length], dtype);
 }
 
 /** CLIPAttention: q scaled by head_dim^-0.5, softmax(q kᵀ + mask) v per head, then out_proj. */

@@ -38,8 +38,9 @@ export function clipTextTransformer(weights: CheckpointWeights, config: ClipText
       );
       return add(tokens, positions);
     });
-    const hidden = clipEncoder(w, config, embedded, causalMask(graph, length));
-    return clipLayerNorm(w, 'final_layer_norm', hidden, config.layerNormEps);
+    const hidden = clipEncoder(w, config, embedded, causalMask(graph, length, weights.dtype));
+    // last_hidden_state leaves in float32 whatever the weights' dtype.
+    return cast(clipLayerNorm(w, 'final_layer_norm', hidden, config.layerNormEps), 'float32');
   });
 }
 

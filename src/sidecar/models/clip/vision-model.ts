@@ -3,14 +3,17 @@
  * `pre_layrnorm` (sic, the checkpoint's spelling), transformer, `post_layernorm` of the class token.
  */
 import type { Value } from '../../engine/graph';
-import { add, concat, conv2d, expand, reshape, slice, transpose } from '../../engine/ops';
+import { add, cast, concat, conv2d, expand, reshape, slice, transpose } from '../../engine/ops';
 import type { ClipVisionConfig } from '../config';
 import type { CheckpointWeights } from '../weights';
 import { clipEncoder, clipLayerNorm } from './encoder';
 
 export const CLIP_VISION_PREFIX = 'vision_model.';
 
-/** pixel_values [B, num_channels, image_size, image_size] → pooled output [B, hidden_size]. */
+/**
+ * pixel_values [B, num_channels, image_size, image_size] (float32) → pooled output [B, hidden_size], in
+ * the weights' dtype.
+ */
 export function clipVisionTransformer(weights: CheckpointWeights, config: ClipVisionConfig, pixelValues: Value): Value {
   const graph = pixelValues.graph;
   const { imageSize, patchSize, numChannels, hiddenSize: d } = config;
@@ -26,7 +29,7 @@ export function clipVisionTransformer(weights: CheckpointWeights, config: ClipVi
   return graph.scope('vision_model', () => {
     const embedded = graph.scope('embeddings', () => {
       const conv = graph.scope('patch_embedding', () =>
-        conv2d(pixelValues, w('weight', [d, numChannels, patchSize, patchSize]), undefined, { stride: patchSize, padding: 0 }),
+        conv2d(cast(pixelValues, weights.dtype), w('weight', [d, numChannels, patchSize, patchSize]), undefined, { stride: patchSize, padding: 0 }),
       );
       // [B, D, g, g] -> [B, g·g, D]: one token per patch, row-major over the grid.
       const tokens = transpose(reshape(conv, [b, d, patches]), [0, 2, 1]);

@@ -1,10 +1,10 @@
 /**
  * LoRA adapters as graph inputs: y = W x + b + scale · B (A x), with A [rank, in] and B [out, rank]
- * fed at run time. Training differentiates the graph w.r.t. these inputs; inference feeds a cached LoRA,
+ * fed at run time (float32 whatever the model's dtype). Training differentiates the graph w.r.t. these inputs; inference feeds a cached LoRA,
  * so one compiled graph serves every LoRA of the same rank.
  */
 import type { Graph, Value } from '../../engine/graph';
-import { add, linear, mul } from '../../engine/ops';
+import { add, cast, linear, mul } from '../../engine/ops';
 import type { ScopedWeights } from '../weights';
 
 export interface LoraOptions {
@@ -74,5 +74,6 @@ export function adaptableLinear(
   const y = linear(x, weight, bias ? scaled(w('bias', [outFeatures]), outputScale) : undefined);
   if (!lora) return y;
   const { down, up } = lora.create(inFeatures, outFeatures);
-  return add(y, linear(linear(x, down), scaled(up, lora.scale * outputScale)));
+  // The adapters are float32 inputs (trained in float32); a float16 model casts them to its dtype.
+  return add(y, linear(linear(x, cast(down, x.dtype)), scaled(cast(up, x.dtype), lora.scale * outputScale)));
 }

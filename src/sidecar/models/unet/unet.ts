@@ -6,7 +6,7 @@
  * and switch transformer blocks from a given execution index on to mutual self-attention.
  */
 import { Graph, type Value } from '../../engine/graph';
-import { groupNorm, mul, reshape, silu, sub } from '../../engine/ops';
+import { cast, groupNorm, mul, reshape, silu, sub } from '../../engine/ops';
 import { formatShape } from '../../engine/shape';
 import type { WeightBinder } from '../weights';
 import { DEFAULT_ATTENTION_CHUNK_BYTES } from './attention';
@@ -51,6 +51,7 @@ export interface UNetForwardOptions {
 }
 
 export interface UNetForward {
+  /** float32, whatever the weights' dtype (so are the features). */
   readonly eps: Value;
   /** Feature taps by name: feat_0_mid, feat_1_up0, … (see `featureNames`). */
   readonly features: Readonly<Record<string, Value>>;
@@ -89,11 +90,15 @@ export function unetForward(graph: Graph, model: UNetModel, inputs: UNetInputs, 
     throw new Error(`mutual self-attention needs a batch of [source, edited] pairs, got batch ${inputs.sample.shape[0]}`);
   }
   const w = model.weights.scoped(graph);
+  // The model computes in its weights' dtype; inputs and outputs stay float32 at its boundary.
+  const dtype = model.weights.dtype;
 
   const timeAct = graph.scope('time_embedding', () => {
+    // Sinusoids of timesteps up to 1000 need float32 arguments; the MLP runs in the model's dtype.
     const t = sinusoidalTimestepEmbedding(inputs.timestep, plan.timeChannels, config.flipSinToCos, config.freqShift);
-    return silu(timestepEmbeddingMlp(t, w, plan.timeEmbedDim));
+    return silu(timestepEmbeddingMlp(cast(t, dtype), w, plan.timeEmbedDim));
   });
+  const context = cast(inputs.encoderHiddenStates, dtype);
   const ctx: UNetBuildContext = {
     graph,
     w,
@@ -102,7 +107,7 @@ export function unetForward(graph: Graph, model: UNetModel, inputs: UNetInputs, 
     normEps: config.normEps,
     timeAct,
     encoderHiddenStates: {
-      value: reshape(inputs.encoderHiddenStates, [-1, inputs.encoderHiddenStates.shape[2]!]),
+      value: reshape(context, [-1, context.shape[2]!]),
       batch: inputs.encoderHiddenStates.shape[0]!,
       tokens: inputs.encoderHiddenStates.shape[1]!,
     },
@@ -112,16 +117,17 @@ export function unetForward(graph: Graph, model: UNetModel, inputs: UNetInputs, 
     counter: { next: 0 },
   };
 
-  let h = config.centerInputSample ? sub(mul(inputs.sample, 2), 1) : inputs.sample;
+  const sample = cast(inputs.sample, dtype);
+  let h = config.centerInputSample ? sub(mul(sample, 2), 1) : sample;
   h = conv(ctx, 'conv_in', h, config.blockOutChannels[0]!, config.convInKernel);
   const skips: Value[] = [h];
   plan.down.forEach((block, i) => (h = downBlock(ctx, h, block, i, skips)));
   h = midBlock(ctx, h);
   const names = featureNames(plan);
-  const features: Record<string, Value> = { [names[0]!]: h };
+  const features: Record<string, Value> = { [names[0]!]: cast(h, 'float32') };
   plan.up.forEach((block, i) => {
     h = upBlock(ctx, h, block, i, skips);
-    features[names[i + 1]!] = h;
+    features[names[i + 1]!] = cast(h, 'float32');
   });
 
   const c0 = config.blockOutChannels[0]!;
@@ -130,7 +136,7 @@ export function unetForward(graph: Graph, model: UNetModel, inputs: UNetInputs, 
   if (ctx.counter.next !== plan.transformerBlocks) {
     throw new Error(`built ${ctx.counter.next} transformer blocks, the plan has ${plan.transformerBlocks}`);
   }
-  return { eps, features, lora: ctx.lora?.adapters ?? [] };
+  return { eps: cast(eps, 'float32'), features, lora: ctx.lora?.adapters ?? [] };
 }
 
 export interface UNetGraphSpec {

@@ -7,7 +7,7 @@
  * the projections as 1×1 convolution kernels [C, C, 1, 1]. All of these bind to the same graph.
  */
 import type { Value } from '../../engine/graph';
-import { add, linear, matmul, mul, reshape, softmax, transpose } from '../../engine/ops';
+import { add, cast, linear, matmul, mul, reshape, softmax, transpose } from '../../engine/ops';
 import type { CheckpointWeights } from '../weights';
 import { norm, type VaeBlockContext } from './layers';
 
@@ -42,6 +42,16 @@ function projectionWeight(ctx: VaeAttentionContext, x: Value, c: number): Value 
   return isConvKernel ? reshape(weight, [c, c]) : weight;
 }
 
+/**
+ * softmax(q·kᵀ/√d). In float16 the scale is applied to q before the product (unscaled 512-wide dot
+ * products can pass half precision's 65504) and the softmax runs in float32.
+ */
+function attentionProbabilities(q: Value, kT: Value, d: number): Value {
+  const scale = 1 / Math.sqrt(d);
+  if (q.dtype !== 'float16') return softmax(mul(matmul(q, kT), scale), -1);
+  return cast(softmax(cast(matmul(mul(q, scale), kT), 'float32'), -1), 'float16');
+}
+
 /** Self-attention over the H·W positions of `x` [B, C, H, W], with `heads` heads; returns x + attention. */
 export function spatialSelfAttention(ctx: VaeAttentionContext, x: Value, heads: number): Value {
   const graph = x.graph;
@@ -65,12 +75,10 @@ export function spatialSelfAttention(ctx: VaeAttentionContext, x: Value, heads: 
   let attended: Value;
   if (heads === 1) {
     // The SD VAE's case: one head, no head split.
-    const scores = mul(matmul(q, transpose(k, [0, 2, 1])), 1 / Math.sqrt(d));
-    attended = matmul(softmax(scores, -1), v);
+    attended = matmul(attentionProbabilities(q, transpose(k, [0, 2, 1]), d), v);
   } else {
     const split = (t: Value): Value => transpose(reshape(t, [b, n, heads, d]), [0, 2, 1, 3]);
-    const scores = mul(matmul(split(q), transpose(reshape(k, [b, n, heads, d]), [0, 2, 3, 1])), 1 / Math.sqrt(d));
-    const perHead = matmul(softmax(scores, -1), split(v));
+    const perHead = matmul(attentionProbabilities(split(q), transpose(reshape(k, [b, n, heads, d]), [0, 2, 3, 1]), d), split(v));
     attended = reshape(transpose(perHead, [0, 2, 1, 3]), [b, n, c]);
   }
   const out = project('out', attended);

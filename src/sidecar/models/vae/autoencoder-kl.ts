@@ -9,7 +9,7 @@
  * - `vaeEncodeLatents` / `vaeDecodeImage` wrap both the way Stable Diffusion pipelines use them.
  */
 import type { Graph, Value } from '../../engine/graph';
-import { add, clip, div, mul, slice, sub } from '../../engine/ops';
+import { add, cast, clip, div, mul, slice, sub } from '../../engine/ops';
 import type { AutoencoderKLConfig } from '../config';
 import type { CheckpointWeights } from '../weights';
 import { spatialSelfAttention, type VaeAttentionContext } from './attention';
@@ -81,7 +81,7 @@ export function vaeEncode(model: VaeModel, image: Value): VaePosterior {
   }
   const channels = config.blockOutChannels;
   const moments = graph.scope('encoder', () => {
-    let h = conv(ctx, 'conv_in', image, channels[0]!, 3);
+    let h = conv(ctx, 'conv_in', cast(image, model.weights.dtype), channels[0]!, 3);
     graph.scope('down_blocks', () => {
       channels.forEach((out, i) =>
         graph.scope(i, () => {
@@ -96,7 +96,8 @@ export function vaeEncode(model: VaeModel, image: Value): VaePosterior {
     h = ctx.act(norm(ctx, 'conv_norm_out', h));
     return conv(ctx, 'conv_out', h, 2 * config.latentChannels, 3);
   });
-  const stats = config.useQuantConv ? conv(ctx, 'quant_conv', moments, 2 * config.latentChannels, 1) : moments;
+  // The posterior leaves in float32 whatever the weights' dtype (as the decoder's output does).
+  const stats = cast(config.useQuantConv ? conv(ctx, 'quant_conv', moments, 2 * config.latentChannels, 1) : moments, 'float32');
   const l = config.latentChannels;
   return graph.scope('latent_dist', () => ({
     mean: slice(stats, [0], [l], [1]),
@@ -112,7 +113,8 @@ export function vaeDecode(model: VaeModel, z: Value): Value {
   if (z.rank !== 4 || z.shape[1] !== config.latentChannels) {
     throw new Error(`VAE decode: expected a latent [B, ${config.latentChannels}, h, w], got [${z.shape.join(', ')}]`);
   }
-  const latent = config.usePostQuantConv ? conv(ctx, 'post_quant_conv', z, config.latentChannels, 1) : z;
+  const zIn = cast(z, model.weights.dtype);
+  const latent = config.usePostQuantConv ? conv(ctx, 'post_quant_conv', zIn, config.latentChannels, 1) : zIn;
   const reversed = [...config.blockOutChannels].reverse();
   return graph.scope('decoder', () => {
     let h = conv(ctx, 'conv_in', latent, reversed[0]!, 3);
@@ -128,7 +130,7 @@ export function vaeDecode(model: VaeModel, z: Value): Value {
       );
     });
     h = ctx.act(norm(ctx, 'conv_norm_out', h));
-    return conv(ctx, 'conv_out', h, config.outChannels, 3);
+    return cast(conv(ctx, 'conv_out', h, config.outChannels, 3), 'float32');
   });
 }
 

@@ -1,0 +1,18 @@
+/**
+ * The precision an edit runs in, from the user's preference.
+ *
+ * `auto` is fp32 on every device for now: fp16 is implemented and tested for its numerics on the CPU
+ * provider, but its memory and speed on GPU providers have not been measured yet (docs/gpu.md says how),
+ * so it stays opt-in. The CPU gains nothing from fp16 (onnxruntime's CPU kernels mostly convert to float32
+ * and back), so `auto` will stay fp32 there.
+ */
+import type { DevicePreference, Precision, PrecisionPreference } from '../../shared/protocol';
+import type { ComputeDType } from '../models/weights';
+
+export function resolvePrecision(preference: PrecisionPreference | undefined, _device: DevicePreference): Precision {
+  return preference === 'fp16' ? 'fp16' : 'fp32';
+}
+
+export function computeDtype(precision: Precision): ComputeDType {
+  return precision === 'fp16' ? 'float16' : 'float32';
+}
