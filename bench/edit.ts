@@ -13,7 +13,7 @@
  *    target on a fixed synthetic task (a bright blob moved 16 supervision pixels), with fast and with
  *    plain point tracking (no LoRA, cap 60).
  *
- *     npm run bench -- edit [--model DIR] [--clip DIR] [--size N] [--json]
+ *     npm run bench -- edit [--model DIR] [--clip DIR] [--size N] [--precision fp32|fp16] [--json]
  *
  * The peak RSS of each configuration is measured by the runner (one child process each).
  */
@@ -59,6 +59,8 @@ interface EditConfiguration extends Configuration {
   readonly size: number;
   /** The stages the `stages` configurations measure (`--stages`; default all). */
   readonly stages: readonly Stage[];
+  /** Model precision (`--precision`; default fp32). */
+  readonly precision: 'fp32' | 'fp16';
 }
 
 const STAGES = ['lora', 'inversion', 'denoise', 'clipdrag', 'drag'] as const;
@@ -86,7 +88,9 @@ export const benchmark: Benchmark<EditConfiguration> = {
     if (!Number.isInteger(size) || size < 64 || size % 8 !== 0) throw new Error(`--size must be a multiple of 8, at least 64 (got ${size})`);
     const stages = parseStages(flagText(flags, 'stages', STAGES.join(',')));
     const kinds: Kind[] = ['stages', 'stages-remat', 'clip-split', 'converge-fast', 'converge-plain'];
-    return kinds.map((kind) => ({ name: kind, kind, model, clip, size, stages }));
+    const precision = flagText(flags, 'precision', 'fp32');
+    if (precision !== 'fp32' && precision !== 'fp16') throw new Error(`--precision must be fp32 or fp16 (got ${precision})`);
+    return kinds.map((kind) => ({ name: kind, kind, model, clip, size, stages, precision }));
   },
   async measure(config, context) {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clipdrag-bench-edit-'));
@@ -95,7 +99,14 @@ export const benchmark: Benchmark<EditConfiguration> = {
     try {
       const tokenizerFolder = path.join(dir, 'tokenizer');
       await writeBpeFiles(tokenizerFolder, buildTinyBpeVocabulary([PROMPT, 'move the blob to the right']));
-      const models = await openPipelineModels({ stableDiffusionFolder: path.resolve(REPO, config.model), clipFolder: path.resolve(REPO, config.clip), tokenizerFolder });
+      const models = await openPipelineModels({
+        stableDiffusionFolder: path.resolve(REPO, config.model),
+        clipFolder: path.resolve(REPO, config.clip),
+        tokenizerFolder,
+        precision: config.precision,
+        // Kept between runs: converting SD-1.5's fp32 checkpoints takes a while.
+        cacheDir: path.join(os.tmpdir(), 'clipdrag-bench-cache'),
+      });
       if (config.kind === 'converge-fast' || config.kind === 'converge-plain') return await converge(config, engine, dir, tokenizerFolder);
       const setup = await setUp(session, models, config.size);
       if (config.kind === 'clip-split') return await clipSplit(session, setup, context);
@@ -296,7 +307,7 @@ async function converge(config: EditConfiguration, engine: Engine, dir: string, 
       points: [{ handle: [size / 4, size / 2], target: [size / 4 + 32, size / 2] }],
       parameters: { loraSteps: 0, dragSteps: 60, previewInterval: 0 },
     },
-    settings: { model: path.resolve(REPO, config.model), clipModel: path.resolve(REPO, config.clip), device: 'auto' },
+    settings: { model: path.resolve(REPO, config.model), clipModel: path.resolve(REPO, config.clip), device: 'auto', precision: config.precision },
     cacheDir: path.join(dir, 'cache'),
     tokenizerFolder,
     workingWidth: size,

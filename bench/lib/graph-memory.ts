@@ -1,0 +1,51 @@
+/**
+ * Static memory accounting of an engine graph with a backward pass appended by `vjp`: the bytes of the
+ * weights, and of the activations the backward pass reads from the forward pass (what must stay alive
+ * between the two, the dominant term of a gradient step's peak). Backward nodes are those `vjp` put under
+ * the `grad` (or `recompute.`) module path. Values computed from weights and constants alone (casts,
+ * folded scales) count as weights: onnxruntime folds them at load.
+ *
+ * It is an estimate of what any runtime must hold, not a measurement: onnxruntime's allocator adds
+ * transient buffers (the largest op's inputs and outputs, workspaces) and may fuse or share some.
+ */
+import { BYTES_PER_ELEMENT, type DType } from '../../src/sidecar/engine/dtype';
+import type { Graph, Value } from '../../src/sidecar/engine/graph';
+
+export interface GraphMemory {
+  /** Weights in the dtype they are held in at run time. */
+  readonly weightBytes: number;
+  /** Forward activations read by the backward pass. */
+  readonly savedActivationBytes: number;
+  /** The largest single forward activation (a lower bound of the transient extra). */
+  readonly largestActivationBytes: number;
+  readonly savedActivations: number;
+}
+
+const isBackward = (scope: string) => scope === 'grad' || scope.startsWith('grad.') || scope.startsWith('recompute.');
+const bytes = (v: Value) => v.size * BYTES_PER_ELEMENT[v.dtype];
+
+/** `weightDtype`: the dtype the weights are held in at run time (a checkpoint cast at load counts as its target). */
+export function graphMemory(graph: Graph, weightDtype: DType): GraphMemory {
+  // Values that depend on weights and constants only: onnxruntime folds them into initializers at load.
+  const constantLike = new Set<Value>(graph.weights);
+  for (const node of graph.nodes) {
+    if (node.inputs.length > 0 && node.inputs.every((v) => v.kind === 'constant' || constantLike.has(v))) {
+      for (const o of node.outputs) constantLike.add(o);
+    }
+  }
+  const weightBytes = graph.weights.reduce((sum, w) => sum + w.size * BYTES_PER_ELEMENT[weightDtype], 0);
+  const saved = new Set<Value>();
+  let largest = 0;
+  for (const node of graph.nodes) {
+    if (isBackward(node.scope)) {
+      for (const v of node.inputs) {
+        const producer = v.producer;
+        if (producer && !isBackward(producer.scope) && !constantLike.has(v)) saved.add(v);
+      }
+    } else {
+      for (const o of node.outputs) if (!constantLike.has(o)) largest = Math.max(largest, bytes(o));
+    }
+  }
+  const savedActivationBytes = [...saved].reduce((sum, v) => sum + bytes(v), 0);
+  return { weightBytes, savedActivationBytes, largestActivationBytes: largest, savedActivations: saved.size };
+}
