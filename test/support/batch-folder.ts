@@ -1,6 +1,7 @@
 /**
  * A folder for batch tests: images with saved specs (one with a PNG mask, one in drag mode), a DragBench sample,
- * an image that is not an image at all and one that is cut off, an image without a spec (not an item). Images are
+ * an image that is not an image at all and one that is cut off, two specs whose masks lie outside the folder (by `../`
+ * and by absolute path), an image without a spec (not an item). Images are
  * 64 × 64 with a bright blob to drag, and the specs ask for few LoRA and drag steps, so the tiny fixture models
  * run the whole folder in seconds.
  */
@@ -23,6 +24,8 @@ export const BATCH_FOLDER_ITEMS = {
   'cats/blob-a.png': 'runs',
   'cats/blob-b.png': 'runs',
   'cut.png': 'fails',
+  'escape-absolute.png': 'invalid',
+  'escape-up.png': 'invalid',
 } as const;
 
 export function batchSpec(points: EditSpec['points'], extra: Partial<EditSpec> = {}): EditSpec {
@@ -63,5 +66,12 @@ export async function makeBatchFolder(folder: string): Promise<string> {
   // A PNG cut off inside its pixel data: its size is readable, its pixels are not, so it fails when it runs.
   await write(path.join(folder, 'cut.png'), blob.subarray(0, 200));
   await write(path.join(folder, 'cut.png.clipdrag-edit.json'), serializeEditSpec(batchSpec([{ handle: [20, 32], target: [40, 32] }])));
+  // Masks outside the folder (a real file, next to it): refused while planning, however the spec names them.
+  const outsideMask = path.join(path.dirname(folder), 'outside-mask.png');
+  await fs.writeFile(outsideMask, await encodeMaskPng({ width: 64, height: 64, data: mask }));
+  await write(path.join(folder, 'escape-absolute.png'), blob);
+  await write(path.join(folder, 'escape-absolute.png.clipdrag-edit.json'), serializeEditSpec(batchSpec([{ handle: [20, 32], target: [40, 32] }], { mask: outsideMask })));
+  await write(path.join(folder, 'escape-up.png'), blob);
+  await write(path.join(folder, 'escape-up.png.clipdrag-edit.json'), serializeEditSpec(batchSpec([{ handle: [20, 32], target: [40, 32] }], { mask: '../outside-mask.png' })));
   return folder;
 }

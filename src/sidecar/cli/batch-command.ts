@@ -190,7 +190,8 @@ function summary(report: BatchReport, plan: BatchPlan): string[] {
   ];
   if (report.stopReason) lines.push(report.stopReason);
   if (t.meanDistance !== null) lines.push(`mean final handle-to-target distance: ${t.meanDistance} px`);
-  for (const item of report.items) if (item.status === 'failed') lines.push(`failed: ${item.image}: ${item.error?.split('\n')[0]}`);
+  // The whole message: a spec's first line only says that it is not valid, the lines after it say why.
+  for (const item of report.items) if (item.status === 'failed') lines.push(`failed: ${item.image}: ${(item.error ?? 'no reason given').split('\n').join('\n  ')}`);
   lines.push(`report: ${plan.reportFiles.markdown}`);
   return lines;
 }

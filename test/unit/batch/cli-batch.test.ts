@@ -1,6 +1,7 @@
 // `clipdrag batch` as a child process over a fixture folder (images with specs, a DragBench sample, a file that is not
-// an image and a cut-off PNG) with the tiny fixture models: results and report appear, broken images are reported
-// without stopping the batch, a rerun skips what is done, Ctrl-C cancels, and a batch killed mid-way continues.
+// an image, a cut-off PNG, masks named outside the folder) with the tiny fixture models: results and report appear,
+// broken images and paths out of the folder are reported without stopping the batch, a rerun skips what is done,
+// Ctrl-C cancels, and a batch killed mid-way continues.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
@@ -88,23 +89,27 @@ describe('clipdrag batch (tiny models, CPU)', () => {
         ['cats/blob-a.png', 'spec', 'pending'],
         ['cats/blob-b.png', 'spec', 'pending'],
         ['cut.png', 'spec', 'pending'],
+        ['escape-absolute.png', 'spec', 'invalid'],
+        ['escape-up.png', 'spec', 'invalid'],
       ],
     );
     assert.deepEqual(Object.keys(BATCH_FOLDER_ITEMS), plan.items.map((i) => i.image));
     assert.match(plan.items[1]!.problem!, /broken\.png" is not a PNG, JPEG or WebP image/);
+    assert.match(plan.items[5]!.problem!, /\$\.mask: ".*outside-mask\.png" is absolute; expected a path relative to the spec inside the image's folder/);
+    assert.match(plan.items[6]!.problem!, /\$\.mask: "\.\.\/outside-mask\.png" leaves the image's folder/);
     assert.equal(plan.estimate.basis, 'default');
     assert.equal(plan.reportFiles.json, path.join(folder, 'clipdrag-batch-report.json'));
     await assert.rejects(fs.access(plan.reportFiles.json), 'planning writes nothing');
   });
 
   it('Ctrl-C cancels inside the current item: exit 130, the report says so, nothing half-written', async () => {
-    const run = await clipdrag(['batch', folder, ...modelArgs], (line) => (/\[1\/5\] .*: drag /.test(line) ? 'SIGINT' : undefined));
+    const run = await clipdrag(['batch', folder, ...modelArgs], (line) => (/\[1\/7\] .*: drag /.test(line) ? 'SIGINT' : undefined));
     assert.equal(run.code, 130, run.stderr);
     assert.match(run.stderr, /SIGINT: cancelling the batch after the current step/);
-    assert.match(run.stdout, /^Batch cancelled: 0 done, 0 skipped, 0 failed, 1 cancelled, 4 not run/m);
+    assert.match(run.stdout, /^Batch cancelled: 0 done, 0 skipped, 0 failed, 1 cancelled, 6 not run/m);
     const saved = await report();
     assert.equal(saved.state, 'cancelled');
-    assert.deepEqual(saved.items.map((i) => i.status), ['cancelled', 'not-run', 'not-run', 'not-run', 'not-run']);
+    assert.deepEqual(saved.items.map((i) => i.status), ['cancelled', 'not-run', 'not-run', 'not-run', 'not-run', 'not-run', 'not-run']);
     assert.deepEqual(await fs.readdir(path.join(folder, 'bench', 'animals', 'sample_1')), ['meta_data.pkl', 'original_image.png', 'user_drag.png']);
   });
 
@@ -113,14 +118,17 @@ describe('clipdrag batch (tiny models, CPU)', () => {
     const run = await clipdrag(['batch', folder, ...modelArgs]);
     const seconds = (Date.now() - started) / 1000;
     assert.equal(run.code, 1, `exit 1 because items failed\n${run.stderr}`);
-    assert.match(run.stdout, /^Batch finished: 3 done, 0 skipped, 2 failed, 0 cancelled, 0 not run/m);
+    assert.match(run.stdout, /^Batch finished: 3 done, 0 skipped, 4 failed, 0 cancelled, 0 not run/m);
     assert.match(run.stdout, /^failed: broken\.png: .*not a PNG, JPEG or WebP image/m);
     assert.match(run.stdout, /^failed: cut\.png: .*damaged or incomplete/m);
+    // A refused spec says why on the lines after its first.
+    assert.match(run.stdout, /^failed: escape-absolute\.png: Edit spec .*escape-absolute\.png\.clipdrag-edit\.json is not valid \(1 problem\):\n {4}\$\.mask: ".*outside-mask\.png" is absolute/m);
+    assert.match(run.stdout, /^failed: escape-up\.png: Edit spec .*escape-up\.png\.clipdrag-edit\.json is not valid \(1 problem\):\n {4}\$\.mask: "\.\.\/outside-mask\.png" leaves the image's folder/m);
     assert.match(run.stdout, /^mean final handle-to-target distance: [\d.]+ px$/m);
     assert.match(run.stdout, new RegExp(`^report: ${folder.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/clipdrag-batch-report\\.md$`, 'm'));
     // Progress on stderr: the plan, then each item.
-    assert.match(run.stderr, /^.*work: 5 items: 4 to run, 0 already done, 1 cannot run$/m);
-    assert.match(run.stderr, /^\[3\/5\] cats\/blob-a\.png: done in .*, cats\/blob-a\.clipdrag\.png$/m);
+    assert.match(run.stderr, /^.*work: 7 items: 4 to run, 0 already done, 3 cannot run$/m);
+    assert.match(run.stderr, /^\[3\/7\] cats\/blob-a\.png: done in .*, cats\/blob-a\.clipdrag\.png$/m);
 
     const saved = await report();
     assert.equal(saved.state, 'completed');
@@ -132,6 +140,8 @@ describe('clipdrag batch (tiny models, CPU)', () => {
         ['cats/blob-a.png', 'succeeded', 'cats/blob-a.clipdrag.png'],
         ['cats/blob-b.png', 'succeeded', 'cats/blob-b.clipdrag.png'],
         ['cut.png', 'failed', null],
+        ['escape-absolute.png', 'failed', null],
+        ['escape-up.png', 'failed', null],
       ],
     );
     for (const item of saved.items.filter((i) => i.status === 'succeeded')) {
@@ -154,10 +164,10 @@ describe('clipdrag batch (tiny models, CPU)', () => {
     const run = await clipdrag(['batch', folder, '--json', ...modelArgs]);
     assert.equal(run.code, 1, run.stderr);
     const result = JSON.parse(run.stdout) as BatchReport & { reportFiles: BatchPlan['reportFiles'] };
-    assert.deepEqual(result.items.map((i) => i.status), ['skipped', 'failed', 'skipped', 'skipped', 'failed']);
+    assert.deepEqual(result.items.map((i) => i.status), ['skipped', 'failed', 'skipped', 'skipped', 'failed', 'failed', 'failed']);
     assert.equal(result.totals.skipped, 3);
     assert.equal(result.reportFiles.markdown, path.join(folder, 'clipdrag-batch-report.md'));
-    assert.match(run.stderr, /5 items: 1 to run, 3 already done, 1 cannot run/);
+    assert.match(run.stderr, /7 items: 1 to run, 3 already done, 3 cannot run/);
     assert.doesNotMatch(run.stderr, /blob-a\.png: starting/);
   });
 
@@ -171,12 +181,12 @@ describe('clipdrag batch (tiny models, CPU)', () => {
     }
     const args = ['batch', folder, ...modelArgs, '--param', 'seed=5'];
     // Killed as the second edit starts: the first is done, and so is the report that says so.
-    const killed = await clipdrag(args, (line) => (/^\[3\/5\] cats\/blob-a\.png: starting$/.test(line) ? 'SIGKILL' : undefined));
+    const killed = await clipdrag(args, (line) => (/^\[3\/7\] cats\/blob-a\.png: starting$/.test(line) ? 'SIGKILL' : undefined));
     assert.equal(killed.signal, 'SIGKILL');
     const interrupted = await report();
     assert.equal(interrupted.state, 'running');
     assert.equal(interrupted.finishedAt, undefined);
-    assert.deepEqual(interrupted.items.map((i) => i.status), ['succeeded', 'failed', 'not-run', 'not-run', 'not-run']);
+    assert.deepEqual(interrupted.items.map((i) => i.status), ['succeeded', 'failed', 'not-run', 'not-run', 'not-run', 'not-run', 'not-run']);
     assert.equal(interrupted.items[0]!.result, 'bench/animals/sample_1/original_image.clipdrag-2.png');
     assert.match(await fs.readFile(path.join(folder, 'clipdrag-batch-report.md'), 'utf8'), /\*\*Not finished:\*\*/);
 
@@ -190,6 +200,8 @@ describe('clipdrag batch (tiny models, CPU)', () => {
         ['failed', null],
         ['succeeded', 'cats/blob-a.clipdrag-2.png'],
         ['succeeded', 'cats/blob-b.clipdrag-2.png'],
+        ['failed', null],
+        ['failed', null],
         ['failed', null],
       ],
     );
