@@ -51,6 +51,12 @@ export async function closeBrowser(): Promise<void> {
   browser = undefined;
 }
 
+/** Lets messages travel both ways and a frame be drawn. */
+export async function settle(page: EditorPage, ms = 60): Promise<void> {
+  await page.page.evaluate('new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))');
+  await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 export class EditorPage {
   /** Every message the page posted, in order. */
   readonly received: FromWebviewMessage[] = [];
