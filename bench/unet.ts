@@ -3,7 +3,7 @@
  * and on DragDiffusion's feature feat_3_up2, as in the drag step — at an N×N latent, on a diffusers UNet
  * folder (e.g. a random-weight model from `npm run make-bench-model -- quarter|full`).
  *
- *     npm run bench -- unet --model DIR --latent N [--batch B] [--modes forward,forward+vjp,...] [--json]
+ *     npm run bench -- unet --model DIR --latent N [--batch B] [--modes forward,forward+vjp,...] [--reference FILE] [--json]
  *
  * Modes: `forward`; `forward+vjp`; `forward+vjp:remat-attention` (the self-attention probabilities are
  * recomputed in the backward pass instead of kept); `forward+vjp:remat-blocks` (every resnet and
@@ -18,6 +18,16 @@
  *
  * `--mem-pattern off` runs the alone configurations without onnxruntime's memory pattern, which on
  * the backward graphs costs a third of the peak RSS for no speed (see docs/benchmarks.md).
+ *
+ * `--reference FILE` compares our forward with another ONNX export of the same UNet (e.g. PyTorch's, from
+ * bench/pytorch-reference/) that takes `sample`, `timestep` (scalar) and `encoder_hidden_states` and
+ * returns one output, ε. It measures two configurations instead of the others, with sessions of the same options:
+ *
+ * - `vs reference`: the two forwards interleaved run by run on the same inputs: both medians, our time over
+ *   the reference's, and the largest difference between the two ε;
+ * - `reference kernels`: the kernel floor of each and its split by operator type (`<side>.<op>Ms`).
+ *
+ * `--profile-dir DIR` keeps the onnxruntime profiles of the kernels configurations there (per-node analysis).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -49,7 +59,11 @@ interface UNetConfiguration extends Configuration {
   readonly batch: number;
   /** One mode alone, or several for `ratio` / `kernels`. */
   readonly modes: readonly UNetBenchMode[];
-  readonly kind: 'alone' | 'ratio' | 'kernels';
+  readonly kind: 'alone' | 'ratio' | 'kernels' | 'reference' | 'reference-kernels';
+  /** The ONNX file our forward is compared with (`--reference`), relative to the repository. */
+  readonly reference?: string;
+  /** Where the kernels configurations keep their profiles (`--profile-dir`), relative to the repository. */
+  readonly profileDir?: string;
   /**
    * onnxruntime's memory pattern (one pre-planned block for all intermediate tensors). `--mem-pattern off`
    * measures the alone configurations without it, in sessions created directly (the runtime has no switch).
@@ -93,22 +107,39 @@ async function compile(store: SessionStore, handle: number, unet: LoadedUNet, co
   return { info, run: () => store.run(handle, feeds), graphNodes: graph.nodes.length };
 }
 
+/** The session options of every directly created session: those the engine runtime uses on the CPU. */
+const DIRECT_OPTIONS: ort.InferenceSession.SessionOptions = { graphOptimizationLevel: 'all', intraOpNumThreads: os.availableParallelism(), executionMode: 'sequential' };
+
+/** Our graph's seeded inputs as onnxruntime tensors (another model of the same inputs can take them too). */
+function tensorFeeds(graph: Graph): Record<string, ort.Tensor> {
+  return Object.fromEntries(
+    Object.entries(feedsFor(graph)).map(([name, data]) => [name, new ort.Tensor('float32', data, [...graph.inputs.find((v) => v.name === name)!.shape])]),
+  );
+}
+
 /** A CPU session created directly with onnxruntime (for options the runtime does not expose). */
 async function directSession(graph: Graph, options: ort.InferenceSession.SessionOptions) {
   const prepared = prepareModelFolder(SESSIONS_DIR, serializeGraph(graph), 'auto');
   const started = performance.now();
   const session = await ort.InferenceSession.create(prepared.modelPath, {
-    graphOptimizationLevel: 'all',
-    intraOpNumThreads: os.availableParallelism(),
-    executionMode: 'sequential',
+    ...DIRECT_OPTIONS,
     externalData: prepared.inMemory.map(({ path: p, data }) => ({ path: p, data })),
     ...options,
   });
   const createMs = performance.now() - started;
-  const feeds = Object.fromEntries(
-    Object.entries(feedsFor(graph)).map(([name, data]) => [name, new ort.Tensor('float32', data, [...graph.inputs.find((v) => v.name === name)!.shape])]),
-  );
+  const feeds = tensorFeeds(graph);
   return { session, createMs, run: () => session.run(feeds) };
+}
+
+/** A CPU session of the reference ONNX file, fed our forward graph's inputs (so both compute on the same). */
+async function referenceSession(file: string, forward: Graph, options: ort.InferenceSession.SessionOptions) {
+  const session = await ort.InferenceSession.create(file, { ...DIRECT_OPTIONS, ...options });
+  const ours = tensorFeeds(forward);
+  const missing = session.inputNames.filter((name) => !(name in ours));
+  if (missing.length > 0) throw new Error(`--reference ${file}: inputs ${missing.join(', ')} are not inputs of our UNet graph (${Object.keys(ours).join(', ')})`);
+  if (session.outputNames.length !== 1) throw new Error(`--reference ${file}: expected one output (eps), found ${session.outputNames.join(', ')}`);
+  const feeds = Object.fromEntries(session.inputNames.map((name) => [name, ours[name]!]));
+  return { session, run: () => session.run(feeds) };
 }
 
 async function measureAlone(unet: LoadedUNet, config: UNetConfiguration, context: MeasureContext): Promise<Metrics> {
@@ -171,17 +202,59 @@ async function measureRatio(unet: LoadedUNet, config: UNetConfiguration, context
   return metrics;
 }
 
-/** Σ over nodes of the node's fastest kernel time across the profiled runs (the first run is warm-up). */
-function kernelFloorMs(profileFile: string): number {
-  const events = JSON.parse(fs.readFileSync(profileFile, 'utf8')) as { cat?: string; name: string; ts: number; dur: number }[];
+interface KernelProfile {
+  /** Σ over nodes of the node's fastest kernel time across the profiled runs (the first run is warm-up). */
+  readonly floorMs: number;
+  /** The same sum per operator type (after onnxruntime's fusions: Conv, FusedConv, Gelu, ...). */
+  readonly byOpMs: ReadonlyMap<string, number>;
+}
+
+function kernelProfile(profileFile: string): KernelProfile {
+  const events = JSON.parse(fs.readFileSync(profileFile, 'utf8')) as { cat?: string; name: string; ts: number; dur: number; args?: { op_name?: string } }[];
   const runs = events.filter((e) => e.name === 'model_run');
   const after = runs[1]?.ts ?? 0;
-  const fastest = new Map<string, number>();
+  const fastest = new Map<string, { us: number; op: string }>();
   for (const e of events) {
     if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.ts < after) continue;
-    fastest.set(e.name, Math.min(fastest.get(e.name) ?? Infinity, e.dur));
+    const seen = fastest.get(e.name);
+    if (!seen || e.dur < seen.us) fastest.set(e.name, { us: e.dur, op: e.args?.op_name ?? '?' });
   }
-  return [...fastest.values()].reduce((a, b) => a + b, 0) / 1000;
+  const byOpMs = new Map<string, number>();
+  let floorMs = 0;
+  for (const { us, op } of fastest.values()) {
+    byOpMs.set(op, (byOpMs.get(op) ?? 0) + us / 1000);
+    floorMs += us / 1000;
+  }
+  return { floorMs, byOpMs };
+}
+
+/**
+ * Profiles `1 + max(repeat, 3)` runs of a session created by `create` (given the profile options) and
+ * reads the profile; keeps the file in `keepIn` when given (as `<name>.json`), deletes it otherwise.
+ */
+async function profileRuns(
+  name: string,
+  create: (options: ort.InferenceSession.SessionOptions) => Promise<{ session: ort.InferenceSession; run: () => Promise<unknown> }>,
+  context: MeasureContext,
+  keepIn?: string,
+): Promise<KernelProfile> {
+  fs.mkdirSync(SESSIONS_DIR, { recursive: true });
+  const prefix = `profile-${process.pid}-${name.replace(/[^a-z0-9]+/gi, '-')}`;
+  const { session, run } = await create({ enableProfiling: true, profileFilePrefix: path.join(SESSIONS_DIR, prefix) });
+  for (let i = 0; i < 1 + Math.max(context.repeat, 3); i++) await run();
+  session.endProfiling();
+  await session.release();
+  // onnxruntime names the file `<prefix>_<date>.json`.
+  const files = fs.readdirSync(SESSIONS_DIR).filter((f) => f.startsWith(`${prefix}_`) && f.endsWith('.json'));
+  if (files.length !== 1) throw new Error(`expected one profile ${prefix}_*.json in ${SESSIONS_DIR}, found ${files.length}`);
+  const file = path.join(SESSIONS_DIR, files[0]!);
+  const profile = kernelProfile(file);
+  if (keepIn) {
+    fs.mkdirSync(keepIn, { recursive: true });
+    fs.copyFileSync(file, path.join(keepIn, `${name.replace(/[^a-z0-9+:-]+/gi, '-')}.json`));
+  }
+  fs.rmSync(file, { force: true });
+  return profile;
 }
 
 async function measureKernels(unet: LoadedUNet, config: UNetConfiguration, context: MeasureContext): Promise<Metrics> {
@@ -189,20 +262,71 @@ async function measureKernels(unet: LoadedUNet, config: UNetConfiguration, conte
   let forward = 0;
   for (const mode of config.modes) {
     const graph = buildUNetBenchGraph(unet, mode, config.latent, config.batch);
-    const prefix = `profile-${process.pid}`;
-    const { session, run } = await directSession(graph, { enableProfiling: true, profileFilePrefix: path.join(SESSIONS_DIR, prefix) });
-    for (let i = 0; i < 1 + Math.max(context.repeat, 3); i++) await run();
-    session.endProfiling();
-    await session.release();
-    // onnxruntime names the file `<prefix>_<date>.json`.
-    const files = fs.readdirSync(SESSIONS_DIR).filter((f) => f.startsWith(prefix) && f.endsWith('.json'));
-    if (files.length !== 1) throw new Error(`expected one profile ${prefix}_*.json in ${SESSIONS_DIR}, found ${files.length}`);
-    const file = path.join(SESSIONS_DIR, files[0]!);
-    const floor = kernelFloorMs(file);
-    fs.rmSync(file, { force: true });
+    const { floorMs: floor } = await profileRuns(`unet-${mode}`, (options) => directSession(graph, options), context, keepDir(config));
     metrics[`${mode}KernelMs`] = round(floor, 1);
     if (mode === 'forward') forward = floor;
     else if (forward > 0) metrics[`${mode}Ratio`] = round(floor / forward, 2);
+  }
+  return metrics;
+}
+
+function keepDir(config: UNetConfiguration): string | undefined {
+  return config.profileDir === undefined ? undefined : path.resolve(REPO, config.profileDir);
+}
+
+/** Our forward and the reference interleaved run by run, on the same inputs, in sessions of the same options. */
+async function measureReference(unet: LoadedUNet, config: UNetConfiguration, context: MeasureContext): Promise<Metrics> {
+  const graph = buildUNetBenchGraph(unet, 'forward', config.latent, config.batch);
+  const ours = await directSession(graph, {});
+  const reference = await referenceSession(path.resolve(REPO, config.reference!), graph, {});
+  const sides = [ours, reference];
+  const samples = sides.map(() => [] as number[]);
+  const outputs: Float32Array[] = [];
+  for (let i = 0; i < context.warmup + context.repeat; i++) {
+    // Alternate which side goes first, so neither always follows the other's cache footprint.
+    for (const k of i % 2 === 0 ? [0, 1] : [1, 0]) {
+      const start = performance.now();
+      const result = await sides[k]!.run();
+      const elapsed = performance.now() - start;
+      if (i >= context.warmup) samples[k]!.push(elapsed);
+      if (i === 0) outputs[k] = Object.values(result)[0]!.data as Float32Array;
+    }
+  }
+  await ours.session.release();
+  await reference.session.release();
+  const [epsOurs, epsReference] = outputs as [Float32Array, Float32Array];
+  if (epsOurs.length !== epsReference.length) throw new Error(`--reference: its output has ${epsReference.length} values, our eps ${epsOurs.length}`);
+  let maxDiff = 0;
+  let maxAbs = 0;
+  for (let i = 0; i < epsOurs.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(epsOurs[i]! - epsReference[i]!));
+    maxAbs = Math.max(maxAbs, Math.abs(epsReference[i]!));
+  }
+  const [oursMs, referenceMs] = samples.map(median) as [number, number];
+  return {
+    oursMs: round(oursMs, 1),
+    referenceMs: round(referenceMs, 1),
+    oursOverReference: round(oursMs / referenceMs, 3),
+    epsMaxAbsDiff: Number(maxDiff.toPrecision(3)),
+    epsMaxAbs: Number(maxAbs.toPrecision(3)),
+    loadAvg: round(os.loadavg()[0]!, 1),
+  };
+}
+
+/** Kernel floors of our forward and the reference, and their split by operator type. */
+async function measureReferenceKernels(unet: LoadedUNet, config: UNetConfiguration, context: MeasureContext): Promise<Metrics> {
+  const graph = buildUNetBenchGraph(unet, 'forward', config.latent, config.batch);
+  const profiles = {
+    ours: await profileRuns('unet-forward', (options) => directSession(graph, options), context, keepDir(config)),
+    reference: await profileRuns('reference', (options) => referenceSession(path.resolve(REPO, config.reference!), graph, options), context, keepDir(config)),
+  };
+  const metrics: Metrics = {
+    oursKernelMs: round(profiles.ours.floorMs, 1),
+    referenceKernelMs: round(profiles.reference.floorMs, 1),
+    oursOverReference: round(profiles.ours.floorMs / profiles.reference.floorMs, 3),
+  };
+  for (const [side, profile] of Object.entries(profiles)) {
+    for (const [op, ms] of [...profile.byOpMs].sort((a, b) => b[1] - a[1])) metrics[`${side}.${op}Ms`] = round(ms, 2);
   }
   return metrics;
 }
@@ -236,16 +360,29 @@ export const benchmark: Benchmark<UNetConfiguration> = {
     if (flags['mem-pattern'] !== undefined && flags['mem-pattern'] !== 'off') throw new Error('--mem-pattern takes only "off"');
     const memPattern = flags['mem-pattern'] !== 'off';
     const alone = (mode: UNetBenchMode) => `${tag} ${mode}${memPattern ? '' : ' (no mem pattern)'}`;
+    const profileDir = typeof flags['profile-dir'] === 'string' ? { profileDir: path.relative(REPO, path.resolve(flags['profile-dir'])) } : {};
+    if (flags.reference !== undefined) {
+      if (typeof flags.reference !== 'string' || !fs.existsSync(flags.reference)) {
+        throw new Error(`--reference needs an ONNX file of the same UNet (e.g. from bench/pytorch-reference/export_unet.py), got ${String(flags.reference)}`);
+      }
+      const reference = path.relative(REPO, path.resolve(flags.reference));
+      return [
+        { name: `${tag} vs reference`, ...common, modes: ['forward'], kind: 'reference' as const, memPattern: true, reference },
+        { name: `${tag} reference kernels`, ...common, modes: ['forward'], kind: 'reference-kernels' as const, memPattern: true, reference, ...profileDir },
+      ];
+    }
     return [
       ...modes.map((mode) => ({ name: alone(mode), ...common, modes: [mode], kind: 'alone' as const, memPattern })),
       ...(withForward.length > 1 ? [{ name: `${tag} ratio`, ...common, modes: withForward, kind: 'ratio' as const, memPattern: true }] : []),
-      { name: `${tag} kernels`, ...common, modes: withForward, kind: 'kernels' as const, memPattern: true },
+      { name: `${tag} kernels`, ...common, modes: withForward, kind: 'kernels' as const, memPattern: true, ...profileDir },
     ];
   },
   async measure(config, context) {
     const unet = await loadUNet(path.resolve(REPO, config.model));
     if (config.kind === 'ratio') return measureRatio(unet, config, context);
     if (config.kind === 'kernels') return measureKernels(unet, config, context);
+    if (config.kind === 'reference') return measureReference(unet, config, context);
+    if (config.kind === 'reference-kernels') return measureReferenceKernels(unet, config, context);
     return measureAlone(unet, config, context);
   },
 };
