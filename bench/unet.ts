@@ -25,7 +25,8 @@
  *
  * - `vs reference`: the two forwards interleaved run by run on the same inputs: both medians, our time over
  *   the reference's, and the largest difference between the two ε;
- * - `reference kernels`: the kernel floor of each and its split by operator type (`<side>.<op>Ms`).
+ * - `reference kernels`: the kernel floor of each (profiled runs interleaved too) and its split by operator
+ *   type (`<side>.<op>Ms`).
  *
  * `--profile-dir DIR` keeps the onnxruntime profiles of the kernels configurations there (per-node analysis).
  */
@@ -228,33 +229,37 @@ function kernelProfile(profileFile: string): KernelProfile {
   return { floorMs, byOpMs };
 }
 
+type SessionFactory = (options: ort.InferenceSession.SessionOptions) => Promise<{ session: ort.InferenceSession; run: () => Promise<unknown> }>;
+
 /**
- * Profiles `1 + max(repeat, 3)` runs of a session created by `create` (given the profile options) and
- * reads the profile; keeps the file in `keepIn` when given (as `<name>.json`), deletes it otherwise.
+ * Profiles `1 + max(repeat, 3)` runs of each session that `factories` create (given the profile options),
+ * interleaved run by run so that load from other processes reaches all of them alike, and reads the
+ * profiles; keeps each file in `keepIn` when given (as `<name>.json`), deletes it otherwise.
  */
-async function profileRuns(
-  name: string,
-  create: (options: ort.InferenceSession.SessionOptions) => Promise<{ session: ort.InferenceSession; run: () => Promise<unknown> }>,
-  context: MeasureContext,
-  keepIn?: string,
-): Promise<KernelProfile> {
+async function profileRuns(factories: Readonly<Record<string, SessionFactory>>, context: MeasureContext, keepIn?: string): Promise<Record<string, KernelProfile>> {
   fs.mkdirSync(SESSIONS_DIR, { recursive: true });
-  const prefix = `profile-${process.pid}-${name.replace(/[^a-z0-9]+/gi, '-')}`;
-  const { session, run } = await create({ enableProfiling: true, profileFilePrefix: path.join(SESSIONS_DIR, prefix) });
-  for (let i = 0; i < 1 + Math.max(context.repeat, 3); i++) await run();
-  session.endProfiling();
-  await session.release();
-  // onnxruntime names the file `<prefix>_<date>.json`.
-  const files = fs.readdirSync(SESSIONS_DIR).filter((f) => f.startsWith(`${prefix}_`) && f.endsWith('.json'));
-  if (files.length !== 1) throw new Error(`expected one profile ${prefix}_*.json in ${SESSIONS_DIR}, found ${files.length}`);
-  const file = path.join(SESSIONS_DIR, files[0]!);
-  const profile = kernelProfile(file);
-  if (keepIn) {
-    fs.mkdirSync(keepIn, { recursive: true });
-    fs.copyFileSync(file, path.join(keepIn, `${name.replace(/[^a-z0-9+:-]+/gi, '-')}.json`));
+  const sides = [];
+  for (const [name, create] of Object.entries(factories)) {
+    const prefix = `profile-${process.pid}-${name.replace(/[^a-z0-9]+/gi, '-')}`;
+    sides.push({ name, prefix, ...(await create({ enableProfiling: true, profileFilePrefix: path.join(SESSIONS_DIR, prefix) })) });
   }
-  fs.rmSync(file, { force: true });
-  return profile;
+  for (let i = 0; i < 1 + Math.max(context.repeat, 3); i++) for (const { run } of sides) await run();
+  const profiles: Record<string, KernelProfile> = {};
+  for (const { name, prefix, session } of sides) {
+    session.endProfiling();
+    await session.release();
+    // onnxruntime names the file `<prefix>_<date>.json`.
+    const files = fs.readdirSync(SESSIONS_DIR).filter((f) => f.startsWith(`${prefix}_`) && f.endsWith('.json'));
+    if (files.length !== 1) throw new Error(`expected one profile ${prefix}_*.json in ${SESSIONS_DIR}, found ${files.length}`);
+    const file = path.join(SESSIONS_DIR, files[0]!);
+    profiles[name] = kernelProfile(file);
+    if (keepIn) {
+      fs.mkdirSync(keepIn, { recursive: true });
+      fs.copyFileSync(file, path.join(keepIn, `${name.replace(/[^a-z0-9+:-]+/gi, '-')}.json`));
+    }
+    fs.rmSync(file, { force: true });
+  }
+  return profiles;
 }
 
 async function measureKernels(unet: LoadedUNet, config: UNetConfiguration, context: MeasureContext): Promise<Metrics> {
@@ -262,7 +267,8 @@ async function measureKernels(unet: LoadedUNet, config: UNetConfiguration, conte
   let forward = 0;
   for (const mode of config.modes) {
     const graph = buildUNetBenchGraph(unet, mode, config.latent, config.batch);
-    const { floorMs: floor } = await profileRuns(`unet-${mode}`, (options) => directSession(graph, options), context, keepDir(config));
+    const { [mode]: profile } = await profileRuns({ [mode]: (options) => directSession(graph, options) }, context, keepDir(config));
+    const floor = profile!.floorMs;
     metrics[`${mode}KernelMs`] = round(floor, 1);
     if (mode === 'forward') forward = floor;
     else if (forward > 0) metrics[`${mode}Ratio`] = round(floor / forward, 2);
@@ -302,6 +308,8 @@ async function measureReference(unet: LoadedUNet, config: UNetConfiguration, con
     maxDiff = Math.max(maxDiff, Math.abs(epsOurs[i]! - epsReference[i]!));
     maxAbs = Math.max(maxAbs, Math.abs(epsReference[i]!));
   }
+  // Timing two graphs only compares like with like when they compute the same function (same weights).
+  if (maxDiff > 1e-3 * Math.max(1, maxAbs)) throw new Error(`--reference: its ε differs from ours by up to ${maxDiff} (largest |ε| ${maxAbs}); was it exported from the same UNet folder?`);
   const [oursMs, referenceMs] = samples.map(median) as [number, number];
   return {
     oursMs: round(oursMs, 1),
@@ -316,10 +324,12 @@ async function measureReference(unet: LoadedUNet, config: UNetConfiguration, con
 /** Kernel floors of our forward and the reference, and their split by operator type. */
 async function measureReferenceKernels(unet: LoadedUNet, config: UNetConfiguration, context: MeasureContext): Promise<Metrics> {
   const graph = buildUNetBenchGraph(unet, 'forward', config.latent, config.batch);
-  const profiles = {
-    ours: await profileRuns('unet-forward', (options) => directSession(graph, options), context, keepDir(config)),
-    reference: await profileRuns('reference', (options) => referenceSession(path.resolve(REPO, config.reference!), graph, options), context, keepDir(config)),
-  };
+  const { ours, reference } = await profileRuns(
+    { ours: (options) => directSession(graph, options), reference: (options) => referenceSession(path.resolve(REPO, config.reference!), graph, options) },
+    context,
+    keepDir(config),
+  );
+  const profiles = { ours: ours!, reference: reference! };
   const metrics: Metrics = {
     oursKernelMs: round(profiles.ours.floorMs, 1),
     referenceKernelMs: round(profiles.reference.floorMs, 1),

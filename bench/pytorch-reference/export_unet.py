@@ -1,7 +1,8 @@
 """Export a diffusers UNet folder to ONNX with PyTorch's own exporter (torch.onnx.export), for comparing
 onnxruntime's speed on that graph with the one our engine builds (`npm run bench -- unet --reference FILE`).
 
-    python3 bench/pytorch-reference/export_unet.py --model .cache/bench-models/unet-quarter [--latent 32] [--out FILE]
+    python3 bench/pytorch-reference/export_unet.py --model .cache/bench-models/unet-quarter [--latent 32]
+        [--attention-scores baddbmm|matmul] [--out FILE]
 
 Inputs and output carry the names of our UNet graph (sample [1,4,N,N], timestep [] float32,
 encoder_hidden_states [1,77,cross_attention_dim] -> eps), static shapes, opset 17. See README.md here.
@@ -80,6 +81,11 @@ def main():
     parser.add_argument('--model', required=True, help='diffusers UNet folder (config.json + diffusion_pytorch_model.safetensors)')
     parser.add_argument('--latent', type=int, default=32, help='latent height and width (default 32)')
     parser.add_argument('--tokens', type=int, default=77, help='text tokens (default 77)')
+    parser.add_argument(
+        '--attention-scores', choices=['baddbmm', 'matmul'], default='baddbmm',
+        help='baddbmm: diffusers as it runs on PyTorch < 2 (the default); matmul: scores as softmax(scale · q @ kᵀ), '
+        'the pattern PyTorch 2 exports for scaled_dot_product_attention, without baddbmm\'s zero-weighted Add',
+    )
     parser.add_argument('--out', help='ONNX file to write (default .cache/bench-models/pytorch-reference/<model folder>@<latent>.onnx)')
     args = parser.parse_args()
 
@@ -89,6 +95,16 @@ def main():
         from diffusers.models.unet_2d_condition import UNet2DConditionModel
     except ImportError as error:
         raise SystemExit(f'{error}: needs PyTorch (e.g. Debian python3-torch) and a diffusers release source on PYTHONPATH; see README.md')
+
+    if args.attention_scores == 'matmul':
+        from diffusers.models.attention_processor import Attention
+
+        def matmul_scores(self, query, key, attention_mask=None):
+            if attention_mask is not None:
+                raise ValueError('--attention-scores matmul: the UNet forward has no attention mask')
+            return (torch.matmul(query, key.transpose(-1, -2)) * self.scale).softmax(dim=-1)
+
+        Attention.get_attention_scores = matmul_scores
 
     with open(os.path.join(args.model, 'config.json')) as f:
         config = {k: v for k, v in json.load(f).items() if not k.startswith('_')}
@@ -113,14 +129,14 @@ def main():
         torch.tensor(500.0),
         torch.randn(1, args.tokens, config['cross_attention_dim']),
     )
-    out = args.out or os.path.join('.cache', 'bench-models', 'pytorch-reference', f'{os.path.basename(os.path.normpath(args.model))}@{n}.onnx')
+    out = args.out or os.path.join('.cache', 'bench-models', 'pytorch-reference', f'{os.path.basename(os.path.normpath(args.model))}@{n}{"-matmul" if args.attention_scores == "matmul" else ""}.onnx')
     os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
     with torch.no_grad():
         torch.onnx.export(
             Eps(unet), inputs, out, opset_version=17, do_constant_folding=True,
             input_names=['sample', 'timestep', 'encoder_hidden_states'], output_names=['eps'],
         )
-    print(f'wrote {out} (torch {torch.__version__}, opset 17, latent {n}×{n})')
+    print(f'wrote {out} (torch {torch.__version__}, opset 17, latent {n}×{n}, attention scores by {args.attention_scores})')
 
 
 if __name__ == '__main__':
