@@ -2,10 +2,11 @@
  * Edit pipeline benchmark on a Stable Diffusion folder (default: the tiny fixture models) at an N×N
  * image edited at width N (latent N/8):
  *
- *  - `stages`: per-step times of every stage — LoRA training step (batch 4), inversion step, drag
+ *  - `stages`: per-step times of every stage, with the pipeline's default memory policy — LoRA
+ *    training step (batch 4, run in micro-batches of the default size), inversion step, drag
  *    iteration (CLIPDrag: one step graph with both VJPs; DragDiffusion: UNet + drag loss + VJP),
  *    denoising step (batch 2, mutual self-attention); `stages-remat` the same with block
- *    rematerialisation in the drag step's backward passes;
+ *    rematerialisation in the backward passes (LoRA training and drag steps);
  *  - `clip-split`: the CLIPDrag iteration with the CLIP chain in separate graphs (step graph without
  *    CLIP → x0; VAE decoder + CLIP → ∂L/∂x0; UNet VJP of that cotangent), checked against the single
  *    graph's G_g;
@@ -36,7 +37,7 @@ import { DRAG_FEATURE_INDEX } from '../src/sidecar/pipeline/drag-step-graph';
 import { edit } from '../src/sidecar/pipeline/edit';
 import { GraphSession, float32Output } from '../src/sidecar/pipeline/graph-session';
 import { IO } from '../src/sidecar/pipeline/graphs';
-import { trainLora } from '../src/sidecar/pipeline/lora';
+import { DEFAULT_LORA_MICRO_BATCH, trainLora } from '../src/sidecar/pipeline/lora';
 import { openPipelineModels, type PipelineModels } from '../src/sidecar/pipeline/models';
 import { encodeGuidanceText, encodePrompt } from '../src/sidecar/pipeline/text-conditioning';
 import { UNetRunner } from '../src/sidecar/pipeline/unet-runner';
@@ -189,7 +190,10 @@ async function dragIterationMs(session: GraphSession, setup: Setup, spec: DragSt
 
 async function stages(session: GraphSession, setup: Setup, rematerialize: boolean, only: readonly Stage[], context: { repeat: number; warmup: number }) {
   const metrics: Record<string, string | number> = { provider: setup.provider(), latent: `${setup.latent}x${setup.latent}` };
-  if (only.includes('lora')) metrics.loraStepMs = round(await loraStepMs(session, setup, context), 1);
+  if (only.includes('lora')) {
+    metrics.loraStepMs = round(await loraStepMs(session, setup, rematerialize, context), 1);
+    metrics.loraMicroBatch = DEFAULT_LORA_MICRO_BATCH;
+  }
   const { models, latent } = setup;
   if (only.includes('inversion')) {
     const runner = await UNetRunner.create(session, models.unet, { batch: 1, height: latent, width: latent, tokens: setup.tokens, context: setup.context, label: 'unet eps' });
@@ -214,7 +218,7 @@ async function stages(session: GraphSession, setup: Setup, rematerialize: boolea
 }
 
 /** A few LoRA training steps at the default batch (4) and rank (16); the first step compiles and is not counted. */
-async function loraStepMs(session: GraphSession, setup: Setup, context: { repeat: number; warmup: number }): Promise<number> {
+async function loraStepMs(session: GraphSession, setup: Setup, rematerialize: boolean, context: { repeat: number; warmup: number }): Promise<number> {
   const { models } = setup;
   const schedule = setup.stepperSpec.schedule;
   const stepEnds: number[] = [];
@@ -225,7 +229,7 @@ async function loraStepMs(session: GraphSession, setup: Setup, context: { repeat
     image: blobImage(setup.size, setup.size, setup.size / 4, setup.size / 2, setup.size / 8),
     context: setup.context,
     tokens: setup.tokens,
-    settings: { rank: 16, steps: context.repeat + 1, learningRate: 5e-4, batchSize: 4, seed: 0, cropSize: setup.size, weightDecay: 1e-2, rematerialize: false },
+    settings: { rank: 16, steps: context.repeat + 1, learningRate: 5e-4, batchSize: 4, seed: 0, cropSize: setup.size, weightDecay: 1e-2, rematerialize },
     onStep: ({ loss }) => {
       stepEnds.push(performance.now());
       assertFinite('LoRA training loss', [loss]);

@@ -3,11 +3,14 @@
  * and on DragDiffusion's feature feat_3_up2, as in the drag step — at an N×N latent, on a diffusers UNet
  * folder (e.g. a random-weight model from `npm run make-bench-model -- quarter|full`).
  *
- *     npm run bench -- unet --model DIR --latent N [--batch B] [--modes forward,forward+vjp,...] [--reference FILE] [--json]
+ *     npm run bench -- unet --model DIR --latent N [--batch B] [--modes forward,forward+vjp,...] [--cpu-arena off] [--reference FILE] [--json]
  *
- * Modes: `forward`; `forward+vjp`; `forward+vjp:remat-attention` (the self-attention probabilities are
- * recomputed in the backward pass instead of kept); `forward+vjp:remat-blocks` (every resnet and
- * transformer is). Default: the first three. Configurations:
+ * Modes: `forward`; `forward+vjp` — the drag step's backward as the pipeline builds and runs it by default
+ * (`DEFAULT_GRADIENT_MEMORY`: self-attention probabilities recomputed, no onnxruntime memory pattern);
+ * `forward+vjp:keep-all` (every activation kept, memory pattern on: onnxruntime's defaults);
+ * `forward+vjp:keep-all:no-mem-pattern`; `forward+vjp:remat-attention:mem-pattern`;
+ * `forward+vjp:remat-blocks` (every resnet and transformer recomputed: `rematerialize: true`).
+ * Default: forward, forward+vjp, forward+vjp:keep-all. Configurations:
  *
  * - one per mode, alone in its process: run time (median and min of --repeat), session creation time,
  *   RSS after creation; the runner adds the process's peak RSS;
@@ -16,8 +19,7 @@
  * - `kernels`: per mode, the sum over graph nodes of each node's fastest kernel time across the runs
  *   (onnxruntime profiling): the run time the machine gives when nothing else competes for it.
  *
- * `--mem-pattern off` runs the alone configurations without onnxruntime's memory pattern, which on
- * the backward graphs costs a third of the peak RSS for no speed (see docs/benchmarks.md).
+ * `--cpu-arena off` runs every configuration without onnxruntime's CPU arena.
  *
  * `--reference FILE` compares our forward with another ONNX export of the same UNet (e.g. PyTorch's, from
  * bench/pytorch-reference/) that takes `sample`, `timestep` (scalar) and `encoder_hidden_states` and
@@ -39,20 +41,45 @@ import type { Graph } from '../src/sidecar/engine/graph';
 import { serializeGraph } from '../src/sidecar/engine/onnx/serialize';
 import { prepareModelFolder } from '../src/sidecar/engine/runtime/model-folder';
 import { SessionStore } from '../src/sidecar/engine/runtime/sessions';
+import type { CompileOptions } from '../src/sidecar/engine/runtime/types';
 import { loadUNet, type LoadedUNet } from '../src/sidecar/models/unet/load';
-import { unetAttentionSegment, unetBlockSegment } from '../src/sidecar/models/unet/remat';
+import { unetAttentionSegment } from '../src/sidecar/models/unet/remat';
 import { buildUNetGraph } from '../src/sidecar/models/unet/unet';
+import { BLOCK_GRADIENT_MEMORY, DEFAULT_GRADIENT_MEMORY, unetRecomputeSegment } from '../src/sidecar/pipeline/gradient-memory';
 import { median, rssMb, round, timeRepeated } from './lib/measure';
 import type { Benchmark, Configuration, Flags, MeasureContext, Metrics } from './lib/types';
 
-export type UNetBenchMode = 'forward' | 'forward+vjp' | 'forward+vjp:remat-attention' | 'forward+vjp:remat-blocks';
-export const UNET_BENCH_MODES: readonly UNetBenchMode[] = ['forward', 'forward+vjp', 'forward+vjp:remat-attention', 'forward+vjp:remat-blocks'];
-const DEFAULT_MODES: readonly UNetBenchMode[] = ['forward', 'forward+vjp', 'forward+vjp:remat-attention'];
+export type UNetBenchMode =
+  | 'forward'
+  | 'forward+vjp'
+  | 'forward+vjp:keep-all'
+  | 'forward+vjp:keep-all:no-mem-pattern'
+  | 'forward+vjp:remat-attention:mem-pattern'
+  | 'forward+vjp:remat-blocks';
+export const UNET_BENCH_MODES: readonly UNetBenchMode[] = [
+  'forward',
+  'forward+vjp',
+  'forward+vjp:keep-all',
+  'forward+vjp:keep-all:no-mem-pattern',
+  'forward+vjp:remat-attention:mem-pattern',
+  'forward+vjp:remat-blocks',
+];
+const DEFAULT_MODES: readonly UNetBenchMode[] = ['forward', 'forward+vjp', 'forward+vjp:keep-all'];
 
-const RECOMPUTE: Partial<Record<UNetBenchMode, RecomputePolicy>> = {
-  'forward+vjp:remat-attention': unetAttentionSegment,
-  'forward+vjp:remat-blocks': unetBlockSegment,
+/**
+ * What each VJP mode recomputes and whether its session uses onnxruntime's memory pattern. `forward+vjp`
+ * is the pipeline's default for the drag step (`DEFAULT_GRADIENT_MEMORY`), `forward+vjp:remat-blocks`
+ * its `rematerialize: true`; the others take one of the two measures away.
+ */
+const VJP_MEMORY: Record<Exclude<UNetBenchMode, 'forward'>, { recompute: RecomputePolicy | null; memPattern: boolean }> = {
+  'forward+vjp': { recompute: unetRecomputeSegment(DEFAULT_GRADIENT_MEMORY), memPattern: DEFAULT_GRADIENT_MEMORY.memPattern },
+  'forward+vjp:keep-all': { recompute: null, memPattern: true },
+  'forward+vjp:keep-all:no-mem-pattern': { recompute: null, memPattern: false },
+  'forward+vjp:remat-attention:mem-pattern': { recompute: unetAttentionSegment, memPattern: true },
+  'forward+vjp:remat-blocks': { recompute: unetRecomputeSegment(BLOCK_GRADIENT_MEMORY), memPattern: BLOCK_GRADIENT_MEMORY.memPattern },
 };
+
+const memPatternOf = (mode: UNetBenchMode): boolean => (mode === 'forward' ? true : VJP_MEMORY[mode].memPattern);
 
 interface UNetConfiguration extends Configuration {
   readonly model: string;
@@ -65,11 +92,8 @@ interface UNetConfiguration extends Configuration {
   readonly reference?: string;
   /** Where the kernels configurations keep their profiles (`--profile-dir`), relative to the repository. */
   readonly profileDir?: string;
-  /**
-   * onnxruntime's memory pattern (one pre-planned block for all intermediate tensors). `--mem-pattern off`
-   * measures the alone configurations without it, in sessions created directly (the runtime has no switch).
-   */
-  readonly memPattern: boolean;
+  /** onnxruntime's CPU arena (`--cpu-arena off` measures the configurations without it). */
+  readonly cpuArena: boolean;
 }
 
 /** The benchmarked graph: the UNet forward, plus the drag step's VJP w.r.t. the latent for the vjp modes. */
@@ -81,7 +105,7 @@ export function buildUNetBenchGraph(unet: LoadedUNet, mode: UNetBenchMode, laten
     { value: forward.eps, cotangent: graph.input('cotangent_eps', 'float32', forward.eps.shape) },
     { value: feature, cotangent: graph.input('cotangent_feat_3_up2', 'float32', feature.shape) },
   ];
-  const recompute = RECOMPUTE[mode];
+  const { recompute } = VJP_MEMORY[mode];
   const [dSample] = vjp(graph, seeds, [inputs.sample], recompute ? { recompute } : {});
   graph.output('feat_3_up2', feature);
   graph.output('grad_sample', dSample!);
@@ -100,10 +124,14 @@ function feedsFor(graph: Graph): Record<string, Float32Array> {
 const SESSIONS_DIR = path.join(os.tmpdir(), 'clipdrag-bench-sessions');
 const REPO = path.resolve(__dirname, '..');
 
+function sessionOptions(config: UNetConfiguration, mode: UNetBenchMode): CompileOptions {
+  return { label: `unet ${mode}`, device: 'cpu', cacheOptimizedModel: false, enableMemPattern: memPatternOf(mode), enableCpuMemArena: config.cpuArena };
+}
+
 /** A CPU session of one mode through the engine runtime (hard-linked weights, provider reported). */
 async function compile(store: SessionStore, handle: number, unet: LoadedUNet, config: UNetConfiguration, mode: UNetBenchMode) {
   const graph = buildUNetBenchGraph(unet, mode, config.latent, config.batch);
-  const info = await store.compile(handle, serializeGraph(graph), { label: `unet ${mode}`, device: 'cpu', cacheOptimizedModel: false });
+  const info = await store.compile(handle, serializeGraph(graph), sessionOptions(config, mode));
   const feeds = feedsFor(graph);
   return { info, run: () => store.run(handle, feeds), graphNodes: graph.nodes.length };
 }
@@ -145,25 +173,13 @@ async function referenceSession(file: string, forward: Graph, options: ort.Infer
 
 async function measureAlone(unet: LoadedUNet, config: UNetConfiguration, context: MeasureContext): Promise<Metrics> {
   const mode = config.modes[0]!;
-  let run: () => Promise<Record<string, unknown>>;
-  let release: () => Promise<void>;
-  let createMs: number;
-  let provider: string;
   const graph = buildUNetBenchGraph(unet, mode, config.latent, config.batch);
-  if (config.memPattern) {
-    const store = new SessionStore(SESSIONS_DIR);
-    const info = await store.compile(1, serializeGraph(graph), { label: `unet ${mode}`, device: 'cpu', cacheOptimizedModel: false });
-    const feeds = feedsFor(graph);
-    run = async () => (await store.run(1, feeds)).outputs;
-    release = () => store.releaseAll();
-    ({ createMs, provider } = info);
-  } else {
-    const direct = await directSession(graph, { enableMemPattern: false });
-    run = async () => Object.fromEntries(Object.entries(await direct.run()).map(([k, t]) => [k, t.data]));
-    release = () => direct.session.release();
-    createMs = direct.createMs;
-    provider = 'cpu';
-  }
+  const store = new SessionStore(SESSIONS_DIR);
+  const info = await store.compile(1, serializeGraph(graph), sessionOptions(config, mode));
+  const feeds = feedsFor(graph);
+  const run = async () => (await store.run(1, feeds)).outputs;
+  const release = () => store.releaseAll();
+  const { createMs, provider } = info;
   const afterCreate = rssMb();
   for (const [name, values] of Object.entries(await run())) {
     if (!(values as Float32Array).every(Number.isFinite)) throw new Error(`unet ${mode}: output ${name} is not finite`);
@@ -267,7 +283,8 @@ async function measureKernels(unet: LoadedUNet, config: UNetConfiguration, conte
   let forward = 0;
   for (const mode of config.modes) {
     const graph = buildUNetBenchGraph(unet, mode, config.latent, config.batch);
-    const { [mode]: profile } = await profileRuns({ [mode]: (options) => directSession(graph, options) }, context, keepDir(config));
+    const memory = { enableMemPattern: memPatternOf(mode), enableCpuMemArena: config.cpuArena };
+    const { [mode]: profile } = await profileRuns({ [mode]: (options) => directSession(graph, { ...memory, ...options }) }, context, keepDir(config));
     const floor = profile!.floorMs;
     metrics[`${mode}KernelMs`] = round(floor, 1);
     if (mode === 'forward') forward = floor;
@@ -367,9 +384,9 @@ export const benchmark: Benchmark<UNetConfiguration> = {
     const withForward = modes.includes('forward') ? modes : (['forward', ...modes] as UNetBenchMode[]);
     // Names carry the model and latent, so the runner only compares a run with runs of the same setup.
     const tag = `${path.basename(common.model)}@${common.latent}${common.batch > 1 ? `x${common.batch}` : ''}`;
-    if (flags['mem-pattern'] !== undefined && flags['mem-pattern'] !== 'off') throw new Error('--mem-pattern takes only "off"');
-    const memPattern = flags['mem-pattern'] !== 'off';
-    const alone = (mode: UNetBenchMode) => `${tag} ${mode}${memPattern ? '' : ' (no mem pattern)'}`;
+    if (flags['cpu-arena'] !== undefined && flags['cpu-arena'] !== 'off') throw new Error('--cpu-arena takes only "off"');
+    const cpuArena = flags['cpu-arena'] !== 'off';
+    const suffix = cpuArena ? '' : ' (no cpu arena)';
     const profileDir = typeof flags['profile-dir'] === 'string' ? { profileDir: path.relative(REPO, path.resolve(flags['profile-dir'])) } : {};
     if (flags.reference !== undefined) {
       if (typeof flags.reference !== 'string' || !fs.existsSync(flags.reference)) {
@@ -377,14 +394,14 @@ export const benchmark: Benchmark<UNetConfiguration> = {
       }
       const reference = path.relative(REPO, path.resolve(flags.reference));
       return [
-        { name: `${tag} vs reference`, ...common, modes: ['forward'], kind: 'reference' as const, memPattern: true, reference },
-        { name: `${tag} reference kernels`, ...common, modes: ['forward'], kind: 'reference-kernels' as const, memPattern: true, reference, ...profileDir },
+        { name: `${tag} vs reference`, ...common, modes: ['forward'], kind: 'reference' as const, cpuArena, reference },
+        { name: `${tag} reference kernels`, ...common, modes: ['forward'], kind: 'reference-kernels' as const, cpuArena, reference, ...profileDir },
       ];
     }
     return [
-      ...modes.map((mode) => ({ name: alone(mode), ...common, modes: [mode], kind: 'alone' as const, memPattern })),
-      ...(withForward.length > 1 ? [{ name: `${tag} ratio`, ...common, modes: withForward, kind: 'ratio' as const, memPattern: true }] : []),
-      { name: `${tag} kernels`, ...common, modes: withForward, kind: 'kernels' as const, memPattern: true, ...profileDir },
+      ...modes.map((mode) => ({ name: `${tag} ${mode}${suffix}`, ...common, modes: [mode], kind: 'alone' as const, cpuArena })),
+      ...(withForward.length > 1 ? [{ name: `${tag} ratio${suffix}`, ...common, modes: withForward, kind: 'ratio' as const, cpuArena }] : []),
+      { name: `${tag} kernels${suffix}`, ...common, modes: withForward, kind: 'kernels' as const, cpuArena, ...profileDir },
     ];
   },
   async measure(config, context) {

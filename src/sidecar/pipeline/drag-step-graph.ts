@@ -29,6 +29,7 @@ import {
   STEP_OUTPUT,
 } from './drag/drag-graph';
 import { featureGrid } from './drag/patch-sampler';
+import { DEFAULT_GRADIENT_MEMORY, unetRecomputeSegment } from './gradient-memory';
 import { IO } from './graphs';
 
 /** The UNet feature DragDiffusion and CLIPDrag supervise: `unet_feature_idx = [3]`, up_blocks[2]'s output. */
@@ -69,7 +70,10 @@ export interface DragGraphSpec {
   readonly maskTerm: boolean;
   /** CLIPDrag's global term; null for DragDiffusion (or when there is no guidance text). */
   readonly guidance: (ClipGuidanceSpec & { readonly vae: VaeModel }) | null;
-  /** Recompute each UNet / VAE-decoder / CLIP block in the backward passes instead of keeping its activations. */
+  /**
+   * Recompute each UNet / VAE-decoder / CLIP block in the backward passes instead of keeping its
+   * activations; otherwise only the UNet's self-attention probabilities are recomputed (gradient-memory.ts).
+   */
   readonly rematerialize: boolean;
 }
 
@@ -118,7 +122,7 @@ export function dragStepGraph(spec: DragGraphSpec): Graph {
   graph.output(DRAG_IO.xPrev, xPrev);
   graph.output(DRAG_IO.predX0, predX0);
 
-  const recompute = spec.rematerialize ? { recompute: blockSegments(spec) } : {};
+  const recompute = { recompute: spec.rematerialize ? blockSegments(spec) : unetRecomputeSegment(DEFAULT_GRADIENT_MEMORY) };
   const one = () => graph.constant([1], [], 'float32');
   const [gradLocal] = vjp(graph, [{ value: drag.loss, cotangent: one() }], [sample], recompute);
   graph.output(DRAG_IO.gradLocal, gradLocal ?? zerosLike(graph, sample));

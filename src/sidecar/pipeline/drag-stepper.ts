@@ -12,6 +12,7 @@ import { referenceFeeds, stepFeeds, type DragPoints, type TrackingMode } from '.
 import type { Point } from './drag/tracking';
 import { STEP_INPUT } from './drag/drag-config';
 import { DRAG_IO, dragReferenceGraph, dragStepGraph, type DragGraphSpec } from './drag-step-graph';
+import { gradientMemoryPolicy, gradientSessionOptions } from './gradient-memory';
 import { GraphSession, float32Output } from './graph-session';
 import { IO } from './graphs';
 import { loraFeeds, type LoraWeights } from './lora-weights';
@@ -90,7 +91,11 @@ export class DragStepper {
     const reference = dragReferenceGraph(graphSpec);
     const step = dragStepGraph(graphSpec);
     const referenceGraph = await session.compile(reference, 'drag reference (UNet at z*)');
-    const stepGraph = await session.compile(step, spec.guidance ? 'CLIPDrag step (UNet, drag loss, VAE decoder, CLIP, two VJPs)' : 'drag step (UNet, drag loss, VJP)');
+    const stepGraph = await session.compile(
+      step,
+      spec.guidance ? 'CLIPDrag step (UNet, drag loss, VAE decoder, CLIP, two VJPs)' : 'drag step (UNet, drag loss, VJP)',
+      gradientSessionOptions(gradientMemoryPolicy(spec.rematerialize)),
+    );
     const fixed: Feeds = {
       [IO.timestep]: new Float32Array([spec.timestep]),
       [IO.context]: spec.context,

@@ -90,7 +90,10 @@ export interface EditRequest {
   readonly workingWidth?: number;
   /** Point tracking: default fast (CLIPDrag) in `clipdrag` mode, plain in `drag` mode. */
   readonly tracking?: 'fast' | 'plain';
-  /** Recompute network blocks in the backward passes (less memory, slower); default false. */
+  /**
+   * Recompute whole network blocks in the backward passes (drag step and LoRA training: least memory,
+   * slowest); default false, which recomputes only the UNet's self-attention probabilities.
+   */
   readonly rematerialize?: boolean;
 }
 
@@ -170,7 +173,7 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
     const schedule = createDdimSchedule(SD15_DRAG_SCHEDULER_CONFIG, p.inferenceSteps);
     const plan = inversionPlan(schedule, inversionStepCount(p));
 
-    const { lora, fromCache } = await timed('lora', () => fineTune(session, models, prepared, geometry, input, { cacheDir, precision }, progress, signal, notes));
+    const { lora, fromCache } = await timed('lora', () => fineTune(session, models, prepared, geometry, input, { cacheDir, precision, rematerialize }, progress, signal, notes));
 
     progress.start('encode', 1);
     const zEncoded = await timed('encode', () => encodeLatent(session, models, geometry));
@@ -320,7 +323,7 @@ async function fineTune(
   prepared: Prepared,
   geometry: WorkingGeometry,
   input: EditInput,
-  { cacheDir, precision }: { cacheDir: string; precision: Precision },
+  { cacheDir, precision, rematerialize }: { cacheDir: string; precision: Precision; rematerialize: boolean },
   progress: EditProgressReporter,
   signal: AbortSignal | undefined,
   notes: string[],
@@ -335,11 +338,11 @@ async function fineTune(
     seed: p.seed,
     cropSize: geometry.image.width,
     weightDecay: 1e-2,
-    rematerialize: false,
+    rematerialize,
   };
   const image = geometry.image;
   const imageSha256 = createHash('sha256').update(`${image.width}x${image.height}:`).update(image.data).digest('hex');
-  // Rematerialisation changes memory use, not the result: it is not part of the key.
+  // Rematerialisation and micro-batching change memory use, not the result (beyond float rounding): not part of the key.
   const { rank, steps, learningRate, batchSize, seed, cropSize, weightDecay } = settings;
   const key = loraCacheKey({
     imageSha256,

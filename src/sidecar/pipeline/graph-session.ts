@@ -8,7 +8,7 @@ import type { Graph } from '../engine/graph';
 import { serializeGraph } from '../engine/onnx/serialize';
 import type { CompiledGraph, Engine } from '../engine/runtime/engine';
 import type { DevicePreference } from '../engine/runtime/providers';
-import type { Feeds } from '../engine/runtime/types';
+import type { CompileOptions, Feeds } from '../engine/runtime/types';
 import { throwIfCancelled } from './cancellation';
 import type { CompiledGraphCache } from './edit-session';
 
@@ -20,6 +20,9 @@ export interface GraphSessionOptions {
   /** Keep compiled graphs here for later edits (an `EditSession`'s) instead of releasing them in `dispose()`. */
   readonly cache?: CompiledGraphCache;
 }
+
+/** Per-graph session settings a pipeline stage chooses (e.g. no memory pattern for gradient graphs). */
+export type GraphMemoryOptions = Pick<CompileOptions, 'enableMemPattern' | 'enableCpuMemArena'>;
 
 export class GraphSession {
   private readonly compiled = new Map<string, Promise<CompiledGraph>>();
@@ -40,24 +43,25 @@ export class GraphSession {
     return this.providerWhy;
   }
 
-  /** Compiles `graph` (or returns the session of an identical graph compiled before). */
-  async compile(graph: Graph, label: string): Promise<CompiledGraph> {
+  /** Compiles `graph` (or returns the session of an identical graph compiled before with the same options). */
+  async compile(graph: Graph, label: string, memory: GraphMemoryOptions = {}): Promise<CompiledGraph> {
     throwIfCancelled(this.options.signal, `compiling ${label}`);
     const model = serializeGraph(graph);
     const device = this.options.device ?? 'auto';
     const shared = this.options.cache;
-    const sharedKey = `${device}:${model.hash}`;
-    let pending = shared?.get(sharedKey) ?? this.compiled.get(model.hash);
+    const key = `${model.hash}:${memory.enableMemPattern ?? true}:${memory.enableCpuMemArena ?? true}`;
+    const sharedKey = `${device}:${key}`;
+    let pending = shared?.get(sharedKey) ?? this.compiled.get(key);
     if (!pending) {
-      pending = this.engine.compile(model, { label, device }).then((compiled) => {
+      pending = this.engine.compile(model, { label, device, ...memory }).then((compiled) => {
         this.options.onCompile?.({ label, ms: compiled.createMs, provider: compiled.provider, cached: compiled.optimizedModelCache === 'hit' });
         return compiled;
       });
       if (shared) {
         shared.set(sharedKey, pending);
       } else {
-        this.compiled.set(model.hash, pending);
-        pending.catch(() => this.compiled.delete(model.hash));
+        this.compiled.set(key, pending);
+        pending.catch(() => this.compiled.delete(key));
       }
     }
     const compiled = await pending;

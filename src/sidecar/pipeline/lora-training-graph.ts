@@ -6,8 +6,8 @@
 import { vjp } from '../engine/autodiff';
 import { Graph } from '../engine/graph';
 import { mul, reduceMean, sub } from '../engine/ops';
-import { unetBlockSegment } from '../models/unet/remat';
 import { buildUNetGraph, type UNetModel } from '../models/unet/unet';
+import { gradientMemoryPolicy, unetRecomputeSegment } from './gradient-memory';
 
 export const TRAINING_IO = {
   target: 'target_noise',
@@ -22,7 +22,10 @@ export interface LoraTrainingGraphSpec {
   readonly width: number;
   readonly tokens: number;
   readonly rank: number;
-  /** Recompute each UNet block in the backward pass instead of keeping its activations (less memory, more time). */
+  /**
+   * Recompute each UNet block in the backward pass instead of keeping its activations (less memory, more
+   * time); otherwise only the self-attention probabilities are recomputed (see gradient-memory.ts).
+   */
   readonly rematerialize: boolean;
 }
 
@@ -43,7 +46,9 @@ export function loraTrainingGraph(unet: UNetModel, spec: LoraTrainingGraphSpec):
   const loss = reduceMean(mul(diff, diff), [0, 1, 2, 3], false);
   graph.output(TRAINING_IO.loss, loss);
   const inputs = forward.lora.flatMap((a) => [a.down, a.up]);
-  const grads = vjp(graph, [{ value: loss, cotangent: graph.constant([1], [], 'float32') }], inputs, spec.rematerialize ? { recompute: unetBlockSegment } : {});
+  const grads = vjp(graph, [{ value: loss, cotangent: graph.constant([1], [], 'float32') }], inputs, {
+    recompute: unetRecomputeSegment(gradientMemoryPolicy(spec.rematerialize)),
+  });
   const adapters = new Map<string, readonly number[]>();
   inputs.forEach((input, i) => {
     const g = grads[i];

@@ -6,6 +6,11 @@
  * bilinear filter, then a random crop), `latent_dist.sample() · scaling_factor`, DDPM noise at
  * t ~ U{0..T−1}, loss MSE(ε̂, ε). The gradient comes from the training graph's VJP; the optimiser runs
  * in JS on the adapter tensors. Every random draw comes from the edit's seed.
+ *
+ * Memory: the training graph computes `microBatchSize` rows of the batch per run and the step averages
+ * the runs' losses and gradients (the loss is a mean over rows, so this is the whole batch's gradient up
+ * to float rounding). Activations scale with the rows of one run; the full SD-1.5 UNet does not fit a
+ * batch of 4 at 256² in 24 GB in one run (docs/benchmarks.md).
  */
 import { resizeBilinearLikePil } from '../io/resize';
 import type { RgbImage } from '../io/image';
@@ -15,6 +20,7 @@ import type { VaeModel } from '../models/vae';
 import { throwIfCancelled } from './cancellation';
 import type { DdimSchedule } from './ddim';
 import { adamStep, initialAdamState, type AdamState } from './drag/adam';
+import { gradientMemoryPolicy, gradientSessionOptions } from './gradient-memory';
 import { GraphSession, float32Output } from './graph-session';
 import { IO, vaeEncodeGraph } from './graphs';
 import { loraTrainingGraph, TRAINING_IO } from './lora-training-graph';
@@ -34,9 +40,13 @@ export interface LoraTrainingSettings {
   readonly cropSize: number;
   /** AdamW weight decay (the reference: 1e-2). */
   readonly weightDecay: number;
-  /** Recompute UNet blocks in the backward pass (less memory). */
+  /** Recompute UNet blocks in the backward pass (less memory); otherwise only the self-attention probabilities. */
   readonly rematerialize: boolean;
+  /** Rows of the batch one training-graph run computes (a divisor of `batchSize`). Default 1: least memory. */
+  readonly microBatchSize?: number;
 }
+
+export const DEFAULT_LORA_MICRO_BATCH = 1;
 
 export interface LoraTrainingProgress {
   readonly step: number;
@@ -71,9 +81,11 @@ export async function trainLora(session: GraphSession, request: LoraTrainingRequ
   const channels = unet.plan.config.inChannels;
   const latentSize = channels * latentSide * latentSide;
   const batch = settings.batchSize;
+  const rows = settings.microBatchSize ?? DEFAULT_LORA_MICRO_BATCH;
+  const runs = batch / rows;
 
   const training = loraTrainingGraph(unet, {
-    batch,
+    batch: rows,
     height: latentSide,
     width: latentSide,
     tokens: request.tokens,
@@ -82,12 +94,12 @@ export async function trainLora(session: GraphSession, request: LoraTrainingRequ
   });
   const lora = initialLora(training.adapters, settings);
   if (settings.steps === 0) return lora;
-  const trainStep = await session.compile(training.graph, 'unet LoRA training step');
+  const trainStep = await session.compile(training.graph, 'unet LoRA training step', gradientSessionOptions(gradientMemoryPolicy(settings.rematerialize)));
   const encoder = await session.compile(vaeEncodeGraph(vae, 1, crop, crop), 'vae encode (LoRA crops)');
 
   const resized = resizeShorterSide(request.image, crop);
   const crops = new CropPosteriors(session, encoder, resized, crop);
-  const context = repeatRows(request.context, batch);
+  const context = repeatRows(request.context, rows);
   const random = {
     crop: new SeededRandom(settings.seed, STREAM.crop),
     posterior: new SeededRandom(settings.seed, STREAM.posterior),
@@ -120,10 +132,15 @@ export async function trainLora(session: GraphSession, request: LoraTrainingRequ
         noisy[b * latentSize + i] = f32(f32(sqrtAlpha * z) + f32(sqrtOneMinus * e));
       }
     }
-    const feeds = { ...loraFeeds({ ...lora, tensors }, training.graph), [IO.sample]: noisy, [IO.timestep]: timesteps, [IO.context]: context, [TRAINING_IO.target]: noise };
-    const out = await session.run(trainStep, feeds, undefined, 'LoRA training');
+    const adapters = loraFeeds({ ...lora, tensors }, training.graph);
+    const { loss, grads } = await meanOverRuns(runs, async (run) => {
+      const part = (all: Float32Array, size: number) => all.subarray(run * rows * size, (run + 1) * rows * size);
+      const feeds = { ...adapters, [IO.sample]: part(noisy, latentSize), [IO.timestep]: part(timesteps, 1), [IO.context]: context, [TRAINING_IO.target]: part(noise, latentSize) };
+      const out = await session.run(trainStep, feeds, undefined, 'LoRA training');
+      return { loss: float32Output(out, TRAINING_IO.loss)[0]!, grads: new Map([...tensors.keys()].map((name) => [name, float32Output(out, `${TRAINING_IO.gradPrefix}${name}`)])) };
+    });
     for (const [name, data] of tensors) {
-      const grad = float32Output(out, `${TRAINING_IO.gradPrefix}${name}`);
+      const grad = grads.get(name)!;
       // AdamW: decoupled weight decay first (param ← param·(1 − lr·wd)), then the Adam step.
       const decay = f32(1 - settings.learningRate * settings.weightDecay);
       const decayed = data.map((v) => f32(v * decay));
@@ -131,7 +148,7 @@ export async function trainLora(session: GraphSession, request: LoraTrainingRequ
       tensors.set(name, next.param);
       states.set(name, next.state);
     }
-    request.onStep?.({ step, total: settings.steps, loss: float32Output(out, TRAINING_IO.loss)[0]! });
+    request.onStep?.({ step, total: settings.steps, loss });
   }
   return { rank: settings.rank, tensors, shapes: lora.shapes };
 }
@@ -142,7 +159,31 @@ function checkSettings(s: LoraTrainingSettings): void {
   if (!Number.isInteger(s.steps) || s.steps < 0) throw new RangeError(`LoRA steps must be an integer >= 0, got ${s.steps}`);
   if (!positiveInt(s.batchSize)) throw new RangeError(`LoRA batch size must be a positive integer, got ${s.batchSize}`);
   if (!(s.learningRate > 0)) throw new RangeError(`LoRA learning rate must be > 0, got ${s.learningRate}`);
+  const rows = s.microBatchSize ?? DEFAULT_LORA_MICRO_BATCH;
+  if (!positiveInt(rows) || s.batchSize % rows !== 0) throw new RangeError(`LoRA micro-batch size must be a positive divisor of the batch size ${s.batchSize}, got ${rows}`);
   if (!positiveInt(s.cropSize)) throw new RangeError(`LoRA crop size must be a positive integer, got ${s.cropSize}`);
+}
+
+interface RunResult {
+  readonly loss: number;
+  readonly grads: ReadonlyMap<string, Float32Array>;
+}
+
+/** The mean loss and gradients of `count` runs (one run: its own, unchanged). */
+async function meanOverRuns(count: number, run: (index: number) => Promise<RunResult>): Promise<RunResult> {
+  const first = await run(0);
+  if (count === 1) return first;
+  let loss = first.loss;
+  const sums = new Map([...first.grads].map(([name, g]) => [name, Float64Array.from(g)]));
+  for (let i = 1; i < count; i++) {
+    const next = await run(i);
+    loss += next.loss;
+    for (const [name, sum] of sums) {
+      const g = next.grads.get(name)!;
+      for (let k = 0; k < sum.length; k++) sum[k]! += g[k]!;
+    }
+  }
+  return { loss: f32(loss / count), grads: new Map([...sums].map(([name, sum]) => [name, Float32Array.from(sum, (v) => v / count)])) };
 }
 
 /** diffusers' LoRALinearLayer initialisation: down ~ N(0, (1/rank)²), up = 0. */

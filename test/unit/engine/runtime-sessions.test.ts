@@ -239,6 +239,32 @@ test('identical compiles share one session until the last release; other options
   await assert.rejects(store.run(h2, { a: a() }), /not compiled here/);
 });
 
+test('the memory pattern and the CPU arena can be turned off per compile, each in its own session', async () => {
+  const dir = fs.mkdtempSync(path.join(root, 'memory-'));
+  const file = path.join(dir, 'model.safetensors');
+  writeCheckpoint(file, [10, 20, 30]);
+  const { model } = weightedGraph(file);
+  const store = new SessionStore(path.join(dir, 'cache'));
+  const [h1, h2, h3, h4] = [nextHandle++, nextHandle++, nextHandle++, nextHandle++];
+  const plain = await store.compile(h1, model, options);
+  assert.equal(plain.options.enableMemPattern, true, 'onnxruntime\'s default');
+  assert.equal(plain.options.enableCpuMemArena, true, 'onnxruntime\'s default');
+  const noPattern = await store.compile(h2, model, { ...options, enableMemPattern: false });
+  const noArena = await store.compile(h3, model, { ...options, enableCpuMemArena: false });
+  const again = await store.compile(h4, model, { ...options, enableMemPattern: false });
+  assert.deepEqual([noPattern.reused, noArena.reused, again.reused], [false, false, true]);
+  assert.equal(noPattern.options.enableMemPattern, false);
+  assert.equal(noArena.options.enableCpuMemArena, false);
+  assert.equal(store.sessionCount, 3);
+  // The optimised model does not depend on either option: the later compiles load the first one's.
+  assert.deepEqual([noPattern.optimizedModelCache, noArena.optimizedModelCache], ['hit', 'hit']);
+  for (const handle of [h1, h2, h3]) {
+    // Twice: the memory pattern is planned on the first run and used from the second.
+    for (let run = 0; run < 2; run++) assert.deepEqual([...(await store.run(handle, { a: a() })).outputs.y!], [20, 60, 120, 50, 120, 210]);
+  }
+  await store.releaseAll();
+});
+
 test('a session onnxruntime cannot create is an error naming the graph, the provider and the reason', async () => {
   const dir = fs.mkdtempSync(path.join(root, 'invalid-'));
   const store = new SessionStore(path.join(dir, 'cache'));

@@ -40,7 +40,8 @@ test('a graph compiled and run in the worker gives the in-thread results and rep
   const engine = new Engine({ cacheDir });
   try {
     const graph = testGraph();
-    const compiled = await engine.compile(serializeGraph(graph), { ...cpu, reportNodePlacement: true, label: 'test graph' });
+    const compiled = await engine.compile(serializeGraph(graph), { ...cpu, reportNodePlacement: true, enableMemPattern: false, label: 'test graph' });
+    assert.equal(compiled.options.enableMemPattern, false, 'the option reached the worker\'s session store');
     assert.equal(compiled.provider, 'cpu');
     assert.equal(compiled.providerReason, 'requested explicitly');
     assert.equal(compiled.label, 'test graph');

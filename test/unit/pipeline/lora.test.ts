@@ -80,6 +80,25 @@ describe('LoRA fine-tuning', () => {
     assert.ok(moved > 100, `only ${moved} LoRA up-projection entries moved`);
   });
 
+  it('computes the batch in runs of microBatchSize rows with the whole batch\'s loss and update', async () => {
+    const [split, whole] = [[] as number[], [] as number[]];
+    const perRow = await train({ ...SETTINGS, steps: 2, microBatchSize: 1 }, { losses: split });
+    const together = await train({ ...SETTINGS, steps: 2, microBatchSize: 2 }, { losses: whole });
+    split.forEach((loss, i) => assert.ok(Math.abs(loss - whole[i]!) <= 1e-5 * whole[i]!, `step ${i + 1}: loss ${loss} (runs of 1) vs ${whole[i]} (one run)`));
+    // Adam's first steps move each entry by about ±lr whatever its gradient's size, so a wrong row split
+    // (another row's noise or timestep) shows as entries moved the other way.
+    let moved = 0;
+    for (const [name, data] of perRow.tensors) {
+      const other = together.tensors.get(name)!;
+      data.forEach((v, k) => {
+        if (v !== 0 || other[k] !== 0) moved++;
+        assert.ok(Math.abs(v - other[k]!) <= 1e-2 * SETTINGS.learningRate, `${name}[${k}]: ${v} vs ${other[k]}`);
+      });
+    }
+    assert.ok(moved > 100);
+    await assert.rejects(train({ ...SETTINGS, microBatchSize: 3 }), /micro-batch size must be a positive divisor of the batch size 2, got 3/);
+  });
+
   it('is deterministic for a seed and changes with it', async () => {
     const a = await train(SETTINGS);
     const b = await train(SETTINGS);

@@ -101,7 +101,19 @@ export class SessionStore {
     const resolved = resolveCompileOptions(options);
     const label = options.label ?? `graph ${model.hash.slice(0, 12)}`;
     const choice = await chooseExecutionProvider(resolved.device);
-    const key = [model.hash, choice.provider, resolved.graphOptimizationLevel, resolved.intraOpNumThreads, resolved.interOpNumThreads, resolved.externalWeights, resolved.reportNodePlacement].join('|');
+    // Every option that changes the session (not only the optimised model) separates sessions; the
+    // memory options do not change the optimised model, so they are not part of its cache file's name.
+    const key = [
+      model.hash,
+      choice.provider,
+      resolved.graphOptimizationLevel,
+      resolved.intraOpNumThreads,
+      resolved.interOpNumThreads,
+      resolved.externalWeights,
+      resolved.enableMemPattern,
+      resolved.enableCpuMemArena,
+      resolved.reportNodePlacement,
+    ].join('|');
     let pending = this.byKey.get(key);
     const reused = pending !== undefined;
     if (!pending) {
@@ -201,7 +213,8 @@ async function createSession(
     interOpNumThreads: options.interOpNumThreads,
     // DirectML supports neither parallel execution nor memory patterns.
     executionMode: options.interOpNumThreads > 1 && provider !== 'dml' ? 'parallel' : 'sequential',
-    ...(provider === 'dml' ? { enableMemPattern: false } : {}),
+    enableMemPattern: options.enableMemPattern && provider !== 'dml',
+    enableCpuMemArena: options.enableCpuMemArena,
     // Errors only: onnxruntime's warnings go to the native stderr, which is the sidecar's log.
     logSeverityLevel: 3,
     ...(prepared.inMemory.length > 0 ? { externalData: prepared.inMemory.map(({ path: p, data }) => ({ path: p, data })) } : {}),
