@@ -200,5 +200,7 @@ test('rematerialised segments give the same gradients, recomputed in the backwar
   assert.deepEqual(leaks, []);
 
   const [a, b] = [await runGraph(build(false), { x: feeds.x! }), await runGraph(remat, { x: feeds.x! })];
-  for (const name of ['g0', 'g1', 'g2', 'g3']) assertClose(Array.from(b[name] as Float32Array), Array.from(a[name] as Float32Array), name, 1e-5, 1e-6);
+  // Where the backward does not read the forward GELU's parts (the recomputed MLP), onnxruntime fuses them
+  // into its Gelu kernel, whose erf rounds differently from the Erf op's: the graphs agree to that rounding.
+  for (const name of ['g0', 'g1', 'g2', 'g3']) assertClose(Array.from(b[name] as Float32Array), Array.from(a[name] as Float32Array), name, 1e-4, 1e-6);
 });
