@@ -6,7 +6,7 @@
  * - `attention` (default): the UNet's self-attention probabilities are recomputed — the largest saved
  *   activations, cheap to recompute (one score MatMul and Softmax each) — and the session runs without
  *   the memory pattern, which on gradient graphs costs peak memory and gains no measurable speed.
- *   Quarter-width UNet at a 32×32 latent, forward + VJP: peak RSS 1334 MB → 840 MB for ≈ 7 % more time
+ *   Quarter-width UNet at a 32×32 latent, forward + VJP: peak RSS 1334 MB → 840 MB for 6–7 % more run time
  *   (docs/benchmarks.md, "UNet").
  * - `blocks`: every UNet resnet and transformer (and, in the CLIPDrag step, every VAE-decoder block and
  *   CLIP encoder layer) is recomputed: the backward holds only block boundaries, for most of a second
