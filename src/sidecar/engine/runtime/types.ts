@@ -39,7 +39,7 @@ export interface CompileOptions {
    * onnxruntime's memory pattern: after the first run, every intermediate tensor of a run is placed in one
    * block planned for the whole run. It saves allocator calls, but the block is sized for the largest
    * tensors alive together, and a gradient graph keeps many forward values alive: for the UNet's drag-step
-   * VJP it costs ≈370 MB of peak memory for no measurable speed (docs/runtime.md). Forced off on DirectML,
+   * VJP it costs ≈370 MB of peak memory for no measurable speed (docs/benchmarks.md). Forced off on DirectML,
    * which does not support it. Default true.
    */
   readonly enableMemPattern?: boolean;
