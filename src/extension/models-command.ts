@@ -1,9 +1,10 @@
 // "CLIPDrag: Download / Verify Models": asks the engine to download (or find) the configured Stable Diffusion and
-// CLIP models and re-hash every file, with a cancellable progress notification. Only offered in trusted workspaces
-// (the caller checks): it downloads and writes into the model cache.
+// CLIP models, in the weight files of the `clipdrag.precision` setting (fp16: the fp16 variants), and re-hash every
+// file, with a cancellable progress notification. Only offered in trusted workspaces (the caller checks): it
+// downloads and writes into the model cache.
 import * as vscode from 'vscode';
 import { ModelsEnsureRequestType, SidecarErrorCodes, type ModelsEnsureResult, type ModelsProgress } from '../shared/protocol';
-import { CONFIG_SECTION } from './config';
+import { CONFIG_SECTION, precisionPreference } from './config';
 import type { SidecarClient } from './sidecar/sidecar-client';
 
 /** The model settings as the user set them (empty strings mean "the default"). */
@@ -31,7 +32,8 @@ export function summarizeModels(result: ModelsEnsureResult): string {
       const source = m.origin === 'local' ? m.folder : `${m.id}${m.commit ? ` @ ${m.commit.slice(0, 10)}` : ''}`;
       const fetched = m.downloadedBytes > 0 ? `, ${gb(m.downloadedBytes)} downloaded` : '';
       const repaired = m.corruptFiles && m.corruptFiles.length > 0 ? `, ${m.corruptFiles.length} corrupt file(s) fetched again` : '';
-      return `${name} ${source} (${m.fileCount} files, ${gb(m.totalBytes)}${fetched}${repaired})`;
+      const notes = m.notes.length > 0 ? ` — ${m.notes.join(' ')}` : '';
+      return `${name} ${source} (${m.weightsPrecision} weights, ${m.fileCount} files, ${gb(m.totalBytes)}${fetched}${repaired})${notes}`;
     })
     .join('; ');
 }
@@ -47,7 +49,7 @@ export async function downloadModels(sidecar: SidecarClient, showError: (error: 
       (progress, token) =>
         sidecar.sendRequestWithProgress(
           ModelsEnsureRequestType,
-          { ...modelSettings(), verify: true },
+          { ...modelSettings(), precision: precisionPreference(), verify: true },
           (update: ModelsProgress) => progress.report({ message: describeModelsProgress(update) }),
           token,
         ),

@@ -172,6 +172,11 @@ export interface ModelsEnsureParams {
   model?: string;
   clipModel?: string;
   hubCacheDirectory?: string;
+  /**
+   * The precision the edits will run in (default `auto`): fp16 fetches the `*.fp16.safetensors` variants where a
+   * repo has them (half the bytes), fp32 the full-precision files; either falls back to the other with a note.
+   */
+  precision?: PrecisionPreference;
   /** Also re-hash every file and compare with the published hashes (corrupt cached files are removed). */
   verify?: boolean;
   progressToken?: string | number;
@@ -186,6 +191,8 @@ export interface EnsuredModel {
   fileCount: number;
   totalBytes: number;
   downloadedBytes: number;
+  /** Precision of the weight files chosen; `mixed` when some component fell back to the other precision. */
+  weightsPrecision: Precision | 'mixed';
   /** `hub`: checked with the hub; `cache`: from the cache; `local`: a folder. */
   origin: 'hub' | 'cache' | 'local';
   /** With `verify`: files whose hash did not match (removed so that the next ensure downloads them again). */

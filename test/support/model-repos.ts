@@ -78,14 +78,25 @@ export async function tinySdRepo(options: SdRepoOptions = {}): Promise<Map<strin
   return files;
 }
 
-export async function tinyClipRepo(options: { decoys?: boolean } = {}): Promise<Map<string, Buffer>> {
+export async function tinyClipRepo(options: { decoys?: boolean; fp16?: boolean } = {}): Promise<Map<string, Buffer>> {
   const files = await readFolderFiles(TINY_CLIP_FOLDER);
+  if (options.fp16) files.set('model.fp16.safetensors', await toFloat16(path.join(TINY_CLIP_FOLDER, 'model.safetensors')));
   if (options.decoys) {
     for (const decoy of ['pytorch_model.bin', 'tf_model.h5', 'flax_model.msgpack', 'README.md', 'preprocessor_config.json']) {
       files.set(decoy, pseudoRandomBytes(decoy, 20_000));
     }
   }
   return files;
+}
+
+/** Writes a repo's files (as `tinySdRepo` / `tinyClipRepo` build them) into a plain model folder. */
+export async function writeModelFolder(folder: string, files: ReadonlyMap<string, Buffer>): Promise<string> {
+  for (const [file, content] of files) {
+    const target = path.join(folder, ...file.split('/'));
+    await mkdir(path.dirname(target), { recursive: true });
+    await writeFile(target, content);
+  }
+  return folder;
 }
 
 /** A real float16 copy of a float32 safetensors file (other dtypes copied as they are). */

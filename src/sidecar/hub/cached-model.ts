@@ -57,6 +57,7 @@ export async function resolveFromCache(lookup: CacheLookup, why: string): Promis
   const chosen = selection.files.map((file) => byPath.get(file)!);
   const totalBytes = chosen.reduce((sum, file) => sum + file.size, 0);
   lookup.onEvent?.({ type: 'resolved', model, commit, folder, fileCount: chosen.length, totalBytes, downloadBytes: 0, origin: 'cache' });
+  for (const message of selection.notes) lookup.onEvent?.({ type: 'note', message });
   const files = await recordLocalFiles(chosen, lookup);
   return {
     kind: lookup.kind,

@@ -129,6 +129,7 @@ async function resolveLocalFolder(request: ModelRequest, folder: string): Promis
     downloadBytes: 0,
     origin: 'local',
   });
+  for (const message of selection.notes) request.onEvent?.({ type: 'note', message });
   const files = await recordLocalFiles(chosen, {
     signal: request.signal,
     onEvent: request.onEvent,

@@ -1,8 +1,11 @@
 /**
  * Finding an edit's models: hub ids are downloaded into (or found in) the Hugging Face cache, folders
  * are checked and hashed, both through the model store; the result names the folders the pipeline
- * opens and the recipe's description of each model (id, revision, commit, file hashes).
+ * opens and the recipe's description of each model (id, revision, commit, file hashes). The edit's
+ * precision picks the weight files: fp16 the `*.fp16.safetensors` variants where the repo has them.
  */
+import * as path from 'node:path';
+import type { Precision } from '../../shared/protocol';
 import type { RecipeModel } from '../../shared/recipe';
 import { DEFAULT_MODELS, ensureModel, type ModelStoreEvent, type ResolvedModel } from '../hub';
 import type { HubSettingsOverrides } from '../hub/hub-settings';
@@ -20,6 +23,8 @@ export interface ResolveModelsRequest {
   readonly stableDiffusion: string;
   /** Null when the edit needs no CLIP model. */
   readonly clip: string | null;
+  /** The edit's precision: which weight files to fetch (fp16 variants, or the full-precision files). */
+  readonly precision: Precision;
   readonly hub?: HubSettingsOverrides;
   /** Relative folder paths are resolved against this folder. */
   readonly baseDir?: string;
@@ -35,6 +40,7 @@ export async function resolveEditModels(request: ResolveModelsRequest): Promise<
       ...request.hub,
       source: id,
       kind: role,
+      precision: request.precision,
       ...(request.baseDir ? { baseDir: request.baseDir } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
       onEvent: (event) => request.onEvent?.(role, id, event),
@@ -63,4 +69,22 @@ export function recipeModel(model: ResolvedEditModel): RecipeModel {
 export function modelIdentity(model: ResolvedEditModel): unknown {
   const { resolved } = model;
   return { repoId: resolved.repoId, commit: resolved.commit, files: resolved.files.map((f) => [f.path, f.sha256]) };
+}
+
+/**
+ * Checks that the weight files the pipeline opened are among the files the model store chose and hashed, so the
+ * recipe describes the bytes that ran. Both pick variants in the same order; a difference is a bug, reported
+ * rather than recorded wrongly.
+ */
+export function assertLoadedAsRecorded(model: ResolvedEditModel, loadedFiles: readonly string[]): void {
+  const recorded = new Set(model.resolved.files.map((f) => f.path));
+  const recordedWeights = [...recorded].filter((file) => file.endsWith('.safetensors'));
+  const folder = model.resolved.folder;
+  const unrecorded = loadedFiles.map((file) => path.relative(folder, file).split(path.sep).join('/')).filter((file) => !recorded.has(file));
+  if (unrecorded.length > 0) {
+    throw new Error(
+      `The ${model.role} model ${model.id} was loaded from ${unrecorded.join(', ')}, which the model store did not choose ` +
+        `(it chose ${recordedWeights.join(', ')}): the recipe would not describe the weights that ran.`,
+    );
+  }
 }

@@ -37,7 +37,7 @@ import { runDragLoop, type DragIteration } from './drag-loop';
 import { DRAG_FEATURE_INDEX } from './drag-step-graph';
 import { DragStepper } from './drag-stepper';
 import { DEFAULT_WORKING_WIDTH, readEditInput, toImagePixels, workingGeometry, type EditInput, type WorkingGeometry } from './edit-input';
-import { DEFAULT_MODELS, modelIdentity, recipeModel, resolveEditModels, type ResolvedEditModel } from './edit-models';
+import { DEFAULT_MODELS, assertLoadedAsRecorded, modelIdentity, recipeModel, resolveEditModels, type ResolvedEditModel } from './edit-models';
 import { EditProgressReporter } from './edit-progress';
 import type { EditSession } from './edit-session';
 import { GraphSession, float32Output } from './graph-session';
@@ -169,6 +169,8 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
   try {
     const prepared = await timed('load', () => prepare(session, request, input, { sdId, clipId, guidanceText, precision, cacheDir }, progress, signal));
     const { models } = prepared;
+    // What the model store had to fall back to (another precision's weight files, the cached snapshot) belongs in the recipe.
+    for (const model of [prepared.stableDiffusion, prepared.clip]) notes.push(...(model?.resolved.notes ?? []));
     const geometry = workingGeometry(input, workingWidth, vaeScaleFactor(models.vae.config));
     const schedule = createDdimSchedule(SD15_DRAG_SCHEDULER_CONFIG, p.inferenceSteps);
     const plan = inversionPlan(schedule, inversionStepCount(p));
@@ -288,6 +290,7 @@ async function prepare(
     const resolved = await resolveEditModels({
       stableDiffusion: ids.sdId,
       clip: ids.clipId,
+      precision: ids.precision,
       hub: { ...request.hub, ...(hubCache ? { cacheDir: hubCache } : {}) },
       baseDir: request.modelBaseDir ?? process.cwd(),
       ...(signal ? { signal } : {}),
@@ -305,6 +308,8 @@ async function prepare(
       cacheDir: ids.cacheDir,
       onConvert: (file) => progress.note('load', `writing a float16 copy of ${path.basename(file)} (once per checkpoint)`),
     });
+    assertLoadedAsRecorded(resolved.stableDiffusion, models.weightFiles.stableDiffusion);
+    if (resolved.clip) assertLoadedAsRecorded(resolved.clip, models.weightFiles.clip);
     return { resolved, models };
   };
   // A session resolves and opens the same models once for all its edits.

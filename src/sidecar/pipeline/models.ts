@@ -15,7 +15,7 @@ import type { VaeModel } from '../models/vae';
 import type { Precision } from '../../shared/protocol';
 import { halfPrecisionCopy } from '../models/checkpoint/half-precision-copy';
 import { CheckpointWeights } from '../models/weights';
-import { computeDtype } from './precision';
+import { computeDtype, weightsVariantFor } from './precision';
 
 export interface TextEncoderModel {
   readonly config: ClipTextConfig;
@@ -33,6 +33,8 @@ export interface PipelineModels {
   readonly tokenizer: ClipTokenizer;
   /** Where the tokenizer files came from, for messages. */
   readonly tokenizerSource: string;
+  /** The checkpoint files the weights come from (the folders' own files, not float16 copies of them). */
+  readonly weightFiles: { readonly stableDiffusion: readonly string[]; readonly clip: readonly string[] };
 }
 
 export interface OpenModelsRequest {
@@ -44,7 +46,10 @@ export interface OpenModelsRequest {
    * (checked in that order: the SD folder's `tokenizer/`, the CLIP folder, this folder).
    */
   readonly tokenizerFolder?: string;
-  /** Default fp32. fp16 needs `cacheDir`. */
+  /**
+   * Default fp32. Also picks the weight files: fp16 prefers the folders' `*.fp16.safetensors` variants, fp32 the
+   * full-precision files (either falls back to the other). fp16 needs `cacheDir`.
+   */
   readonly precision?: Precision;
   /** The pipeline cache folder; fp16 keeps float16 copies of fp32 checkpoints under it. */
   readonly cacheDir?: string;
@@ -77,16 +82,19 @@ export function halfPrecisionCacheDir(cacheDir: string): string {
 }
 
 export async function openPipelineModels(request: OpenModelsRequest): Promise<PipelineModels> {
-  const stableDiffusion = await loadStableDiffusionModel(request.stableDiffusionFolder);
+  const variant = weightsVariantFor(request.precision ?? 'fp32');
+  const stableDiffusion = await loadStableDiffusionModel(request.stableDiffusionFolder, { variant });
   const { layout } = stableDiffusion;
   const unet: UNetModel = { plan: planUNet(stableDiffusion.unet), weights: await openWeights(layout.unet.weightsPath, request) };
   const vae: VaeModel = { config: stableDiffusion.vae, weights: await openWeights(layout.vae.weightsPath, request) };
   const textEncoder: TextEncoderModel = { config: stableDiffusion.textEncoder, weights: await openWeights(layout.textEncoder.weightsPath, request) };
 
   let clip: ClipModelWeights | null = null;
+  const clipWeightFiles: string[] = [];
   if (request.clipFolder !== undefined) {
-    const loaded = await loadClipModel(request.clipFolder);
+    const loaded = await loadClipModel(request.clipFolder, { variant });
     clip = { config: loaded.config, weights: await openWeights(loaded.layout.weightsPath, request) };
+    clipWeightFiles.push(loaded.layout.weightsPath);
   }
 
   const candidates = [layout.tokenizer?.dir, request.clipFolder, request.tokenizerFolder].filter((d): d is string => d !== undefined);
@@ -104,5 +112,6 @@ export async function openPipelineModels(request: OpenModelsRequest): Promise<Pi
     );
   }
   const tokenizer = await ClipTokenizer.fromDirectory(tokenizerSource);
-  return { stableDiffusion, unet, vae, textEncoder, clip, tokenizer, tokenizerSource };
+  const weightFiles = { stableDiffusion: [layout.unet.weightsPath, layout.vae.weightsPath, layout.textEncoder.weightsPath], clip: clipWeightFiles };
+  return { stableDiffusion, unet, vae, textEncoder, clip, tokenizer, tokenizerSource, weightFiles };
 }

@@ -7,6 +7,7 @@
  * and back), so `auto` will stay fp32 there.
  */
 import type { DevicePreference, Precision, PrecisionPreference } from '../../shared/protocol';
+import type { WeightsVariant } from '../models/checkpoint/layout';
 import type { ComputeDType } from '../models/weights';
 
 export function resolvePrecision(preference: PrecisionPreference | undefined, _device: DevicePreference): Precision {
@@ -15,4 +16,12 @@ export function resolvePrecision(preference: PrecisionPreference | undefined, _d
 
 export function computeDtype(precision: Precision): ComputeDType {
   return precision === 'fp16' ? 'float16' : 'float32';
+}
+
+/**
+ * Which weight files a model folder is loaded from: fp16 takes the `*.fp16.safetensors` variants where they exist
+ * (half the bytes, and no float16 copy to write), fp32 the full-precision files, each falling back to the other.
+ */
+export function weightsVariantFor(precision: Precision): WeightsVariant {
+  return precision === 'fp16' ? 'auto-fp16' : 'auto';
 }

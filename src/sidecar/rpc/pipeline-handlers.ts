@@ -20,6 +20,7 @@ import {
 import { DEFAULT_MODELS, ensureModel, verifyModel, type ModelStoreEvent } from '../hub';
 import type { Logger } from '../log';
 import { edit, type EditRequest } from '../pipeline/edit';
+import { resolvePrecision } from '../pipeline/precision';
 import { toResponseError } from './errors';
 
 export interface PipelineHandlerContext {
@@ -94,6 +95,7 @@ export function registerPipelineHandlers(connection: MessageConnection, context:
           },
         });
         log.info(`edit/run wrote ${outcome.imagePath} (${outcome.iterations} drag iterations, ${((Date.now() - started) / 1000).toFixed(1)} s on ${outcome.executionProvider})`);
+        for (const note of outcome.recipe.notes ?? []) log.info(`edit/run: ${note}`);
         const { recipe: _recipe, ...result } = outcome;
         void _recipe;
         return result;
@@ -107,12 +109,22 @@ export function registerPipelineHandlers(connection: MessageConnection, context:
 
   connection.onRequest(ModelsEnsureRequestType, async (params, token): Promise<ModelsEnsureResult> => {
     const request = params ?? {};
+    if (request.precision !== undefined && !isPrecisionPreference(request.precision)) {
+      throw new ResponseError(ErrorCodes.InvalidParams, `models/ensure: precision must be one of auto, fp32, fp16 (got ${JSON.stringify(request.precision)})`);
+    }
     return queue.run(async () => {
       const controller = abortOn(token);
       try {
-        return await ensureModels(request, controller.signal, (progress) => {
-          if (request.progressToken !== undefined) void connection.sendProgress(ModelsProgressType, request.progressToken, progress);
-        });
+        const resolved = await ensureModels(
+          request,
+          controller.signal,
+          (progress) => {
+            if (request.progressToken !== undefined) void connection.sendProgress(ModelsProgressType, request.progressToken, progress);
+          },
+          context.devicePreference(),
+        );
+        for (const model of resolved.models) for (const note of model.notes) log.info(`models/ensure ${model.id}: ${note}`);
+        return resolved;
       } catch (error) {
         const response = toResponseError(error, 'Preparing the models');
         log.warn(`models/ensure: ${response.message}`);
@@ -122,8 +134,17 @@ export function registerPipelineHandlers(connection: MessageConnection, context:
   });
 }
 
-/** Ensures (and with `verify`, re-hashes) the Stable Diffusion and CLIP models. */
-export async function ensureModels(params: ModelsEnsureParams, signal: AbortSignal, onProgress: (progress: ModelsProgress) => void): Promise<ModelsEnsureResult> {
+/**
+ * Ensures (and with `verify`, re-hashes) the Stable Diffusion and CLIP models, with the weight files of the precision
+ * the edits will run in on `device` (so that an fp16 user downloads the fp16 variants, never the fp32 files).
+ */
+export async function ensureModels(
+  params: ModelsEnsureParams,
+  signal: AbortSignal,
+  onProgress: (progress: ModelsProgress) => void,
+  device: DevicePreference = 'auto',
+): Promise<ModelsEnsureResult> {
+  const precision = resolvePrecision(params.precision, device);
   const wanted = [
     { role: 'stable-diffusion' as const, id: params.model || DEFAULT_MODELS.stableDiffusion },
     { role: 'clip' as const, id: params.clipModel || DEFAULT_MODELS.clip },
@@ -135,7 +156,7 @@ export async function ensureModels(params: ModelsEnsureParams, signal: AbortSign
       const progress = toModelsProgress(role, id, event);
       if (progress) onProgress(progress);
     };
-    const request = { ...hub, source: id, kind: role, signal, onEvent };
+    const request = { ...hub, source: id, kind: role, precision, signal, onEvent };
     let resolved = await ensureModel(request);
     let corruptFiles: string[] | undefined;
     if (params.verify) {
@@ -153,6 +174,7 @@ export async function ensureModels(params: ModelsEnsureParams, signal: AbortSign
       fileCount: resolved.files.length,
       totalBytes: resolved.files.reduce((sum, f) => sum + f.size, 0),
       downloadedBytes: resolved.downloadedBytes,
+      weightsPrecision: resolved.weightsPrecision,
       origin: resolved.origin,
       ...(corruptFiles ? { corruptFiles } : {}),
       notes: resolved.notes,

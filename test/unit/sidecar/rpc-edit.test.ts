@@ -79,6 +79,17 @@ describe('edit/run and models/ensure (real sidecar process)', () => {
     assert.deepEqual(updates.filter((u) => u.phase === 'done').map((u) => u.role), ['stable-diffusion', 'clip']);
   });
 
+  it('takes the precision for models/ensure: fp16 on fp32-only folders falls back with notes; an unknown one is refused', async () => {
+    const updates: ModelsProgress[] = [];
+    const result = await client.sendRequestWithProgress(ModelsEnsureRequestType, { model, clipModel: TINY_CLIP, precision: 'fp16' }, (p: ModelsProgress) => updates.push(p));
+    assert.deepEqual(result.models.map((m) => m.weightsPrecision), ['fp32', 'fp32']);
+    assert.match(result.models[0]!.notes.join('\n'), /unet: no fp16 weights in the folder .*; using the fp32 files instead/);
+    assert.ok(updates.some((u) => u.role === 'clip' && /model: no fp16 weights/.test(u.message ?? '')));
+    const refused = await rejection(client.sendRequest(ModelsEnsureRequestType, { model, precision: 'fp8' as never }));
+    assert.equal(refused.code, -32602);
+    assert.match(refused.message, /precision must be one of auto, fp32, fp16/);
+  });
+
   it('answers a failed edit with a clear error and serves the next request', async () => {
     const corrupt = await image('corrupt', new TextEncoder().encode('GIF89a but not really'));
     const failed = await rejection(client.sendRequest(EditRunRequestType, params(corrupt)));

@@ -32,8 +32,11 @@ export class ModelLayoutError extends Error {
   }
 }
 
-/** Which weight file to use: the full-precision one, the `fp16` variant, or whichever exists (full precision first). */
-export type WeightsVariant = 'default' | 'fp16' | 'auto';
+/**
+ * Which weight file to use: the full-precision one, the `fp16` variant, or whichever exists — full precision
+ * first (`auto`) or the fp16 variant first (`auto-fp16`, what an fp16 edit loads).
+ */
+export type WeightsVariant = 'default' | 'fp16' | 'auto' | 'auto-fp16';
 
 export type ComponentKind = 'unet' | 'vae' | 'text_encoder';
 
@@ -88,6 +91,7 @@ export interface ClipModelLayout {
   readonly root: string;
   readonly configPath: string;
   readonly weightsPath: string;
+  readonly variant: 'default' | 'fp16';
 }
 
 export interface ClipModel {
@@ -140,14 +144,14 @@ async function requireFolder(root: string, what: string): Promise<string> {
  * Picks the weight file of one component folder. Only safetensors can be
  * read; a folder with PyTorch pickles alone gets an actionable message.
  */
-async function pickWeights(dir: string, kind: ComponentKind, variant: WeightsVariant, root: string): Promise<{ path: string; variant: 'default' | 'fp16' }> {
-  const base = WEIGHT_BASENAME[kind];
+async function pickWeights(dir: string, base: string, variant: WeightsVariant, root: string): Promise<{ path: string; variant: 'default' | 'fp16' }> {
   const plain = path.join(dir, `${base}.safetensors`);
   const half = path.join(dir, `${base}.fp16.safetensors`);
-  if (variant !== 'fp16' && (await isFile(plain))) return { path: plain, variant: 'default' };
-  if (variant !== 'default' && (await isFile(half))) return { path: half, variant: 'fp16' };
-  const wanted = variant === 'fp16' ? half : plain;
-  const alternatives = variant === 'auto' ? ` (nor ${rel(root, half)})` : '';
+  const file = { default: { path: plain, variant: 'default' }, fp16: { path: half, variant: 'fp16' } } as const;
+  const candidates = { default: [file.default], fp16: [file.fp16], auto: [file.default, file.fp16], 'auto-fp16': [file.fp16, file.default] }[variant];
+  for (const candidate of candidates) if (await isFile(candidate.path)) return candidate;
+  const wanted = candidates[0]!.path;
+  const alternatives = candidates.length > 1 ? ` (nor ${rel(root, candidates[1]!.path)})` : '';
   const pickle = [`${base}.bin`, `${base}.fp16.bin`, 'pytorch_model.bin'];
   const present = (await Promise.all(pickle.map(async (n) => ((await isFile(path.join(dir, n))) ? n : null)))).filter((n): n is string => n !== null);
   const hint = present.length > 0 ? `; found ${present.join(', ')} (PyTorch pickle), which cannot be loaded: use the .safetensors weights of this model` : '';
@@ -165,7 +169,7 @@ export async function resolveComponentFolder(dir: string, kind: ComponentKind, o
   if (!(await isDirectory(abs))) throw new ModelLayoutError(root, `${rel(root, abs)}/ is missing (expected the ${EXPECTED_CLASS[kind]} folder)`);
   const configPath = path.join(abs, 'config.json');
   if (!(await isFile(configPath))) throw new ModelLayoutError(root, `${rel(root, configPath)} is missing`);
-  const weights = await pickWeights(abs, kind, options.variant ?? 'auto', root);
+  const weights = await pickWeights(abs, WEIGHT_BASENAME[kind], options.variant ?? 'auto', root);
   return { dir: abs, configPath, weightsPath: weights.path, variant: weights.variant };
 }
 
@@ -248,8 +252,8 @@ export async function loadAutoencoderKLFolder(dir: string, options: { variant?: 
   return { files, config: await parseIn(root, files.configPath, parseAutoencoderKLConfig) };
 }
 
-/** Resolves and parses a transformers CLIPModel folder (`config.json` + `model.safetensors`). */
-export async function loadClipModel(root: string): Promise<ClipModel> {
+/** Resolves and parses a transformers CLIPModel folder (`config.json` + `model.safetensors` or its fp16 variant). */
+export async function loadClipModel(root: string, options: { variant?: WeightsVariant } = {}): Promise<ClipModel> {
   const abs = await requireFolder(root, 'a transformers CLIPModel folder');
   const configPath = path.join(abs, 'config.json');
   if (!(await isFile(configPath))) {
@@ -267,10 +271,6 @@ export async function loadClipModel(root: string): Promise<ClipModel> {
   } catch (err) {
     throw new ModelLayoutError(abs, (err as Error).message);
   }
-  const weightsPath = path.join(abs, 'model.safetensors');
-  if (!(await isFile(weightsPath))) {
-    const pickle = (await isFile(path.join(abs, 'pytorch_model.bin'))) ? '; found pytorch_model.bin (PyTorch pickle), which cannot be loaded: use the model.safetensors weights' : '';
-    throw new ModelLayoutError(abs, `model.safetensors is missing${pickle}`);
-  }
-  return { layout: { root: abs, configPath, weightsPath }, config };
+  const weights = await pickWeights(abs, 'model', options.variant ?? 'auto', abs);
+  return { layout: { root: abs, configPath, weightsPath: weights.path, variant: weights.variant }, config };
 }

@@ -103,8 +103,8 @@ test('fp16 variant files are found and decode to the half-rounded weights', asyn
     await writeFp16Variant(path.join(SD, sub, `${base}.safetensors`), path.join(root, sub, `${base}.fp16.safetensors`));
   }
 
-  // Only the fp16 files exist: "auto" and "fp16" find them, "default" names the missing file and the alternative.
-  for (const variant of ['auto', 'fp16'] as const) {
+  // Only the fp16 files exist: "auto", "auto-fp16" and "fp16" find them, "default" names the missing file and the alternative.
+  for (const variant of ['auto', 'auto-fp16', 'fp16'] as const) {
     const { layout } = await resolveDiffusersLayout(root, { variant });
     assert.equal(layout.unet.variant, 'fp16');
     assert.equal(layout.textEncoder.weightsPath, path.join(root, 'text_encoder', 'model.fp16.safetensors'));
@@ -131,9 +131,28 @@ test('fp16 variant files are found and decode to the half-rounded weights', asyn
     assert.deepEqual([...(await f.readInt64('text_model.embeddings.position_ids'))].slice(0, 3), [0n, 1n, 2n]);
   });
 
-  // With both present, "auto" prefers full precision.
+  // With both present, "auto" prefers full precision and "auto-fp16" the fp16 variant; each falls back per component.
   await fs.copyFile(path.join(SD, 'unet', 'diffusion_pytorch_model.safetensors'), path.join(root, 'unet', 'diffusion_pytorch_model.safetensors'));
-  assert.equal((await resolveDiffusersLayout(root)).layout.unet.variant, 'default');
+  const preferFull = (await resolveDiffusersLayout(root)).layout;
+  assert.deepEqual([preferFull.unet.variant, preferFull.vae.variant], ['default', 'fp16']);
+  const preferHalf = (await resolveDiffusersLayout(root, { variant: 'auto-fp16' })).layout;
+  assert.deepEqual([preferHalf.unet.variant, preferHalf.vae.variant], ['fp16', 'fp16']);
+  await fs.rm(path.join(root, 'unet', 'diffusion_pytorch_model.fp16.safetensors'));
+  assert.equal((await resolveDiffusersLayout(root, { variant: 'auto-fp16' })).layout.unet.variant, 'default');
+  await fs.rm(dir, { recursive: true });
+});
+
+test('CLIP folders load the fp16 variant model.fp16.safetensors by the same rules', async () => {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'layout-clip-fp16-'));
+  const root = path.join(dir, 'clip');
+  await copyDir(CLIP, root);
+  await writeFp16Variant(path.join(CLIP, 'model.safetensors'), path.join(root, 'model.fp16.safetensors'));
+  assert.equal((await loadClipModel(root)).layout.variant, 'default');
+  const half = (await loadClipModel(root, { variant: 'auto-fp16' })).layout;
+  assert.deepEqual([half.variant, half.weightsPath], ['fp16', path.join(root, 'model.fp16.safetensors')]);
+  await fs.rm(path.join(root, 'model.safetensors'));
+  assert.equal((await loadClipModel(root)).layout.variant, 'fp16');
+  await expectLayoutError(loadClipModel(root, { variant: 'default' }), /model\.safetensors is missing; model\.fp16\.safetensors exists \(use the fp16 variant\)/);
   await fs.rm(dir, { recursive: true });
 });
 
