@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { loadClipModel, loadStableDiffusionModel, type StableDiffusionModel } from '../models/checkpoint/layout';
+import { loadClipModel, loadStableDiffusionModel, weightSourceFiles, type StableDiffusionModel } from '../models/checkpoint/layout';
 import type { ClipModelWeights } from '../models/clip';
 import type { ClipTextConfig } from '../models/config';
 import { ClipTokenizer } from '../models/tokenizer';
@@ -33,7 +33,10 @@ export interface PipelineModels {
   readonly tokenizer: ClipTokenizer;
   /** Where the tokenizer files came from, for messages. */
   readonly tokenizerSource: string;
-  /** The checkpoint files the weights come from (the folders' own files, not float16 copies of them). */
+  /**
+   * The checkpoint files the weights come from (the folders' own files, not float16 copies of them): each
+   * component's safetensors files and, for a sharded one, its index.
+   */
   readonly weightFiles: { readonly stableDiffusion: readonly string[]; readonly clip: readonly string[] };
 }
 
@@ -85,16 +88,16 @@ export async function openPipelineModels(request: OpenModelsRequest): Promise<Pi
   const variant = weightsVariantFor(request.precision ?? 'fp32');
   const stableDiffusion = await loadStableDiffusionModel(request.stableDiffusionFolder, { variant });
   const { layout } = stableDiffusion;
-  const unet: UNetModel = { plan: planUNet(stableDiffusion.unet), weights: await openWeights(layout.unet.weightsPath, request) };
-  const vae: VaeModel = { config: stableDiffusion.vae, weights: await openWeights(layout.vae.weightsPath, request) };
-  const textEncoder: TextEncoderModel = { config: stableDiffusion.textEncoder, weights: await openWeights(layout.textEncoder.weightsPath, request) };
+  const unet: UNetModel = { plan: planUNet(stableDiffusion.unet), weights: await openWeights(layout.unet.weightsPaths, request) };
+  const vae: VaeModel = { config: stableDiffusion.vae, weights: await openWeights(layout.vae.weightsPaths, request) };
+  const textEncoder: TextEncoderModel = { config: stableDiffusion.textEncoder, weights: await openWeights(layout.textEncoder.weightsPaths, request) };
 
   let clip: ClipModelWeights | null = null;
   const clipWeightFiles: string[] = [];
   if (request.clipFolder !== undefined) {
     const loaded = await loadClipModel(request.clipFolder, { variant });
-    clip = { config: loaded.config, weights: await openWeights(loaded.layout.weightsPath, request) };
-    clipWeightFiles.push(loaded.layout.weightsPath);
+    clip = { config: loaded.config, weights: await openWeights(loaded.layout.weightsPaths, request) };
+    clipWeightFiles.push(...weightSourceFiles(loaded.layout));
   }
 
   const candidates = [layout.tokenizer?.dir, request.clipFolder, request.tokenizerFolder].filter((d): d is string => d !== undefined);
@@ -112,6 +115,6 @@ export async function openPipelineModels(request: OpenModelsRequest): Promise<Pi
     );
   }
   const tokenizer = await ClipTokenizer.fromDirectory(tokenizerSource);
-  const weightFiles = { stableDiffusion: [layout.unet.weightsPath, layout.vae.weightsPath, layout.textEncoder.weightsPath], clip: clipWeightFiles };
+  const weightFiles = { stableDiffusion: [layout.unet, layout.vae, layout.textEncoder].flatMap(weightSourceFiles), clip: clipWeightFiles };
   return { stableDiffusion, unet, vae, textEncoder, clip, tokenizer, tokenizerSource, weightFiles };
 }

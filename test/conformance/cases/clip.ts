@@ -37,7 +37,7 @@ function coefficient(settings: GoldenCase['settings']): number {
 
 export const run: CaseRun = async (entry, golden, fixtureDir) => {
   const { layout, config } = await loadClipModel(singleModelFolder(entry, fixtureDir));
-  const model = { config, weights: await CheckpointWeights.open(layout.weightsPath) };
+  const model = { config, weights: await CheckpointWeights.open(layout.weightsPaths) };
   const options: ClipGuidanceOptions = {
     coefficient: coefficient(entry.settings),
     mean: numberList(entry.settings, 'clip_mean'),

@@ -29,9 +29,9 @@ export const run: CaseRun = async (entry, golden, fixtureDir) => {
   if (!sdFolder || !clipFolder) throw new Error(`case ${entry.name}: expected a Stable Diffusion and a CLIP folder in "${entry.model}"`);
   const sd = await loadStableDiffusionModel(sdFolder);
   const clipLayout = await loadClipModel(clipFolder);
-  const unet = { plan: planUNet(sd.unet), weights: await CheckpointWeights.open(sd.layout.unet.weightsPath) };
-  const vae = { config: sd.vae, weights: await CheckpointWeights.open(sd.layout.vae.weightsPath) };
-  const clip = { config: clipLayout.config, weights: await CheckpointWeights.open(clipLayout.layout.weightsPath) };
+  const unet = { plan: planUNet(sd.unet), weights: await CheckpointWeights.open(sd.layout.unet.weightsPaths) };
+  const vae = { config: sd.vae, weights: await CheckpointWeights.open(sd.layout.vae.weightsPaths) };
+  const clip = { config: clipLayout.config, weights: await CheckpointWeights.open(clipLayout.layout.weightsPaths) };
 
   const latentShape = golden.shape('z') as [number, number, number, number];
   const [, , h, w] = latentShape;

@@ -68,8 +68,8 @@ async function singleSteps(inputs: Readonly<Record<string, unknown>>, golden: Go
 /** The image's latent, the inversion, plain denoising and the two mutual-self-attention denoisings. */
 async function chainedRuns(folder: string, golden: GoldenTensors, schedule: DdimSchedule, actual: number): Promise<Record<string, HostTensor>> {
   const sd = await loadStableDiffusionModel(path.resolve(folder));
-  const unet = { plan: planUNet(sd.unet), weights: await CheckpointWeights.open(sd.layout.unet.weightsPath) };
-  const vae = { config: sd.vae, weights: await CheckpointWeights.open(sd.layout.vae.weightsPath) };
+  const unet = { plan: planUNet(sd.unet), weights: await CheckpointWeights.open(sd.layout.unet.weightsPaths) };
+  const vae = { config: sd.vae, weights: await CheckpointWeights.open(sd.layout.vae.weightsPaths) };
   const [, , height, width] = golden.shape('image') as [number, number, number, number];
   const latentShape = golden.shape('z_edit') as [number, number, number, number];
   const [, channels, h, w] = latentShape;

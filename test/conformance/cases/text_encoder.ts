@@ -14,7 +14,7 @@ export const cases = ['text_encoder'] as const;
 export const run: CaseRun = async (entry, golden, fixtureDir) => {
   const files = await resolveComponentFolder(singleModelFolder(entry, fixtureDir), 'text_encoder');
   const config = parseClipTextConfig(JSON.parse(await readFile(files.configPath, 'utf8')), files.configPath);
-  const weights = await CheckpointWeights.open(files.weightsPath);
+  const weights = await CheckpointWeights.open(files.weightsPaths);
   const graph = new Graph('text_encoder');
   const hidden = clipTextTransformer(weights, config, graph.input('input_ids', 'int64', golden.shape('input_ids')));
   graph.output('last_hidden_state', hidden);

@@ -16,7 +16,7 @@ export const cases = ['vae'] as const;
 
 export const run: CaseRun = async (entry, golden, fixtureDir) => {
   const { files, config } = await loadAutoencoderKLFolder(singleModelFolder(entry, fixtureDir));
-  const model = { config, weights: await CheckpointWeights.open(files.weightsPath) };
+  const model = { config, weights: await CheckpointWeights.open(files.weightsPaths) };
   const graph = new Graph('vae');
   const image = graph.input('image', 'float32', golden.shape('image'));
   const z = graph.input('z', 'float32', golden.shape('z'));

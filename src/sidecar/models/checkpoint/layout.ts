@@ -5,6 +5,8 @@
  * - single diffusers components (e.g. a stand-alone VAE: `config.json` +
  *   `diffusion_pytorch_model.safetensors`);
  * - transformers `CLIPModel` folders (`config.json`, `model.safetensors`).
+ * A component's weights are one safetensors file or, for large checkpoints, an index plus its shards
+ * (see `shard-index.ts`).
  * Resolution checks that every needed file exists and parses the configs, so
  * a wrong or incomplete folder fails early with the missing file named.
  */
@@ -24,13 +26,10 @@ import {
   type ModelIndex,
   type UNet2DConditionConfig,
 } from '../config';
+import { ModelLayoutError } from './layout-error';
+import { readShardIndex, shardIndexName } from './shard-index';
 
-export class ModelLayoutError extends Error {
-  constructor(readonly folder: string, problem: string) {
-    super(`${folder}: ${problem}`);
-    this.name = 'ModelLayoutError';
-  }
-}
+export { ModelLayoutError };
 
 /**
  * Which weight file to use: the full-precision one, the `fp16` variant, or whichever exists — full precision
@@ -53,11 +52,18 @@ const EXPECTED_CLASS: Record<ComponentKind, string> = {
   text_encoder: 'CLIPTextModel',
 };
 
-export interface ComponentFiles {
+/** The weights of one model: a single safetensors file, or the shards an index lists. */
+export interface WeightFiles {
+  /** The safetensors files to open: one, or every shard in order. */
+  readonly weightsPaths: readonly string[];
+  /** The index that lists the shards; null for a single file. */
+  readonly weightsIndexPath: string | null;
+  readonly variant: 'default' | 'fp16';
+}
+
+export interface ComponentFiles extends WeightFiles {
   readonly dir: string;
   readonly configPath: string;
-  readonly weightsPath: string;
-  readonly variant: 'default' | 'fp16';
 }
 
 export interface TokenizerFiles {
@@ -87,11 +93,14 @@ export interface StableDiffusionModel {
   readonly scheduler: DdimSchedulerConfig;
 }
 
-export interface ClipModelLayout {
+export interface ClipModelLayout extends WeightFiles {
   readonly root: string;
   readonly configPath: string;
-  readonly weightsPath: string;
-  readonly variant: 'default' | 'fp16';
+}
+
+/** Every file a model's weights were read from: the safetensors files and, when sharded, the index. */
+export function weightSourceFiles(weights: WeightFiles): string[] {
+  return weights.weightsIndexPath === null ? [...weights.weightsPaths] : [weights.weightsIndexPath, ...weights.weightsPaths];
 }
 
 export interface ClipModel {
@@ -140,22 +149,39 @@ async function requireFolder(root: string, what: string): Promise<string> {
   return abs;
 }
 
+/** The weight variants each request tries, in order. */
+const VARIANT_ORDER: Record<WeightsVariant, readonly ('default' | 'fp16')[]> = {
+  default: ['default'],
+  fp16: ['fp16'],
+  auto: ['default', 'fp16'],
+  'auto-fp16': ['fp16', 'default'],
+};
+
 /**
- * Picks the weight file of one component folder. Only safetensors can be
- * read; a folder with PyTorch pickles alone gets an actionable message.
+ * Picks the weights of one component folder: for each variant in the requested order, the single file, else
+ * an index with its shards (validated, see `shard-index.ts`). Only safetensors can be read; a folder with
+ * PyTorch pickles alone gets an actionable message.
  */
-async function pickWeights(dir: string, base: string, variant: WeightsVariant, root: string): Promise<{ path: string; variant: 'default' | 'fp16' }> {
-  const plain = path.join(dir, `${base}.safetensors`);
-  const half = path.join(dir, `${base}.fp16.safetensors`);
-  const file = { default: { path: plain, variant: 'default' }, fp16: { path: half, variant: 'fp16' } } as const;
-  const candidates = { default: [file.default], fp16: [file.fp16], auto: [file.default, file.fp16], 'auto-fp16': [file.fp16, file.default] }[variant];
-  for (const candidate of candidates) if (await isFile(candidate.path)) return candidate;
-  const wanted = candidates[0]!.path;
-  const alternatives = candidates.length > 1 ? ` (nor ${rel(root, candidates[1]!.path)})` : '';
+async function pickWeights(dir: string, base: string, variant: WeightsVariant, root: string): Promise<WeightFiles> {
+  const order = VARIANT_ORDER[variant];
+  const single = (v: 'default' | 'fp16') => path.join(dir, `${base}${v === 'fp16' ? '.fp16' : ''}.safetensors`);
+  const index = (v: 'default' | 'fp16') => path.join(dir, shardIndexName(base, v));
+  for (const candidate of order) {
+    if (await isFile(single(candidate))) return { weightsPaths: [single(candidate)], weightsIndexPath: null, variant: candidate };
+    if (await isFile(index(candidate))) {
+      const sharded = await readShardIndex(index(candidate), root);
+      return { weightsPaths: sharded.shards, weightsIndexPath: sharded.indexPath, variant: candidate };
+    }
+  }
+  const wanted = single(order[0]!);
+  const alternatives = order.length > 1 ? ` (nor ${rel(root, single(order[1]!))})` : '';
   const pickle = [`${base}.bin`, `${base}.fp16.bin`, 'pytorch_model.bin'];
   const present = (await Promise.all(pickle.map(async (n) => ((await isFile(path.join(dir, n))) ? n : null)))).filter((n): n is string => n !== null);
   const hint = present.length > 0 ? `; found ${present.join(', ')} (PyTorch pickle), which cannot be loaded: use the .safetensors weights of this model` : '';
-  const otherVariant = variant === 'fp16' && (await isFile(plain)) ? `; ${rel(root, plain)} exists (use the default variant)` : variant === 'default' && (await isFile(half)) ? `; ${rel(root, half)} exists (use the fp16 variant)` : '';
+  const found = async (v: 'default' | 'fp16') => ((await isFile(single(v))) ? single(v) : (await isFile(index(v))) ? index(v) : null);
+  const other = variant === 'fp16' ? 'default' : variant === 'default' ? 'fp16' : null;
+  const otherFile = other === null ? null : await found(other);
+  const otherVariant = otherFile === null ? '' : `; ${rel(root, otherFile)} exists (use the ${other} variant)`;
   throw new ModelLayoutError(root, `${rel(root, wanted)} is missing${alternatives}${otherVariant}${hint}`);
 }
 
@@ -170,7 +196,7 @@ export async function resolveComponentFolder(dir: string, kind: ComponentKind, o
   const configPath = path.join(abs, 'config.json');
   if (!(await isFile(configPath))) throw new ModelLayoutError(root, `${rel(root, configPath)} is missing`);
   const weights = await pickWeights(abs, WEIGHT_BASENAME[kind], options.variant ?? 'auto', root);
-  return { dir: abs, configPath, weightsPath: weights.path, variant: weights.variant };
+  return { dir: abs, configPath, ...weights };
 }
 
 function checkComponentClass(index: ModelIndex, name: string, expected: string, root: string): void {
@@ -272,5 +298,5 @@ export async function loadClipModel(root: string, options: { variant?: WeightsVa
     throw new ModelLayoutError(abs, (err as Error).message);
   }
   const weights = await pickWeights(abs, 'model', options.variant ?? 'auto', abs);
-  return { layout: { root: abs, configPath, weightsPath: weights.path, variant: weights.variant }, config };
+  return { layout: { root: abs, configPath, ...weights }, config };
 }

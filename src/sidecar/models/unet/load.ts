@@ -1,4 +1,4 @@
-/** Opens a diffusers UNet folder (`config.json` + `diffusion_pytorch_model[.fp16].safetensors`). */
+/** Opens a diffusers UNet folder (`config.json` + `diffusion_pytorch_model[.fp16].safetensors`, or its shards). */
 import * as fs from 'node:fs/promises';
 import { resolveComponentFolder, type ComponentFiles, type WeightsVariant } from '../checkpoint/layout';
 import { parseUNet2DConditionConfig } from '../config';
@@ -16,5 +16,5 @@ export async function loadUNet(dir: string, options: { variant?: WeightsVariant 
   const files = await resolveComponentFolder(dir, 'unet', { variant: options.variant ?? 'auto' });
   const json = JSON.parse(await fs.readFile(files.configPath, 'utf8')) as unknown;
   const plan = planUNet(parseUNet2DConditionConfig(json, files.configPath));
-  return { plan, weights: await CheckpointWeights.open(files.weightsPath), files };
+  return { plan, weights: await CheckpointWeights.open(files.weightsPaths), files };
 }

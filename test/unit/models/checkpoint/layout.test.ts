@@ -48,9 +48,9 @@ async function expectLayoutError(promise: Promise<unknown>, pattern: RegExp): Pr
 test('resolves and parses the tiny SD-1.5 diffusers folder', async () => {
   const model = await loadStableDiffusionModel(SD);
   const { layout } = model;
-  assert.equal(layout.unet.weightsPath, path.join(SD, 'unet', 'diffusion_pytorch_model.safetensors'));
-  assert.equal(layout.vae.weightsPath, path.join(SD, 'vae', 'diffusion_pytorch_model.safetensors'));
-  assert.equal(layout.textEncoder.weightsPath, path.join(SD, 'text_encoder', 'model.safetensors'));
+  assert.deepEqual(layout.unet.weightsPaths, [path.join(SD, 'unet', 'diffusion_pytorch_model.safetensors')]);
+  assert.deepEqual(layout.vae.weightsPaths, [path.join(SD, 'vae', 'diffusion_pytorch_model.safetensors')]);
+  assert.deepEqual(layout.textEncoder.weightsPaths, [path.join(SD, 'text_encoder', 'model.safetensors')]);
   assert.equal(layout.unet.variant, 'default');
   assert.equal(layout.tokenizer, null);
   assert.equal(model.modelIndex.className, 'StableDiffusionPipeline');
@@ -81,7 +81,7 @@ test('resolves and parses the tiny SD-1.5 diffusers folder', async () => {
 
 test('resolves and parses the tiny CLIP ViT-B/16 transformers folder', async () => {
   const { layout, config } = await loadClipModel(CLIP);
-  assert.equal(layout.weightsPath, path.join(CLIP, 'model.safetensors'));
+  assert.deepEqual(layout.weightsPaths, [path.join(CLIP, 'model.safetensors')]);
   assert.equal(config.projectionDim, 16);
   assert.deepEqual(
     [config.visionConfig.hiddenSize, config.visionConfig.numAttentionHeads, config.visionConfig.patchSize, config.visionConfig.imageSize],
@@ -107,7 +107,7 @@ test('fp16 variant files are found and decode to the half-rounded weights', asyn
   for (const variant of ['auto', 'auto-fp16', 'fp16'] as const) {
     const { layout } = await resolveDiffusersLayout(root, { variant });
     assert.equal(layout.unet.variant, 'fp16');
-    assert.equal(layout.textEncoder.weightsPath, path.join(root, 'text_encoder', 'model.fp16.safetensors'));
+    assert.deepEqual(layout.textEncoder.weightsPaths, [path.join(root, 'text_encoder', 'model.fp16.safetensors')]);
   }
   await expectLayoutError(
     resolveDiffusersLayout(root, { variant: 'default' }),
@@ -117,7 +117,7 @@ test('fp16 variant files are found and decode to the half-rounded weights', asyn
   const model = await loadStableDiffusionModel(root, { variant: 'fp16' });
   const name = 'down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight';
   const original = await withSafetensorsFile(path.join(SD, 'unet', 'diffusion_pytorch_model.safetensors'), (f) => f.readFloat32(name));
-  await withSafetensorsFile(model.layout.unet.weightsPath, async (f) => {
+  await withSafetensorsFile(model.layout.unet.weightsPaths[0]!, async (f) => {
     assert.equal(f.info(name).dtype, 'F16');
     assert.equal(f.info(name).byteLength, original.length * 2);
     const decoded = await f.readFloat32(name);
@@ -127,7 +127,7 @@ test('fp16 variant files are found and decode to the half-rounded weights', asyn
     assert.ok(maxRel < 1e-3, `half rounding error ${maxRel}`);
   });
   // Integer buffers are kept as they were.
-  await withSafetensorsFile(model.layout.textEncoder.weightsPath, async (f) => {
+  await withSafetensorsFile(model.layout.textEncoder.weightsPaths[0]!, async (f) => {
     assert.deepEqual([...(await f.readInt64('text_model.embeddings.position_ids'))].slice(0, 3), [0n, 1n, 2n]);
   });
 
@@ -149,7 +149,7 @@ test('CLIP folders load the fp16 variant model.fp16.safetensors by the same rule
   await writeFp16Variant(path.join(CLIP, 'model.safetensors'), path.join(root, 'model.fp16.safetensors'));
   assert.equal((await loadClipModel(root)).layout.variant, 'default');
   const half = (await loadClipModel(root, { variant: 'auto-fp16' })).layout;
-  assert.deepEqual([half.variant, half.weightsPath], ['fp16', path.join(root, 'model.fp16.safetensors')]);
+  assert.deepEqual([half.variant, half.weightsPaths], ['fp16', [path.join(root, 'model.fp16.safetensors')]]);
   await fs.rm(path.join(root, 'model.safetensors'));
   assert.equal((await loadClipModel(root)).layout.variant, 'fp16');
   await expectLayoutError(loadClipModel(root, { variant: 'default' }), /model\.safetensors is missing; model\.fp16\.safetensors exists \(use the fp16 variant\)/);
@@ -203,7 +203,7 @@ test('incomplete or wrong folders name what is missing', async () => {
 
 test('a stand-alone VAE folder loads like the vae/ sub-folder', async () => {
   const { files, config } = await loadAutoencoderKLFolder(path.join(SD, 'vae'));
-  assert.equal(files.weightsPath, path.join(SD, 'vae', 'diffusion_pytorch_model.safetensors'));
+  assert.deepEqual(files.weightsPaths, [path.join(SD, 'vae', 'diffusion_pytorch_model.safetensors')]);
   assert.deepEqual(config.blockOutChannels, [16, 16, 32, 32]);
   await expectLayoutError(loadAutoencoderKLFolder(path.join(SD, 'unet')), /is a UNet2DConditionModel config, expected AutoencoderKL/);
 });

@@ -22,7 +22,7 @@ import { clipModelSpecs } from './random-clip';
 
 async function tinyClip(): Promise<ClipModelWeights> {
   const { layout, config } = await loadClipModel(path.join(FIXTURES, 'tiny-clip-vit-b16'));
-  return { config, weights: await CheckpointWeights.open(layout.weightsPath) };
+  return { config, weights: await CheckpointWeights.open(layout.weightsPaths) };
 }
 
 async function textEmbeds(model: ClipModelWeights, ids: BigInt64Array, shape: [number, number]): Promise<Float32Array> {
