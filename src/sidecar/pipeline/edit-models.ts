@@ -71,14 +71,17 @@ export function modelIdentity(model: ResolvedEditModel): unknown {
   return { repoId: resolved.repoId, commit: resolved.commit, files: resolved.files.map((f) => [f.path, f.sha256]) };
 }
 
+/** Weight files: safetensors (single or shards) and shard indexes. */
+const WEIGHT_FILE = /\.safetensors$|\.safetensors\.index(\.fp16)?\.json$/;
+
 /**
- * Checks that the weight files the pipeline opened are among the files the model store chose and hashed, so the
- * recipe describes the bytes that ran. Both pick variants in the same order; a difference is a bug, reported
- * rather than recorded wrongly.
+ * Checks that the weight files the pipeline opened (shards and their index included) are among the files the model
+ * store chose and hashed, so the recipe describes the bytes that ran. Both pick variants in the same order; a
+ * difference is a bug, reported rather than recorded wrongly.
  */
 export function assertLoadedAsRecorded(model: ResolvedEditModel, loadedFiles: readonly string[]): void {
   const recorded = new Set(model.resolved.files.map((f) => f.path));
-  const recordedWeights = [...recorded].filter((file) => file.endsWith('.safetensors'));
+  const recordedWeights = [...recorded].filter((file) => WEIGHT_FILE.test(file));
   const folder = model.resolved.folder;
   const unrecorded = loadedFiles.map((file) => path.relative(folder, file).split(path.sep).join('/')).filter((file) => !recorded.has(file));
   if (unrecorded.length > 0) {

@@ -8,7 +8,10 @@ import { after, before, describe, it } from 'node:test';
 import type { RecipeModel } from '../../../src/shared/recipe';
 import { Engine } from '../../../src/sidecar/engine/runtime';
 import { encodePng } from '../../../src/sidecar/io/image';
+import { ensureModel } from '../../../src/sidecar/hub';
 import { edit, type EditRequest } from '../../../src/sidecar/pipeline/edit';
+import { assertLoadedAsRecorded } from '../../../src/sidecar/pipeline/edit-models';
+import { openPipelineModels } from '../../../src/sidecar/pipeline/models';
 import { ensureModels } from '../../../src/sidecar/rpc/pipeline-handlers';
 import { buildTinyBpeVocabulary } from '../../helpers/tiny-bpe';
 import { isolateHubEnvironment } from '../../support/hub-env';
@@ -131,5 +134,20 @@ describe('sharded models in edits (fake hub and folders)', () => {
     const verified = await ensureModels({ hubCacheDirectory, verify: true }, new AbortController().signal, () => undefined);
     assert.deepEqual(verified.models[0]!.corruptFiles, ['vae/diffusion_pytorch_model-00002-of-00003.safetensors']);
     assert.deepEqual(await fs.readFile(shard), original);
+  });
+
+  it('checks that the shards the pipeline opened are the ones the model store chose and hashed', async () => {
+    const folder = await writeModelFolder(path.join(dir, 'sd-guard'), shardedSd);
+    const resolved = await ensureModel({ source: folder, kind: 'stable-diffusion', precision: 'fp32' });
+    const model = { role: 'stable-diffusion' as const, id: folder, resolved };
+    const opened = await openPipelineModels({ stableDiffusionFolder: folder });
+    assert.equal(opened.weightFiles.stableDiffusion.length, 12);
+    assertLoadedAsRecorded(model, opened.weightFiles.stableDiffusion);
+    // A shard the store did not choose (here: one it never saw) is refused, naming the store's choice.
+    const stray = path.join(folder, 'unet', 'diffusion_pytorch_model-00004-of-00004.safetensors');
+    assert.throws(
+      () => assertLoadedAsRecorded(model, [...opened.weightFiles.stableDiffusion, stray]),
+      /was loaded from unet\/diffusion_pytorch_model-00004-of-00004\.safetensors, which the model store did not choose \(it chose [^)]*unet\/diffusion_pytorch_model\.safetensors\.index\.json/,
+    );
   });
 });
