@@ -166,7 +166,7 @@ async function loadItem(root: string, found: DiscoveredItem, options: BatchOptio
     model,
     clipModel,
     workingWidth: options.workingWidth ?? DEFAULT_BATCH_WORKING_WIDTH,
-    precision: resolvePrecision(options.precision, options.device ?? 'auto'),
+    precision: resolvePrecision(options.precision),
   });
   return { imagePath, specPath, spec, fingerprint, model, targets: spec.points.map((pair) => pair.target) };
 }

@@ -154,7 +154,7 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
   const workingWidth = request.workingWidth ?? DEFAULT_WORKING_WIDTH;
   const rematerialize = request.rematerialize ?? false;
   const device = request.settings?.device ?? 'auto';
-  const precision = resolvePrecision(request.settings?.precision, device);
+  const precision = resolvePrecision(request.settings?.precision);
   const cacheDir = request.cacheDir ?? defaultPipelineCacheDir();
   const sdId = spec.model ?? request.settings?.model ?? DEFAULT_MODELS.stableDiffusion;
   const clipId = guidanceText === null ? null : (spec.clipModel ?? request.settings?.clipModel ?? DEFAULT_MODELS.clip);

@@ -6,11 +6,12 @@
  * so it stays opt-in. The CPU gains nothing from fp16 (onnxruntime's CPU kernels mostly convert to float32
  * and back), so `auto` will stay fp32 there.
  */
-import type { DevicePreference, Precision, PrecisionPreference } from '../../shared/protocol';
+import type { Precision, PrecisionPreference } from '../../shared/protocol';
 import type { WeightsVariant } from '../models/checkpoint/layout';
 import type { ComputeDType } from '../models/weights';
 
-export function resolvePrecision(preference: PrecisionPreference | undefined, _device: DevicePreference): Precision {
+/** The same on every device for now (see above); the device joins the decision once GPU measurements exist. */
+export function resolvePrecision(preference: PrecisionPreference | undefined): Precision {
   return preference === 'fp16' ? 'fp16' : 'fp32';
 }
 

@@ -121,7 +121,6 @@ export function registerPipelineHandlers(connection: MessageConnection, context:
           (progress) => {
             if (request.progressToken !== undefined) void connection.sendProgress(ModelsProgressType, request.progressToken, progress);
           },
-          context.devicePreference(),
         );
         for (const model of resolved.models) for (const note of model.notes) log.info(`models/ensure ${model.id}: ${note}`);
         return resolved;
@@ -136,15 +135,14 @@ export function registerPipelineHandlers(connection: MessageConnection, context:
 
 /**
  * Ensures (and with `verify`, re-hashes) the Stable Diffusion and CLIP models, with the weight files of the precision
- * the edits will run in on `device` (so that an fp16 user downloads the fp16 variants, never the fp32 files).
+ * the edits will run in (so that an fp16 user downloads the fp16 variants, never the fp32 files).
  */
 export async function ensureModels(
   params: ModelsEnsureParams,
   signal: AbortSignal,
   onProgress: (progress: ModelsProgress) => void,
-  device: DevicePreference = 'auto',
 ): Promise<ModelsEnsureResult> {
-  const precision = resolvePrecision(params.precision, device);
+  const precision = resolvePrecision(params.precision);
   const wanted = [
     { role: 'stable-diffusion' as const, id: params.model || DEFAULT_MODELS.stableDiffusion },
     { role: 'clip' as const, id: params.clipModel || DEFAULT_MODELS.clip },

@@ -113,9 +113,9 @@ describe('precision picks the weight variants (fake hub and folders)', () => {
     assert.deepEqual(served(CLIP_REPO, clipFiles), ['config.json', 'model.safetensors']);
     assert.deepEqual(fp32.models.map((m) => m.weightsPrecision), ['fp32', 'fp32']);
 
-    // `auto` is fp32 (the default) on every device for now.
+    // `auto` is fp32 (the default) for now.
     hub.resetLog();
-    await ensureModels({ hubCacheDirectory: path.join(dir, 'hub-ensure-auto') }, new AbortController().signal, () => undefined, 'cuda');
+    await ensureModels({ hubCacheDirectory: path.join(dir, 'hub-ensure-auto') }, new AbortController().signal, () => undefined);
     assert.deepEqual(served(CLIP_REPO, clipFiles), ['config.json', 'model.safetensors']);
   });
 
