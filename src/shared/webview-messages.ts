@@ -54,6 +54,16 @@ export type MaskUpdate =
 export const USER_ACTIONS = ['showLogs', 'downloadModels', 'chooseDevice', 'manageTrust', 'openSpec', 'save'] as const;
 export type UserAction = (typeof USER_ACTIONS)[number];
 
+/** The button text of each action, the same in the editor page and in VS Code's notifications. */
+export const USER_ACTION_LABELS: Readonly<Record<UserAction, string>> = {
+  showLogs: 'Show Logs',
+  downloadModels: 'Download Models',
+  chooseDevice: 'Choose Device',
+  manageTrust: 'Manage Workspace Trust',
+  openSpec: 'Open Spec File',
+  save: 'Save Edit',
+};
+
 /** A result file next to the image (`<name>.clipdrag[-n].png`). */
 export interface ResultView {
   /** File name, in the image's folder. */

@@ -4,7 +4,7 @@
 import type { ImagePoint, PointPair } from '../shared/edit-spec';
 import type { EditorEdit } from '../shared/editor-model';
 import type { MaskStroke, PixelRect } from '../shared/mask-raster';
-import type { DocumentView, RunView, ToWebviewMessage, UserAction } from '../shared/webview-messages';
+import { USER_ACTION_LABELS, type DocumentView, type RunView, type ToWebviewMessage, type UserAction } from '../shared/webview-messages';
 import { CanvasInput, isTextInput, type CanvasInputHost, type Tool } from './canvas-input';
 import './elements';
 import { MaskLayer } from './mask-layer';
@@ -14,7 +14,7 @@ import { PointsList } from './points-list';
 import { PromptPanel } from './prompt-panel';
 import { Renderer } from './renderer';
 import { ResultsPanel } from './results-panel';
-import { ACTION_LABELS, button, RunPanel } from './run-panel';
+import { button, RunPanel } from './run-panel';
 import { SHORTCUTS, shortcutFor, type ShortcutAction } from './shortcuts';
 import { Viewport } from './viewport';
 import { loadPageState, post, savePageState, type PageState } from './vscode-api';
@@ -401,7 +401,7 @@ class Editor {
     const notice = byId('notice');
     notice.dataset.level = level;
     notice.querySelector('.notice-message')!.textContent = message;
-    notice.querySelector('.notice-actions')!.replaceChildren(...actions.map((action) => button(ACTION_LABELS[action], () => post({ type: 'userAction', action }))));
+    notice.querySelector('.notice-actions')!.replaceChildren(...actions.map((action) => button(USER_ACTION_LABELS[action], () => post({ type: 'userAction', action }))));
     notice.hidden = false;
   }
 

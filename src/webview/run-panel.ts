@@ -1,16 +1,7 @@
 // Run and Cancel, and what a run is doing: stage, step, ETA, losses, the live preview, and how it ended — with the
 // buttons that help when it did not work.
-import type { RunView, UserAction } from '../shared/webview-messages';
+import { USER_ACTION_LABELS, type RunView, type UserAction } from '../shared/webview-messages';
 import type { VscodeButton, VscodeProgressBar } from './elements';
-
-export const ACTION_LABELS: Record<UserAction, string> = {
-  showLogs: 'Show Logs',
-  downloadModels: 'Download Models',
-  chooseDevice: 'Choose Device',
-  manageTrust: 'Manage Workspace Trust',
-  openSpec: 'Open Spec File',
-  save: 'Save Edit',
-};
 
 export class RunPanel {
   private readonly runButton = document.getElementById('run') as VscodeButton;
@@ -88,7 +79,7 @@ export class RunPanel {
       case 'unavailable':
         this.status.textContent = run.message;
         this.status.classList.add(run.phase === 'failed' ? 'error' : 'warning');
-        for (const action of run.actions) this.actions.append(button(ACTION_LABELS[action], () => this.handlers.action(action)));
+        for (const action of run.actions) this.actions.append(button(USER_ACTION_LABELS[action], () => this.handlers.action(action)));
         return;
     }
   }

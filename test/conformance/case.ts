@@ -75,6 +75,17 @@ export function float32Tensor(shape: readonly number[], data: Float32Array | rea
   return { dtype: 'F32', shape, data: data instanceof Float32Array ? data : Float32Array.from(data) };
 }
 
+/** The arrays one after another, as one array (batched golden tensors are compared whole). */
+export function concatFloat32(parts: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 export function int64Tensor(shape: readonly number[], data: readonly number[]): HostTensor {
   return { dtype: 'I64', shape, data: BigInt64Array.from(data, (v) => BigInt(v)) };
 }

@@ -1,16 +1,7 @@
 // The buttons that come with the editor's messages (in its page and in notifications): each names a way out of the
 // problem — the log, the model download, the device choice, workspace trust, the spec file, saving.
 import * as vscode from 'vscode';
-import type { UserAction } from '../../shared/webview-messages';
-
-export const USER_ACTION_LABELS: Record<UserAction, string> = {
-  showLogs: 'Show Logs',
-  downloadModels: 'Download Models',
-  chooseDevice: 'Choose Device',
-  manageTrust: 'Manage Workspace Trust',
-  openSpec: 'Open Spec File',
-  save: 'Save Edit',
-};
+import { USER_ACTION_LABELS, type UserAction } from '../../shared/webview-messages';
 
 /** Performs an action; `specUri` is the spec of the editor the action came from. */
 export async function performUserAction(action: UserAction, specUri?: vscode.Uri): Promise<void> {

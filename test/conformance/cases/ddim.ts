@@ -19,7 +19,7 @@ import { GraphSession, float32Output } from '../../../src/sidecar/pipeline/graph
 import { IO, vaeEncodeGraph } from '../../../src/sidecar/pipeline/graphs';
 import { ddimInvert } from '../../../src/sidecar/pipeline/inversion';
 import { UNetRunner } from '../../../src/sidecar/pipeline/unet-runner';
-import { float32Tensor, int64Tensor, modelFolders, numberSetting, type CaseRun } from '../case';
+import { concatFloat32, float32Tensor, int64Tensor, modelFolders, numberSetting, type CaseRun } from '../case';
 import type { GoldenTensors, HostTensor } from '../golden';
 
 export const cases = ['ddim'] as const;
@@ -94,7 +94,7 @@ async function chainedRuns(folder: string, golden: GoldenTensors, schedule: Ddim
     const masaSame = await ddimDenoise(schedule, plan.denoising, stackRows(zInv, zInv), guided);
     const masaEdit = await ddimDenoise(schedule, plan.denoising, stackRows(zInv, await golden.float32('z_edit')), guided);
 
-    const stacked = (list: Float32Array[]) => float32Tensor([list.length, channels, h, w], concat(list));
+    const stacked = (list: Float32Array[]) => float32Tensor([list.length, channels, h, w], concatFloat32(list));
     return {
       z0: float32Tensor(latentShape, z0),
       inversion_latents: stacked(inversion),
@@ -108,14 +108,4 @@ async function chainedRuns(folder: string, golden: GoldenTensors, schedule: Ddim
     await session.dispose();
     await engine.close();
   }
-}
-
-function concat(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }

@@ -9,7 +9,7 @@
  */
 import { loadUNet } from '../../../src/sidecar/models/unet/load';
 import { computeUNetCase, UNET_CASES, type UNetCaseName } from '../../support/unet-cases';
-import { float32Tensor, type CaseRun } from '../case';
+import { concatFloat32, float32Tensor, type CaseRun } from '../case';
 import type { HostTensor } from '../golden';
 import { singleModelFolder } from '../single-model';
 
@@ -31,9 +31,9 @@ export const run: CaseRun = async (entry, golden, fixtureDir) => {
     if (name === LORA_GRADIENTS) {
       const adapters = entry.settings.adapters as readonly string[];
       const names = adapters.flatMap((a) => [`grad.${a}.lora_A.weight`, `grad.${a}.lora_B.weight`]);
-      const mine = concat(names.map((n) => computed[n] ?? missing(n)));
+      const mine = concatFloat32(names.map((n) => computed[n] ?? missing(n)));
       outputs[name] = float32Tensor([mine.length], mine);
-      references[name] = float32Tensor([mine.length], concat(await Promise.all(names.map((n) => golden.float32(n)))));
+      references[name] = float32Tensor([mine.length], concatFloat32(await Promise.all(names.map((n) => golden.float32(n)))));
     } else if (computed[name]) {
       outputs[name] = float32Tensor(golden.shape(name), computed[name]);
     }
@@ -43,14 +43,4 @@ export const run: CaseRun = async (entry, golden, fixtureDir) => {
 
 function missing(name: string): never {
   throw new Error(`the LoRA graph produced no ${name}`);
-}
-
-function concat(parts: readonly Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
