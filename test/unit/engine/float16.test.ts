@@ -6,7 +6,7 @@ import {
   float32ToBfloat16Bits,
   float32ToFloat16Bit,
   float32ToFloat16Bits,
-} from '../../../../src/sidecar/models/checkpoint/float16';
+} from '../../../src/sidecar/engine/float16';
 
 function isHalfNaN(bits: number): boolean {
   return (bits & 0x7c00) === 0x7c00 && (bits & 0x3ff) !== 0;

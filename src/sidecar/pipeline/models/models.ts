@@ -5,17 +5,17 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { loadClipModel, loadStableDiffusionModel, weightSourceFiles, type StableDiffusionModel } from '../models/checkpoint/layout';
-import type { ClipModelWeights } from '../models/clip';
-import type { ClipTextConfig } from '../models/config';
-import { ClipTokenizer } from '../models/tokenizer';
-import { planUNet } from '../models/unet/plan';
-import type { UNetModel } from '../models/unet/unet';
-import type { VaeModel } from '../models/vae';
-import type { Precision } from '../../shared/protocol';
-import { halfPrecisionCopy } from '../models/checkpoint/half-precision-copy';
-import { CheckpointWeights } from '../models/weights';
-import { computeDtype, weightsVariantFor } from './precision';
+import { loadClipModel, loadStableDiffusionModel, weightSourceFiles, type StableDiffusionModel } from '../../models/checkpoint/layout';
+import type { ClipModelWeights } from '../../models/clip';
+import type { ClipTextConfig } from '../../models/config';
+import { ClipTokenizer } from '../../models/tokenizer';
+import { planUNet } from '../../models/unet/plan';
+import type { UNetModel } from '../../models/unet/unet';
+import type { VaeModel } from '../../models/vae';
+import type { Precision } from '../../../shared/protocol';
+import { halfPrecisionCopy } from '../../models/checkpoint/half-precision-copy';
+import { CheckpointWeights } from '../../models/weights';
+import { computeDtype, weightsVariantFor } from '../runtime/precision';
 
 export interface TextEncoderModel {
   readonly config: ClipTextConfig;

@@ -9,16 +9,16 @@
  *   against the guidance text and the global gradient G_g = ∂L_g/∂z. Both gradients come from one
  *   forward (two VJPs), so activations never leave the runtime.
  */
-import { vjp, type RecomputePolicy } from '../engine/autodiff';
-import { Graph, type Node, type Value } from '../engine/graph';
-import { add, div, mul, sub } from '../engine/ops';
-import { clipGuidanceLoss, type ClipModelWeights, type PixelRemap } from '../models/clip';
-import { featureNames } from '../models/unet/plan';
-import { unetBlockSegment } from '../models/unet/remat';
-import { unetForward, type UNetModel } from '../models/unet/unet';
-import { vaeDecodeImage, vaeDecoderBlockScopes, type VaeModel } from '../models/vae';
-import type { StepCoefficients } from './ddim';
-import type { DragGraphConfig } from './drag/drag-config';
+import { vjp, type RecomputePolicy } from '../../engine/autodiff';
+import { Graph, type Node, type Value } from '../../engine/graph';
+import { add, div, mul, sub } from '../../engine/ops';
+import { clipGuidanceLoss, type ClipModelWeights, type PixelRemap } from '../../models/clip';
+import { featureNames } from '../../models/unet/plan';
+import { unetBlockSegment } from '../../models/unet/remat';
+import { unetForward, type UNetModel } from '../../models/unet/unet';
+import { vaeDecodeImage, vaeDecoderBlockScopes, type VaeModel } from '../../models/vae';
+import type { StepCoefficients } from '../diffusion/ddim';
+import type { DragGraphConfig } from './drag-config';
 import {
   buildDragStep,
   buildReferenceFeatures,
@@ -27,10 +27,10 @@ import {
   outputReferenceFeatures,
   referenceFeatureInputs,
   STEP_OUTPUT,
-} from './drag/drag-graph';
-import { featureGrid } from './drag/patch-sampler';
-import { DEFAULT_GRADIENT_MEMORY, unetRecomputeSegment } from './gradient-memory';
-import { IO } from './graphs';
+} from './drag-graph';
+import { featureGrid } from './patch-sampler';
+import { DEFAULT_GRADIENT_MEMORY, unetRecomputeSegment } from '../runtime/gradient-memory';
+import { IO } from '../models/graphs';
 
 /** The UNet feature DragDiffusion and CLIPDrag supervise: `unet_feature_idx = [3]`, up_blocks[2]'s output. */
 export const DRAG_FEATURE_INDEX = 3;

@@ -14,14 +14,14 @@ import {
   type ImagePoint,
   type MaskBitmap,
   type ResolvedEditSpec,
-} from '../../shared/edit-spec';
-import type { EditOverrides } from '../../shared/protocol';
-import { readImageFile, type DecodedImage, type RgbImage } from '../io/image';
-import { resizeBilinearLikePil, resizeNearestLikeOpenCv } from '../io/resize';
-import { loadSpecMask, readEditSpecFile } from '../io/spec-file';
-import { supervisionSize } from './drag/feature-upsample';
-import { backgroundWeights, resizeMaskNearest } from './drag/mask-term';
-import type { Point } from './drag/tracking';
+} from '../../../shared/edit-spec';
+import type { EditOverrides } from '../../../shared/protocol';
+import { readImageFile, type DecodedImage, type RgbImage } from '../../io/image';
+import { resizeBilinearLikePil, resizeNearestLikeOpenCv } from '../../io/resize';
+import { loadSpecMask, readEditSpecFile } from '../../io/spec-file';
+import { supervisionSize } from '../drag/feature-upsample';
+import { backgroundWeights, resizeMaskNearest } from '../drag/mask-term';
+import type { Point } from '../drag/tracking';
 
 const f32 = Math.fround;
 

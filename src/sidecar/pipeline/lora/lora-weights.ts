@@ -3,9 +3,9 @@
  * [out, rank] for every adapted linear layer, keyed by the UNet graph's LoRA input names (diffusers'
  * PEFT names), so they feed a graph built with `lora: { rank }` directly.
  */
-import type { Graph } from '../engine/graph';
-import type { Feeds } from '../engine/runtime/types';
-import { SafetensorsFile, writeSafetensors } from '../models/checkpoint/safetensors';
+import type { Graph } from '../../engine/graph';
+import type { Feeds } from '../../engine/runtime/types';
+import { SafetensorsFile, writeSafetensors } from '../../models/checkpoint/safetensors';
 
 export interface LoraWeights {
   readonly rank: number;

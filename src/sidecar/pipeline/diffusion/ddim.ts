@@ -10,7 +10,7 @@
  * rounded to float32 in the reference's order, so results match the
  * reference's float32 tensors to within an ulp or two.
  */
-import type { DdimSchedulerConfig } from '../models/config';
+import type { DdimSchedulerConfig } from '../../models/config';
 
 const f32 = Math.fround;
 

@@ -12,8 +12,8 @@
  *   CLIP encoder layer) is recomputed: the backward holds only block boundaries, for most of a second
  *   forward pass. The choice for large images or small machines (`rematerialize: true`).
  */
-import type { Node } from '../engine/graph';
-import { unetAttentionSegment, unetBlockSegment } from '../models/unet/remat';
+import type { Node } from '../../engine/graph';
+import { unetAttentionSegment, unetBlockSegment } from '../../models/unet/remat';
 import type { GraphMemoryOptions } from './graph-session';
 
 export type GradientRecompute = 'attention' | 'blocks';

@@ -7,14 +7,14 @@
  *
  * Without a global term (DragDiffusion, or no guidance text) the step is Adam on G_l alone.
  */
-import type { FusionRule } from '../../shared/edit-parameters';
-import { throwIfCancelled } from './cancellation';
-import { adamStep, initialAdamState } from './drag/adam';
-import type { TrackingMode } from './drag/drag-plan';
-import { allHandlesReached, type Point } from './drag/tracking';
+import type { FusionRule } from '../../../shared/edit-parameters';
+import { throwIfCancelled } from '../edit/cancellation';
+import { adamStep, initialAdamState } from './adam';
+import type { TrackingMode } from './drag-plan';
+import { allHandlesReached, type Point } from './tracking';
 import { DRAG_IO } from './drag-step-graph';
 import type { DragStepper } from './drag-stepper';
-import { fuse } from './fusion';
+import { fuse } from './glms';
 
 /** The reference's stop distance, in supervision-grid pixels. */
 export const STOP_DISTANCE = 2;

@@ -1,5 +1,5 @@
 /** Progress reports of an edit, with a per-stage estimate of the time left (mean step time × steps left). */
-import type { EditProgress, EditStage } from '../../shared/protocol';
+import type { EditProgress, EditStage } from '../../../shared/protocol';
 
 export class EditProgressReporter {
   private stageStarted = performance.now();

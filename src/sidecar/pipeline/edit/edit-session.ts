@@ -8,8 +8,8 @@
  * Edits that share a session run one after another. `close()` releases everything.
  */
 import * as path from 'node:path';
-import { Engine, type CompiledGraph } from '../engine/runtime/engine';
-import { defaultPipelineCacheDir } from './cache-dir';
+import { Engine, type CompiledGraph } from '../../engine/runtime/engine';
+import { defaultPipelineCacheDir } from '../runtime/cache-dir';
 
 /** Compiled graphs kept between edits, keyed by device and graph hash. */
 export class CompiledGraphCache {

@@ -5,10 +5,10 @@
  * precision picks the weight files: fp16 the `*.fp16.safetensors` variants where the repo has them.
  */
 import * as path from 'node:path';
-import type { Precision } from '../../shared/protocol';
-import type { RecipeModel } from '../../shared/recipe';
-import { DEFAULT_MODELS, ensureModel, type ModelStoreEvent, type ResolvedModel } from '../hub';
-import type { HubSettingsOverrides } from '../hub/hub-settings';
+import type { Precision } from '../../../shared/protocol';
+import type { RecipeModel } from '../../../shared/recipe';
+import { DEFAULT_MODELS, ensureModel, type ModelStoreEvent, type ResolvedModel } from '../../hub';
+import type { HubSettingsOverrides } from '../../hub/hub-settings';
 
 export type ModelRole = RecipeModel['role'];
 

@@ -3,14 +3,14 @@
  * rebuilding an identical graph costs nothing), runs them with a cancellation check around every run,
  * records which execution provider ran them, and releases them all at the end.
  */
-import type { TypedArray } from '../engine/dtype';
-import type { Graph } from '../engine/graph';
-import { serializeGraph } from '../engine/onnx/serialize';
-import type { CompiledGraph, Engine } from '../engine/runtime/engine';
-import type { DevicePreference } from '../engine/runtime/providers';
-import type { CompileOptions, Feeds } from '../engine/runtime/types';
-import { throwIfCancelled } from './cancellation';
-import type { CompiledGraphCache } from './edit-session';
+import type { TypedArray } from '../../engine/dtype';
+import type { Graph } from '../../engine/graph';
+import { serializeGraph } from '../../engine/onnx/serialize';
+import type { CompiledGraph, Engine } from '../../engine/runtime/engine';
+import type { DevicePreference } from '../../engine/runtime/providers';
+import type { CompileOptions, Feeds } from '../../engine/runtime/types';
+import { throwIfCancelled } from '../edit/cancellation';
+import type { CompiledGraphCache } from '../edit/edit-session';
 
 export interface GraphSessionOptions {
   readonly device?: DevicePreference;

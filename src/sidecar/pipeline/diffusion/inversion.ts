@@ -4,7 +4,7 @@
  * the target timestep on the previous level's latent.
  */
 import { inversionStep, type DdimSchedule } from './ddim';
-import type { EpsFunction } from './unet-runner';
+import type { EpsFunction } from '../models/unet-runner';
 
 export interface InversionProgress {
   /** Steps done (1-based) and their total. */

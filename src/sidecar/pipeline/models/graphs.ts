@@ -3,10 +3,10 @@
  * per latent size): the UNet's noise prediction (timestep and LoRA as inputs, optionally with mutual
  * self-attention), VAE encode and decode, and the two text encoders.
  */
-import { Graph } from '../engine/graph';
-import { clipTextEmbeds, clipTextTransformer, CLIP_TEXT_PREFIXES, assertClipPartBound, isClipPositionIdsBuffer, type ClipModelWeights } from '../models/clip';
-import { buildUNetGraph, type UNetGraphSpec, type UNetModel } from '../models/unet/unet';
-import { assertVaePartBound, VAE_DECODER_PREFIXES, VAE_ENCODER_PREFIXES, vaeDecodeImage, vaeEncode, type VaeModel } from '../models/vae';
+import { Graph } from '../../engine/graph';
+import { clipTextEmbeds, clipTextTransformer, CLIP_TEXT_PREFIXES, assertClipPartBound, isClipPositionIdsBuffer, type ClipModelWeights } from '../../models/clip';
+import { buildUNetGraph, type UNetGraphSpec, type UNetModel } from '../../models/unet/unet';
+import { assertVaePartBound, VAE_DECODER_PREFIXES, VAE_ENCODER_PREFIXES, vaeDecodeImage, vaeEncode, type VaeModel } from '../../models/vae';
 import type { TextEncoderModel } from './models';
 
 /** Graph input and output names shared by the pipeline's graphs. */

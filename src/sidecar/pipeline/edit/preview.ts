@@ -2,8 +2,8 @@
  * Preview images of a running edit: the decoded x0 prediction as a small PNG (at most 256 pixels
  * wide), base64-encoded so that it travels inside a progress notification without temporary files.
  */
-import { encodePng, unitChwToRgb, type RgbImage } from '../io/image';
-import { resizeBilinearLikePil } from '../io/resize';
+import { encodePng, unitChwToRgb, type RgbImage } from '../../io/image';
+import { resizeBilinearLikePil } from '../../io/resize';
 
 export const PREVIEW_MAX_WIDTH = 256;
 

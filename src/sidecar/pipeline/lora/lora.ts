@@ -12,21 +12,21 @@
  * to float rounding). Activations scale with the rows of one run; the full SD-1.5 UNet does not fit a
  * batch of 4 at 256² in 24 GB in one run (docs/benchmarks.md).
  */
-import { resizeBilinearLikePil } from '../io/resize';
-import type { RgbImage } from '../io/image';
-import { rgbToSignedChw } from '../io/image';
-import type { UNetModel } from '../models/unet/unet';
-import type { VaeModel } from '../models/vae';
-import { throwIfCancelled } from './cancellation';
-import type { DdimSchedule } from './ddim';
-import { adamStep, initialAdamState, type AdamState } from './drag/adam';
-import { gradientMemoryPolicy, gradientSessionOptions } from './gradient-memory';
-import { GraphSession, float32Output } from './graph-session';
-import { IO, vaeEncodeGraph } from './graphs';
+import { resizeBilinearLikePil } from '../../io/resize';
+import type { RgbImage } from '../../io/image';
+import { rgbToSignedChw } from '../../io/image';
+import type { UNetModel } from '../../models/unet/unet';
+import type { VaeModel } from '../../models/vae';
+import { throwIfCancelled } from '../edit/cancellation';
+import type { DdimSchedule } from '../diffusion/ddim';
+import { adamStep, initialAdamState, type AdamState } from '../drag/adam';
+import { gradientMemoryPolicy, gradientSessionOptions } from '../runtime/gradient-memory';
+import { GraphSession, float32Output } from '../runtime/graph-session';
+import { IO, vaeEncodeGraph } from '../models/graphs';
 import { loraTrainingGraph, TRAINING_IO } from './lora-training-graph';
 import { loraFeeds, type LoraWeights } from './lora-weights';
-import { SeededRandom } from './random';
-import type { CompiledGraph } from '../engine/runtime/engine';
+import { SeededRandom } from '../runtime/random';
+import type { CompiledGraph } from '../../engine/runtime/engine';
 
 const f32 = Math.fround;
 

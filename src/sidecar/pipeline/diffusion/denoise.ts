@@ -4,11 +4,11 @@
  * the edited row's self-attention in the late transformer blocks reading the source row's keys and
  * values (MasaCtrl's mutual self-attention), from a given denoising step on.
  */
-import type { UNetModel } from '../models/unet/unet';
+import type { UNetModel } from '../../models/unet/unet';
 import { schedulerStep, type DdimSchedule } from './ddim';
-import type { GraphSession } from './graph-session';
-import type { LoraWeights } from './lora-weights';
-import { UNetRunner, type EpsFunction } from './unet-runner';
+import type { GraphSession } from '../runtime/graph-session';
+import type { LoraWeights } from '../lora/lora-weights';
+import { UNetRunner, type EpsFunction } from '../models/unet-runner';
 
 export interface DenoiseProgress {
   readonly step: number;

@@ -3,9 +3,9 @@
  * state of the prompt, SD-style ids padded with the end token) and CLIPDrag's guidance target (CLIP's
  * text embedding of the edit prompt, `clip.tokenize`-style ids padded with zeros).
  */
-import type { ClipModelWeights } from '../models/clip';
-import { CONTEXT_LENGTH, type ClipTokenizer } from '../models/tokenizer';
-import { GraphSession, float32Output } from './graph-session';
+import type { ClipModelWeights } from '../../models/clip';
+import { CONTEXT_LENGTH, type ClipTokenizer } from '../../models/tokenizer';
+import { GraphSession, float32Output } from '../runtime/graph-session';
 import { clipTextGraph, IO, textEncoderGraph } from './graphs';
 import type { TextEncoderModel } from './models';
 

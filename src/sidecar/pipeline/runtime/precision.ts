@@ -6,9 +6,9 @@
  * so it stays opt-in. The CPU gains nothing from fp16 (onnxruntime's CPU kernels mostly convert to float32
  * and back), so `auto` will stay fp32 there.
  */
-import type { Precision, PrecisionPreference } from '../../shared/protocol';
-import type { WeightsVariant } from '../models/checkpoint/layout';
-import type { ComputeDType } from '../models/weights';
+import type { Precision, PrecisionPreference } from '../../../shared/protocol';
+import type { WeightsVariant } from '../../models/checkpoint/layout';
+import type { ComputeDType } from '../../models/weights';
 
 /** The same on every device for now (see above); the device joins the decision once GPU measurements exist. */
 export function resolvePrecision(preference: PrecisionPreference | undefined): Precision {

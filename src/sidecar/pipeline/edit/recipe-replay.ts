@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { assertEditSpec } from '../../shared/edit-spec';
+import { assertEditSpec } from '../../../shared/edit-spec';
 import type { EditRequest, PipelineRecipe } from './edit';
 
 export class RecipeError extends Error {

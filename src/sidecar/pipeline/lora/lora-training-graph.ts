@@ -3,11 +3,11 @@
  * with LoRA adapters as inputs, the denoising loss MSE(ε̂, ε) (mean over every element, as
  * `F.mse_loss`), and its gradient with respect to every adapter tensor.
  */
-import { vjp } from '../engine/autodiff';
-import { Graph } from '../engine/graph';
-import { mul, reduceMean, sub } from '../engine/ops';
-import { buildUNetGraph, type UNetModel } from '../models/unet/unet';
-import { gradientMemoryPolicy, unetRecomputeSegment } from './gradient-memory';
+import { vjp } from '../../engine/autodiff';
+import { Graph } from '../../engine/graph';
+import { mul, reduceMean, sub } from '../../engine/ops';
+import { buildUNetGraph, type UNetModel } from '../../models/unet/unet';
+import { gradientMemoryPolicy, unetRecomputeSegment } from '../runtime/gradient-memory';
 
 export const TRAINING_IO = {
   target: 'target_noise',

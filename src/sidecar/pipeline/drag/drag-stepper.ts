@@ -3,22 +3,22 @@
  * z* (keeping the f0 samples and x_prev_0 as feeds of every later step), then one step-graph run per
  * iteration with the small per-iteration point inputs `drag/drag-plan.ts` computes.
  */
-import type { TypedArray } from '../engine/dtype';
-import type { CompiledGraph } from '../engine/runtime/engine';
-import type { Feeds } from '../engine/runtime/types';
-import { dragStep, dragStepCoefficients, type DdimSchedule } from './ddim';
-import { referenceOutputSpecs, type DragGraphConfig } from './drag/drag-config';
-import { referenceFeeds, stepFeeds, type DragPoints, type TrackingMode } from './drag/drag-plan';
-import type { Point } from './drag/tracking';
-import { STEP_INPUT } from './drag/drag-config';
+import type { TypedArray } from '../../engine/dtype';
+import type { CompiledGraph } from '../../engine/runtime/engine';
+import type { Feeds } from '../../engine/runtime/types';
+import { dragStep, dragStepCoefficients, type DdimSchedule } from '../diffusion/ddim';
+import { referenceOutputSpecs, type DragGraphConfig } from './drag-config';
+import { referenceFeeds, stepFeeds, type DragPoints, type TrackingMode } from './drag-plan';
+import type { Point } from './tracking';
+import { STEP_INPUT } from './drag-config';
 import { DRAG_IO, dragReferenceGraph, dragStepGraph, type DragGraphSpec } from './drag-step-graph';
-import { gradientMemoryPolicy, gradientSessionOptions } from './gradient-memory';
-import { GraphSession, float32Output } from './graph-session';
-import { IO } from './graphs';
-import { loraFeeds, type LoraWeights } from './lora-weights';
-import type { ClipModelWeights, PixelRemap } from '../models/clip';
-import type { UNetModel } from '../models/unet/unet';
-import type { VaeModel } from '../models/vae';
+import { gradientMemoryPolicy, gradientSessionOptions } from '../runtime/gradient-memory';
+import { GraphSession, float32Output } from '../runtime/graph-session';
+import { IO } from '../models/graphs';
+import { loraFeeds, type LoraWeights } from '../lora/lora-weights';
+import type { ClipModelWeights, PixelRemap } from '../../models/clip';
+import type { UNetModel } from '../../models/unet/unet';
+import type { VaeModel } from '../../models/vae';
 
 export interface DragStepperSpec {
   readonly unet: UNetModel;

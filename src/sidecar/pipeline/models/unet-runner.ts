@@ -2,12 +2,12 @@
  * The UNet's noise prediction as a callable: one graph compiled once for a latent shape, the timestep,
  * the text embedding and the LoRA tensors fed at every call.
  */
-import type { UNetModel } from '../models/unet/unet';
-import { GraphSession, float32Output } from './graph-session';
+import type { UNetModel } from '../../models/unet/unet';
+import { GraphSession, float32Output } from '../runtime/graph-session';
 import { IO, unetEpsGraph, type UNetEpsSpec } from './graphs';
-import type { CompiledGraph } from '../engine/runtime/engine';
-import type { Feeds } from '../engine/runtime/types';
-import { loraFeeds, type LoraWeights } from './lora-weights';
+import type { CompiledGraph } from '../../engine/runtime/engine';
+import type { Feeds } from '../../engine/runtime/types';
+import { loraFeeds, type LoraWeights } from '../lora/lora-weights';
 
 /** ε(sample, t): the UNet's noise prediction for a latent (batch as the runner was built for). */
 export type EpsFunction = (sample: Float32Array, t: number) => Promise<Float32Array>;
