@@ -294,3 +294,39 @@ test('node placement is counted per provider from an onnxruntime profile', () =>
   ]);
   assert.deepEqual(placement, { CUDAExecutionProvider: 2, CPUExecutionProvider: 1 });
 });
+
+/** z = sum((a · w)²) over the same weight as `weightedGraph`: another graph (another hash) over the same checkpoint. */
+function secondGraph(file: string): SerializedModel {
+  const graph = new Graph('second');
+  const input = graph.input('a', 'float32', [2, 3]);
+  const w = graph.weight('w', 'float32', [3], { kind: 'external', file, offset: HEADER, length: 12 });
+  const y = mul(input, w);
+  graph.output('z', reduceSum(mul(y, y), [0, 1], false));
+  return serializeGraph(graph);
+}
+
+test('a second graph over a loaded checkpoint adds no copy of its weights when they are linked; in memory it does', async () => {
+  const dir = fs.mkdtempSync(path.join(root, 'resident-'));
+  const file = path.join(dir, 'model.safetensors');
+  writeCheckpoint(file, [1, 2, 3]);
+  const bytes = HEADER + 12;
+  for (const mode of ['link', 'memory'] as const) {
+    const store = new SessionStore(path.join(dir, `cache-${mode}`));
+    assert.equal(store.residentWeightBytes(), 0);
+    const first = nextHandle++;
+    const second = nextHandle++;
+    await store.compile(first, weightedGraph(file).model, { ...options, externalWeights: mode });
+    assert.equal(store.residentWeightBytes(), bytes, `${mode}: one graph holds the checkpoint once`);
+    await store.compile(second, secondGraph(file), { ...options, externalWeights: mode });
+    assert.equal(store.sessionCount, 2, 'two graphs, two sessions');
+    const [entry] = store.residentWeights();
+    assert.deepEqual(
+      { ...entry, file: path.basename(entry!.file) },
+      { file: 'model.safetensors', mode, bytes, sessions: 2, residentBytes: mode === 'link' ? bytes : 2 * bytes },
+    );
+    await store.release(first);
+    assert.equal(store.residentWeightBytes(), bytes, `${mode}: the remaining graph still holds it`);
+    await store.release(second);
+    assert.equal(store.residentWeightBytes(), 0);
+  }
+});

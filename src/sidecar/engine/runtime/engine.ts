@@ -20,7 +20,7 @@ import type { SerializedModel } from '../onnx/serialize';
 import { deserializeError, type WorkerRequest, type WorkerResponse, type WorkerResults, type WorkerStart } from './protocol';
 import { defaultCacheDir } from './sessions';
 import { transferable } from './tensors';
-import type { CompileOptions, CompiledGraphInfo, Feeds, NodePlacement, Outputs } from './types';
+import type { CompileOptions, CompiledGraphInfo, Feeds, NodePlacement, Outputs, ResidentWeights } from './types';
 
 export interface EngineOptions {
   /**
@@ -123,6 +123,15 @@ export class Engine {
     if (!this.live.delete(graph.id)) return;
     await this.request('release', { type: 'release', handle: graph.id }, []);
     if (this.stopWhenIdle && this.live.size === 0 && this.pending.size === 0) await this.stopWorker();
+  }
+
+  /**
+   * The weight bytes the worker's sessions hold, per checkpoint file (`SessionStore.residentWeights()`): a
+   * memory-mapped checkpoint counts once however many graphs read it. Empty when no worker runs.
+   */
+  async residentWeights(): Promise<readonly ResidentWeights[]> {
+    if (!this.worker || this.live.size === 0) return [];
+    return this.request('weights', { type: 'weights' }, []);
   }
 
   /** Releases every session and stops the worker. The engine cannot be used afterwards. */

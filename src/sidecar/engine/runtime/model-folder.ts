@@ -22,6 +22,8 @@ export interface PreparedModelFolder {
   readonly weights: readonly ExternalWeightsReport[];
   /** External data to hand over in memory (for files that could not be linked). */
   readonly inMemory: readonly { readonly path: string; readonly data: Uint8Array }[];
+  /** The real path of each entry of `weights`' checkpoint file. */
+  readonly realPaths: readonly string[];
   /** Identity of the checkpoint files (real path, size, mtime), for keying derived caches. */
   readonly weightsFingerprint: string;
 }
@@ -42,12 +44,14 @@ export function prepareModelFolder(cacheDir: string, model: SerializedModel, mod
   const weights: ExternalWeightsReport[] = [];
   const inMemory: { path: string; data: Uint8Array }[] = [];
   const identities: string[] = [];
+  const realPaths: string[] = [];
   for (const { file, location } of model.externalFiles) {
     if (path.basename(location) !== location || location === '..') {
       throw new ExternalWeightsError(`external data location "${location}" must be a plain file name (it is resolved inside ${folder})`);
     }
     const source = checkpointStat(file);
     identities.push(`${source.realPath}|${source.stat.size}|${source.stat.mtimeMs}`);
+    realPaths.push(source.realPath);
     const linkPath = path.join(folder, location);
     const linkProblem = mode === 'memory' ? undefined : ensureHardLink(source.realPath, source.stat, linkPath);
     if (mode !== 'memory' && linkProblem === undefined) {
@@ -64,7 +68,7 @@ export function prepareModelFolder(cacheDir: string, model: SerializedModel, mod
     inMemory.push({ path: location, data: fs.readFileSync(source.realPath) });
     weights.push({ file, location, mode: 'memory', bytes: source.stat.size, ...(linkProblem ? { linkProblem } : {}) });
   }
-  return { folder, modelPath, weights, inMemory, weightsFingerprint: identities.join('\n') };
+  return { folder, modelPath, weights, inMemory, realPaths, weightsFingerprint: identities.join('\n') };
 }
 
 function checkpointStat(file: string): { realPath: string; stat: fs.Stats } {

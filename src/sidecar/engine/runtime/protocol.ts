@@ -1,6 +1,6 @@
 /** The messages between the engine client (main thread) and the engine worker. */
 import type { SerializedModel } from '../onnx/serialize';
-import type { CompileOptions, CompiledGraphInfo, Feeds, NodePlacement, Outputs } from './types';
+import type { CompileOptions, CompiledGraphInfo, Feeds, NodePlacement, Outputs, ResidentWeights } from './types';
 
 /** What the worker is started with (`workerData`). */
 export interface WorkerStart {
@@ -11,6 +11,7 @@ export type WorkerRequest =
   | { readonly id: number; readonly type: 'compile'; readonly handle: number; readonly model: SerializedModel; readonly options: CompileOptions }
   | { readonly id: number; readonly type: 'run'; readonly handle: number; readonly feeds: Feeds; readonly outputNames?: readonly string[] }
   | { readonly id: number; readonly type: 'release'; readonly handle: number }
+  | { readonly id: number; readonly type: 'weights' }
   /** Releases every session; the worker then has nothing left and may be stopped. */
   | { readonly id: number; readonly type: 'close' };
 
@@ -18,6 +19,7 @@ export interface WorkerResults {
   compile: CompiledGraphInfo;
   run: { readonly outputs: Outputs; readonly nodePlacement?: NodePlacement };
   release: null;
+  weights: readonly ResidentWeights[];
   close: null;
 }
 

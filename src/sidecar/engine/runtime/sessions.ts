@@ -25,6 +25,7 @@ import {
   type NodePlacement,
   type OptimizedModelCacheState,
   type Outputs,
+  type ResidentWeights,
   type ResolvedCompileOptions,
   type TensorInfo,
 } from './types';
@@ -59,6 +60,8 @@ export interface RunResult {
 
 interface LiveSession {
   readonly key: string;
+  /** The checkpoint files it reads, by real path (hard links and in-memory copies alike). */
+  readonly checkpoints: readonly { readonly realPath: string; readonly mode: 'link' | 'memory'; readonly bytes: number }[];
   readonly session: ort.InferenceSession;
   readonly info: CompiledGraphInfo;
   readonly handles: Set<number>;
@@ -95,6 +98,31 @@ export class SessionStore {
     return new Set(this.byHandle.values()).size;
   }
 
+  /**
+   * The weight bytes this store made resident, per checkpoint file: a hard-linked checkpoint is memory-mapped
+   * by onnxruntime and its pages are shared by every session that reads it, so it counts once however many
+   * graphs use it; a checkpoint handed over in memory is a private copy in every session. Copies onnxruntime
+   * makes on its own inside a session (pre-packed kernels, reordered convolution weights) are not known here:
+   * see `prepacking` and docs/runtime.md.
+   */
+  residentWeights(): ResidentWeights[] {
+    const byFile = new Map<string, ResidentWeights>();
+    for (const live of new Set(this.byHandle.values())) {
+      for (const { realPath, mode, bytes } of live.checkpoints) {
+        const key = `${mode}|${realPath}`;
+        const seen = byFile.get(key);
+        const sessions = (seen?.sessions ?? 0) + 1;
+        byFile.set(key, { file: realPath, mode, bytes, sessions, residentBytes: mode === 'link' ? bytes : bytes * sessions });
+      }
+    }
+    return [...byFile.values()];
+  }
+
+  /** The sum of `residentWeights()`. */
+  residentWeightBytes(): number {
+    return this.residentWeights().reduce((sum, w) => sum + w.residentBytes, 0);
+  }
+
   /** Compiles `model` under the caller's `handle` id, reusing the session of an identical live compile. */
   async compile(handle: number, model: SerializedModel, options: CompileOptions = {}): Promise<CompiledGraphInfo> {
     if (this.byHandle.has(handle)) throw new Error(`graph handle ${handle} is already in use`);
@@ -112,6 +140,7 @@ export class SessionStore {
       resolved.externalWeights,
       resolved.enableMemPattern,
       resolved.enableCpuMemArena,
+      resolved.prepacking,
       resolved.reportNodePlacement,
     ].join('|');
     let pending = this.byKey.get(key);
@@ -190,7 +219,8 @@ export class SessionStore {
       folder: prepared.folder,
       options,
     };
-    return { key, session, info, handles: new Set(), profilePrefix, nodePlacement: undefined };
+    const checkpoints = prepared.weights.map((w, i) => ({ realPath: prepared.realPaths[i]!, mode: w.mode, bytes: w.bytes }));
+    return { key, checkpoints, session, info, handles: new Set(), profilePrefix, nodePlacement: undefined };
   }
 }
 
@@ -215,6 +245,7 @@ async function createSession(
     executionMode: options.interOpNumThreads > 1 && provider !== 'dml' ? 'parallel' : 'sequential',
     enableMemPattern: options.enableMemPattern && provider !== 'dml',
     enableCpuMemArena: options.enableCpuMemArena,
+    ...(options.prepacking ? {} : { extra: { session: { disable_prepacking: '1' } } }),
     // Errors only: onnxruntime's warnings go to the native stderr, which is the sidecar's log.
     logSeverityLevel: 3,
     ...(prepared.inMemory.length > 0 ? { externalData: prepared.inMemory.map(({ path: p, data }) => ({ path: p, data })) } : {}),
@@ -243,6 +274,22 @@ async function createSession(
     }
   }
 
+  const extended = cachedAt('extended');
+  const extendedTemp = temporaryOptimizedModelPath(extended);
+  const externalBytes = prepared.weights.reduce((sum, w) => sum + w.bytes, 0);
+  if (level === 'all' && externalBytes > maxCopiedWeightBytes) {
+    // The layout pass would copy more weights than allowed into the saved model (for a UNet, past protobuf's
+    // 2 GB limit, which fails the save): save level `extended` straight away and load it at `all`.
+    try {
+      await (await create(prepared.modelPath, 'extended', extendedTemp)).release();
+      keepOptimizedModel(extendedTemp, extended);
+      return { session: await create(extended, 'all'), cache: 'written' };
+    } catch {
+      for (const file of [extendedTemp, extended]) fs.rmSync(file, { force: true });
+      return { session: await create(prepared.modelPath, level).catch(rethrow(fail)), cache: 'failed' };
+    }
+  }
+
   const target = candidates[0]![0];
   const temp = temporaryOptimizedModelPath(target);
   let session: ort.InferenceSession;
@@ -254,8 +301,6 @@ async function createSession(
     // fused nodes); try once more without the cache, and report that failure if it is real.
     return { session: await create(prepared.modelPath, level).catch(rethrow(fail)), cache: 'failed' };
   }
-  const extended = cachedAt('extended');
-  const extendedTemp = temporaryOptimizedModelPath(extended);
   try {
     const copiedBytes = fs.statSync(temp).size - fs.statSync(prepared.modelPath).size;
     if (level !== 'all' || copiedBytes <= maxCopiedWeightBytes) {

@@ -49,6 +49,13 @@ export interface CompileOptions {
    */
   readonly enableCpuMemArena?: boolean;
   /**
+   * onnxruntime's weight pre-packing: at session creation the CPU kernels of MatMul/Gemm/Conv copy their constant
+   * weights into a private layout of their own. Those copies are per session, so every graph over a model holds
+   * one more copy of its linear weights; without pre-packing the kernels pack at run time and read the
+   * memory-mapped checkpoint. Default true (onnxruntime's default).
+   */
+  readonly prepacking?: boolean;
+  /**
    * Profile the first run to count the nodes each provider executed (onnxruntime may place nodes a GPU
    * provider cannot run on the CPU). The counts appear as `nodePlacement` after that run. Default false.
    */
@@ -72,6 +79,7 @@ export function resolveCompileOptions(options: CompileOptions = {}): ResolvedCom
     cacheOptimizedModel: options.cacheOptimizedModel ?? true,
     enableMemPattern: options.enableMemPattern ?? true,
     enableCpuMemArena: options.enableCpuMemArena ?? true,
+    prepacking: options.prepacking ?? true,
     reportNodePlacement: options.reportNodePlacement ?? false,
   };
 }
@@ -93,6 +101,19 @@ export interface ExternalWeightsReport {
   readonly bytes: number;
   /** Why a hard link was not used, when `mode` is `memory` under `auto`. */
   readonly linkProblem?: string;
+}
+
+/** Weight bytes of one checkpoint file the engine made resident (`SessionStore.residentWeights()`). */
+export interface ResidentWeights {
+  /** The checkpoint's real path. */
+  readonly file: string;
+  readonly mode: 'link' | 'memory';
+  /** The file's size. */
+  readonly bytes: number;
+  /** Live sessions reading it. */
+  readonly sessions: number;
+  /** `bytes` once for a memory-mapped (linked) file, once per session for copies handed over in memory. */
+  readonly residentBytes: number;
 }
 
 /**

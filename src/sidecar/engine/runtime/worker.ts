@@ -43,6 +43,9 @@ async function handle(request: WorkerRequest): Promise<void> {
         await store.release(request.handle);
         response = { id: request.id, ok: true, result: null };
         break;
+      case 'weights':
+        response = { id: request.id, ok: true, result: store.residentWeights() };
+        break;
       case 'close':
         await store.releaseAll();
         response = { id: request.id, ok: true, result: null };

@@ -55,23 +55,32 @@ export interface ReferenceGuidedSpec {
   readonly masa: MutualSelfAttention;
 }
 
+/** A step ε function whose graphs `close()` releases. */
+export type ClosableStepEps = StepEpsFunction & { close(): Promise<void> };
+
 /**
  * ε for the batch [source, edited]: the mutual-self-attention graph from `startStep` on, the plain
  * batch-2 graph before it (or throughout, when `startLayer` is past the last transformer block).
  */
-export async function referenceGuidedEps(session: GraphSession, spec: ReferenceGuidedSpec): Promise<StepEpsFunction> {
+export async function referenceGuidedEps(session: GraphSession, spec: ReferenceGuidedSpec): Promise<ClosableStepEps> {
   const rows = new Float32Array(spec.context.length * 2);
   rows.set(spec.context, 0);
   rows.set(spec.context, spec.context.length);
   const common = { batch: 2, height: spec.height, width: spec.width, tokens: spec.tokens, context: rows, lora: spec.lora };
   const blocks = spec.unet.plan.transformerBlocks;
   const usesMasa = spec.masa.startLayer < blocks;
+  const runners: UNetRunner[] = [];
   const mutual: EpsFunction | null = usesMasa
-    ? (await UNetRunner.create(session, spec.unet, { ...common, mutualFromBlock: spec.masa.startLayer, label: 'unet denoise (mutual self-attention)' })).eps
+    ? runners[runners.push(await UNetRunner.create(session, spec.unet, { ...common, mutualFromBlock: spec.masa.startLayer, label: 'unet denoise (mutual self-attention)' })) - 1]!.eps
     : null;
   let plain: EpsFunction | null = null;
-  if (!usesMasa || spec.masa.startStep > 0) plain = (await UNetRunner.create(session, spec.unet, { ...common, label: 'unet denoise' })).eps;
-  return (sample, t, index) => (mutual && index >= spec.masa.startStep ? mutual(sample, t) : plain!(sample, t));
+  if (!usesMasa || spec.masa.startStep > 0) plain = runners[runners.push(await UNetRunner.create(session, spec.unet, { ...common, label: 'unet denoise' })) - 1]!.eps;
+  const eps: StepEpsFunction = (sample, t, index) => (mutual && index >= spec.masa.startStep ? mutual(sample, t) : plain!(sample, t));
+  return Object.assign(eps, {
+    close: async () => {
+      for (const runner of runners) await runner.close();
+    },
+  });
 }
 
 /** Concatenates two single-row latents into a batch of two. */

@@ -1,7 +1,8 @@
 /**
- * Runs the drag loop's graphs: compiles the reference and step graphs once, runs the reference graph on
- * z* (keeping the f0 samples and x_prev_0 as feeds of every later step), then one step-graph run per
- * iteration with the small per-iteration point inputs `drag/drag-plan.ts` computes.
+ * Runs the drag loop's graphs: compiles the reference graph and runs it once on z* (keeping the f0 samples
+ * and x_prev_0 as feeds of every later step), releases it, compiles the step graph, then runs it once per
+ * iteration with the small per-iteration point inputs `drag/drag-plan.ts` computes. One graph over the UNet
+ * is alive at a time; `close()` releases the step graph.
  */
 import type { TypedArray } from '../../engine/dtype';
 import type { CompiledGraph } from '../../engine/runtime/engine';
@@ -63,12 +64,14 @@ export interface DragStepResult {
 
 export class DragStepper {
   private referenceFeeds: Feeds | null = null;
+  private stepGraph: CompiledGraph | null = null;
 
   private constructor(
     private readonly session: GraphSession,
     private readonly spec: DragStepperSpec,
     private readonly referenceGraph: CompiledGraph,
-    private readonly stepGraph: CompiledGraph,
+    /** Compiled after the reference run, once the reference graph's session is gone. */
+    private readonly compileStep: () => Promise<CompiledGraph>,
     /** Feeds of both graphs (timestep, text conditioning, LoRA). */
     private readonly fixed: Feeds,
     /** Feeds of the step graph only (guidance text, mask weights). */
@@ -91,11 +94,12 @@ export class DragStepper {
     const reference = dragReferenceGraph(graphSpec);
     const step = dragStepGraph(graphSpec);
     const referenceGraph = await session.compile(reference, 'drag reference (UNet at z*)');
-    const stepGraph = await session.compile(
-      step,
-      spec.guidance ? 'CLIPDrag step (UNet, drag loss, VAE decoder, CLIP, two VJPs)' : 'drag step (UNet, drag loss, VJP)',
-      gradientSessionOptions(gradientMemoryPolicy(spec.rematerialize)),
-    );
+    const compileStep = () =>
+      session.compile(
+        step,
+        spec.guidance ? 'CLIPDrag step (UNet, drag loss, VAE decoder, CLIP, two VJPs)' : 'drag step (UNet, drag loss, VJP)',
+        gradientSessionOptions(gradientMemoryPolicy(spec.rematerialize)),
+      );
     const fixed: Feeds = {
       [IO.timestep]: new Float32Array([spec.timestep]),
       [IO.context]: spec.context,
@@ -105,7 +109,7 @@ export class DragStepper {
       ...(spec.guidance ? { [DRAG_IO.textEmbeds]: spec.guidance.textEmbeds } : {}),
       ...(spec.backgroundWeights ? { [STEP_INPUT.backgroundWeights]: spec.backgroundWeights } : {}),
     };
-    return new DragStepper(session, spec, referenceGraph, stepGraph, fixed, stepOnly);
+    return new DragStepper(session, spec, referenceGraph, compileStep, fixed, stepOnly);
   }
 
   get config(): DragGraphConfig {
@@ -117,10 +121,12 @@ export class DragStepper {
     return this.spec.guidance !== null;
   }
 
-  /** Runs the reference graph on z* at the initial handles; must come before `step`. */
+  /** Runs the reference graph on z* at the initial handles (once: its session is released after); must come before `step`. */
   async reference(zStar: Float32Array, handlesInit: readonly Point[]): Promise<DragReference> {
     const { drag, schedule, timestep } = this.spec;
     const out = await this.session.run(this.referenceGraph, { ...this.fixed, [IO.sample]: zStar, ...referenceFeeds(drag, handlesInit) }, undefined, 'dragging');
+    await this.session.release(this.referenceGraph);
+    this.stepGraph ??= await this.compileStep();
     const eps = float32Output(out, IO.eps);
     const xPrev0 = dragStep(schedule, eps, timestep, zStar).sample;
     const feeds: Record<string, TypedArray> = {};
@@ -130,9 +136,15 @@ export class DragStepper {
     return { eps, xPrev0, feature: float32Output(out, DRAG_IO.feature) };
   }
 
+  /** Releases the step graph (the drag loop is over). */
+  async close(): Promise<void> {
+    if (this.stepGraph) await this.session.release(this.stepGraph);
+    this.stepGraph = null;
+  }
+
   /** One iteration's graph run at latent z: tracking (per `mode`), losses and gradients. */
   async step(z: Float32Array, points: DragPoints, mode: TrackingMode, extraOutputs: readonly string[] = []): Promise<DragStepResult> {
-    if (!this.referenceFeeds) throw new Error('DragStepper: run reference() before step()');
+    if (!this.referenceFeeds || !this.stepGraph) throw new Error('DragStepper: run reference() before step() (and not after close())');
     const guided = this.spec.guidance !== null;
     const masked = this.spec.backgroundWeights !== null;
     const wanted = [

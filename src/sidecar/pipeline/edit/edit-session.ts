@@ -35,6 +35,13 @@ export class CompiledGraphCache {
     return this.graphs.size;
   }
 
+  /** Drops `graph` from the cache without releasing it (the caller releases it). */
+  async forget(graph: CompiledGraph): Promise<void> {
+    for (const [key, pending] of [...this.graphs]) {
+      if ((await pending.catch(() => null)) === graph) this.graphs.delete(key);
+    }
+  }
+
   /** Releases the graphs not used since the previous sweep (an edit ends with one). */
   async sweep(engine: Engine): Promise<void> {
     const unused = [...this.graphs.keys()].filter((key) => !this.usedSinceSweep.has(key));

@@ -165,7 +165,8 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
 
   const shared = request.session;
   const engine = shared?.engine ?? request.engine ?? new Engine({ cacheDir: path.join(cacheDir, 'sessions') });
-  const session = new GraphSession(engine, { device, ...(signal ? { signal } : {}), ...(shared ? { cache: shared.graphs } : {}) });
+  // A batch keeps its graphs for the next edit; a single edit releases each stage's graphs when the stage is done.
+  const session = new GraphSession(engine, { device, lifetime: shared ? 'edit' : 'stage', ...(signal ? { signal } : {}), ...(shared ? { cache: shared.graphs } : {}) });
   try {
     const prepared = await timed('load', () => prepare(session, request, input, { sdId, clipId, guidanceText, precision, cacheDir }, progress, signal));
     const { models } = prepared;
@@ -191,7 +192,9 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
         label: 'unet eps',
       });
       progress.start('inversion', plan.inversion.length);
-      return ddimInvert(schedule, plan.inversion, zEncoded, runner.eps, ({ step, total }) => progress.step('inversion', step, total));
+      const inverted = await ddimInvert(schedule, plan.inversion, zEncoded, runner.eps, ({ step, total }) => progress.step('inversion', step, total));
+      await runner.close();
+      return inverted;
     });
 
     const dragged = await timed('drag', () =>
@@ -210,6 +213,7 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
       });
       progress.start('denoise', plan.denoising.length);
       const both = await ddimDenoise(schedule, plan.denoising, stackRows(zStar, dragged.latent), eps, ({ step, total }) => progress.step('denoise', step, total));
+      await eps.close();
       return rowOf(both, 2, 1);
     });
 
@@ -382,6 +386,7 @@ async function encodeLatent(session: GraphSession, models: PipelineModels, geome
   const { image } = geometry;
   const encoder = await session.compile(vaeEncodeGraph(models.vae, 1, image.height, image.width), 'vae encode');
   const out = await session.run(encoder, { [IO.image]: rgbToSignedChw(image) }, [IO.mean], 'encoding');
+  await session.release(encoder);
   // image2latent: latent_dist.mean · scaling_factor.
   const scaling = models.vae.config.scalingFactor;
   return float32Output(out, IO.mean).map((v) => f32(v * scaling));
@@ -448,7 +453,7 @@ async function drag(session: GraphSession, run: DragRun, progress: EditProgressR
       ...(previewPngBase64 ? { previewPngBase64 } : {}),
     });
   };
-  return runDragLoop({
+  const result = await runDragLoop({
     stepper,
     zStar: run.zStar,
     handles: geometry.handles,
@@ -461,6 +466,8 @@ async function drag(session: GraphSession, run: DragRun, progress: EditProgressR
     ...(signal ? { signal } : {}),
     onIteration,
   });
+  await stepper.close();
+  return result;
 }
 
 /** The edited latent decoded, as 8-bit RGB at the source image's size. */

@@ -97,60 +97,65 @@ export async function trainLora(session: GraphSession, request: LoraTrainingRequ
   const trainStep = await session.compile(training.graph, 'unet LoRA training step', gradientSessionOptions(gradientMemoryPolicy(settings.rematerialize)));
   const encoder = await session.compile(vaeEncodeGraph(vae, 1, crop, crop), 'vae encode (LoRA crops)');
 
-  const resized = resizeShorterSide(request.image, crop);
-  const crops = new CropPosteriors(session, encoder, resized, crop);
-  const context = repeatRows(request.context, rows);
-  const random = {
-    crop: new SeededRandom(settings.seed, STREAM.crop),
-    posterior: new SeededRandom(settings.seed, STREAM.posterior),
-    timestep: new SeededRandom(settings.seed, STREAM.timestep),
-    noise: new SeededRandom(settings.seed, STREAM.noise),
-  };
-  const states = new Map<string, AdamState>([...lora.tensors].map(([name, data]) => [name, initialAdamState(data.length)]));
-  const tensors = new Map(lora.tensors);
-  const scaling = vae.config.scalingFactor;
+  // Nothing of the training stays alive after it: the next stages need the memory.
+  try {
+    const resized = resizeShorterSide(request.image, crop);
+    const crops = new CropPosteriors(session, encoder, resized, crop);
+    const context = repeatRows(request.context, rows);
+    const random = {
+      crop: new SeededRandom(settings.seed, STREAM.crop),
+      posterior: new SeededRandom(settings.seed, STREAM.posterior),
+      timestep: new SeededRandom(settings.seed, STREAM.timestep),
+      noise: new SeededRandom(settings.seed, STREAM.noise),
+    };
+    const states = new Map<string, AdamState>([...lora.tensors].map(([name, data]) => [name, initialAdamState(data.length)]));
+    const tensors = new Map(lora.tensors);
+    const scaling = vae.config.scalingFactor;
 
-  for (let step = 1; step <= settings.steps; step++) {
-    throwIfCancelled(request.signal, 'LoRA training');
-    const noisy = new Float32Array(batch * latentSize);
-    const noise = new Float32Array(batch * latentSize);
-    const timesteps = new Float32Array(batch);
-    for (let b = 0; b < batch; b++) {
-      const top = random.crop.integer(resized.height - crop + 1);
-      const left = random.crop.integer(resized.width - crop + 1);
-      const { mean, logvar } = await crops.at(top, left);
-      const t = random.timestep.integer(schedule.alphasCumprod.length);
-      timesteps[b] = t;
-      const alpha = schedule.alphasCumprod[t]!;
-      const sqrtAlpha = f32(Math.sqrt(alpha));
-      const sqrtOneMinus = f32(Math.sqrt(f32(1 - alpha)));
-      for (let i = 0; i < latentSize; i++) {
-        // latent_dist.sample() = mean + std · N(0, 1), std = exp(logvar / 2); then · scaling_factor.
-        const z = f32(f32(mean[i]! + f32(f32(Math.exp(f32(logvar[i]! * 0.5))) * f32(random.posterior.normal()))) * scaling);
-        const e = f32(random.noise.normal());
-        noise[b * latentSize + i] = e;
-        noisy[b * latentSize + i] = f32(f32(sqrtAlpha * z) + f32(sqrtOneMinus * e));
+    for (let step = 1; step <= settings.steps; step++) {
+      throwIfCancelled(request.signal, 'LoRA training');
+      const noisy = new Float32Array(batch * latentSize);
+      const noise = new Float32Array(batch * latentSize);
+      const timesteps = new Float32Array(batch);
+      for (let b = 0; b < batch; b++) {
+        const top = random.crop.integer(resized.height - crop + 1);
+        const left = random.crop.integer(resized.width - crop + 1);
+        const { mean, logvar } = await crops.at(top, left);
+        const t = random.timestep.integer(schedule.alphasCumprod.length);
+        timesteps[b] = t;
+        const alpha = schedule.alphasCumprod[t]!;
+        const sqrtAlpha = f32(Math.sqrt(alpha));
+        const sqrtOneMinus = f32(Math.sqrt(f32(1 - alpha)));
+        for (let i = 0; i < latentSize; i++) {
+          // latent_dist.sample() = mean + std · N(0, 1), std = exp(logvar / 2); then · scaling_factor.
+          const z = f32(f32(mean[i]! + f32(f32(Math.exp(f32(logvar[i]! * 0.5))) * f32(random.posterior.normal()))) * scaling);
+          const e = f32(random.noise.normal());
+          noise[b * latentSize + i] = e;
+          noisy[b * latentSize + i] = f32(f32(sqrtAlpha * z) + f32(sqrtOneMinus * e));
+        }
       }
+      const adapters = loraFeeds({ ...lora, tensors }, training.graph);
+      const { loss, grads } = await meanOverRuns(runs, async (run) => {
+        const part = (all: Float32Array, size: number) => all.subarray(run * rows * size, (run + 1) * rows * size);
+        const feeds = { ...adapters, [IO.sample]: part(noisy, latentSize), [IO.timestep]: part(timesteps, 1), [IO.context]: context, [TRAINING_IO.target]: part(noise, latentSize) };
+        const out = await session.run(trainStep, feeds, undefined, 'LoRA training');
+        return { loss: float32Output(out, TRAINING_IO.loss)[0]!, grads: new Map([...tensors.keys()].map((name) => [name, float32Output(out, `${TRAINING_IO.gradPrefix}${name}`)])) };
+      });
+      for (const [name, data] of tensors) {
+        const grad = grads.get(name)!;
+        // AdamW: decoupled weight decay first (param ← param·(1 − lr·wd)), then the Adam step.
+        const decay = f32(1 - settings.learningRate * settings.weightDecay);
+        const decayed = data.map((v) => f32(v * decay));
+        const next = adamStep(decayed, grad, states.get(name)!, { lr: settings.learningRate });
+        tensors.set(name, next.param);
+        states.set(name, next.state);
+      }
+      request.onStep?.({ step, total: settings.steps, loss });
     }
-    const adapters = loraFeeds({ ...lora, tensors }, training.graph);
-    const { loss, grads } = await meanOverRuns(runs, async (run) => {
-      const part = (all: Float32Array, size: number) => all.subarray(run * rows * size, (run + 1) * rows * size);
-      const feeds = { ...adapters, [IO.sample]: part(noisy, latentSize), [IO.timestep]: part(timesteps, 1), [IO.context]: context, [TRAINING_IO.target]: part(noise, latentSize) };
-      const out = await session.run(trainStep, feeds, undefined, 'LoRA training');
-      return { loss: float32Output(out, TRAINING_IO.loss)[0]!, grads: new Map([...tensors.keys()].map((name) => [name, float32Output(out, `${TRAINING_IO.gradPrefix}${name}`)])) };
-    });
-    for (const [name, data] of tensors) {
-      const grad = grads.get(name)!;
-      // AdamW: decoupled weight decay first (param ← param·(1 − lr·wd)), then the Adam step.
-      const decay = f32(1 - settings.learningRate * settings.weightDecay);
-      const decayed = data.map((v) => f32(v * decay));
-      const next = adamStep(decayed, grad, states.get(name)!, { lr: settings.learningRate });
-      tensors.set(name, next.param);
-      states.set(name, next.state);
-    }
-    request.onStep?.({ step, total: settings.steps, loss });
+    return { rank: settings.rank, tensors, shapes: lora.shapes };
+  } finally {
+    await session.release(trainStep, encoder);
   }
-  return { rank: settings.rank, tensors, shapes: lora.shapes };
 }
 
 function checkSettings(s: LoraTrainingSettings): void {

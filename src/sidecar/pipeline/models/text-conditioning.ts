@@ -23,6 +23,7 @@ export async function encodePrompt(session: GraphSession, model: TextEncoderMode
   const padded = tokenizer.sdInputIds(prompt, tokens);
   const graph = await session.compile(textEncoderGraph(model, tokens), 'text encoder');
   const out = await session.run(graph, { [IO.ids]: BigInt64Array.from(padded.ids, BigInt) }, [IO.hidden], 'text encoding');
+  await session.release(graph);
   return { embedding: float32Output(out, IO.hidden), tokens, truncated: padded.truncated };
 }
 
@@ -37,5 +38,6 @@ export async function encodeGuidanceText(session: GraphSession, clip: ClipModelW
 export async function clipTextEmbedsOf(session: GraphSession, clip: ClipModelWeights, ids: BigInt64Array): Promise<Float32Array> {
   const graph = await session.compile(clipTextGraph(clip, ids.length), 'CLIP text encoder');
   const out = await session.run(graph, { [IO.ids]: ids }, [IO.textEmbeds], 'text encoding');
+  await session.release(graph);
   return float32Output(out, IO.textEmbeds);
 }

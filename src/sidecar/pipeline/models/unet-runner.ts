@@ -36,6 +36,11 @@ export class UNetRunner {
     return new UNetRunner(session, compiled, fixed, spec.label);
   }
 
+  /** Releases the runner's graph (its stage is over). */
+  async close(): Promise<void> {
+    await this.session.release(this.graph);
+  }
+
   readonly eps: EpsFunction = async (sample, t) => {
     const out = await this.session.run(this.graph, { ...this.fixed, [IO.sample]: sample, [IO.timestep]: new Float32Array([t]) }, [IO.eps], this.label);
     return float32Output(out, IO.eps);

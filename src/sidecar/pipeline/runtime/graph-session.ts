@@ -19,6 +19,12 @@ export interface GraphSessionOptions {
   readonly onCompile?: (info: { label: string; ms: number; provider: string; cached: boolean }) => void;
   /** Keep compiled graphs here for later edits (an `EditSession`'s) instead of releasing them in `dispose()`. */
   readonly cache?: CompiledGraphCache;
+  /**
+   * `stage` (default): `release()` drops a graph as soon as the stage that used it is done, so that the
+   * graphs over one model are never all alive at once. `edit`: graphs live until `dispose()` (and, with a
+   * shared cache, into the next edit); `release()` does nothing. The memory policy chooses.
+   */
+  readonly lifetime?: 'stage' | 'edit';
 }
 
 /** Per-graph session settings a pipeline stage chooses (e.g. no memory pattern for gradient graphs). */
@@ -76,6 +82,21 @@ export class GraphSession {
     const result = await this.engine.run(graph, feeds, outputs);
     throwIfCancelled(this.options.signal, stage);
     return result;
+  }
+
+  /**
+   * Releases graphs a stage no longer needs (a shared cache forgets them too), unless graphs live for the whole
+   * edit. A graph compiled again later gets a fresh session.
+   */
+  async release(...graphs: CompiledGraph[]): Promise<void> {
+    if ((this.options.lifetime ?? 'stage') === 'edit') return;
+    for (const graph of graphs) {
+      for (const [key, pending] of this.compiled) {
+        if ((await pending.catch(() => null)) === graph) this.compiled.delete(key);
+      }
+      await this.options.cache?.forget(graph);
+      await this.engine.release(graph);
+    }
   }
 
   /** Releases every graph this session compiled (with a shared cache: the cached graphs this edit did not use). */
