@@ -12,15 +12,23 @@
  *    graph's G_g;
  *  - `converge-fast` / `converge-plain`: drag iterations until every handle is within 2 px of its
  *    target on a fixed synthetic task (a bright blob moved 16 supervision pixels), with fast and with
- *    plain point tracking (no LoRA, cap 60).
+ *    plain point tracking (no LoRA, cap 60);
+ *  - `cli` (only with `--cli`): the whole edit through the `clipdrag edit` command (dist/, `npm run build`)
+ *    in one process on an N×N image edited at width N, with `--lora-steps` (default 1), `--max-iters`
+ *    (default 2) and `--memory` (default auto): per-stage times from the result, the memory policy the
+ *    edit chose, and the command's own peak RSS (GNU time's maximum resident set size). Needs a model
+ *    folder that ships its tokenizer (the benchmark models do).
  *
  *     npm run bench -- edit [--model DIR] [--clip DIR] [--size N] [--precision fp32|fp16] [--json]
+ *     npm run bench -- edit --cli --model DIR --clip DIR --size 512 [--lora-steps N] [--max-iters N] [--memory auto|attention|blocks]
  *
  * The peak RSS of each configuration is measured by the runner (one child process each).
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import sharp from 'sharp';
 import { vjp } from '../src/sidecar/engine/autodiff';
 import { Graph } from '../src/sidecar/engine/graph';
 import { Engine } from '../src/sidecar/engine/runtime';
@@ -51,7 +59,7 @@ const TINY_SD = path.join(REPO, 'test', 'fixtures', 'tiny-sd15');
 const TINY_CLIP = path.join(REPO, 'test', 'fixtures', 'tiny-clip-vit-b16');
 const PROMPT = 'a bright blob on a dark background';
 
-type Kind = 'stages' | 'stages-remat' | 'clip-split' | 'converge-fast' | 'converge-plain';
+type Kind = 'stages' | 'stages-remat' | 'clip-split' | 'converge-fast' | 'converge-plain' | 'cli';
 
 interface EditConfiguration extends Configuration {
   readonly kind: Kind;
@@ -62,6 +70,10 @@ interface EditConfiguration extends Configuration {
   readonly stages: readonly Stage[];
   /** Model precision (`--precision`; default fp32). */
   readonly precision: 'fp32' | 'fp16';
+  /** `cli` only: the command's `--lora-steps`, `--max-iters` and `--memory`. */
+  readonly loraSteps: number;
+  readonly maxIters: number;
+  readonly memory: string;
 }
 
 const STAGES = ['lora', 'inversion', 'denoise', 'clipdrag', 'drag'] as const;
@@ -88,12 +100,16 @@ export const benchmark: Benchmark<EditConfiguration> = {
     const size = Number(flagText(flags, 'size', '64'));
     if (!Number.isInteger(size) || size < 64 || size % 8 !== 0) throw new Error(`--size must be a multiple of 8, at least 64 (got ${size})`);
     const stages = parseStages(flagText(flags, 'stages', STAGES.join(',')));
-    const kinds: Kind[] = ['stages', 'stages-remat', 'clip-split', 'converge-fast', 'converge-plain'];
+    const kinds: Kind[] = flags.cli ? ['cli'] : ['stages', 'stages-remat', 'clip-split', 'converge-fast', 'converge-plain'];
     const precision = flagText(flags, 'precision', 'fp32');
     if (precision !== 'fp32' && precision !== 'fp16') throw new Error(`--precision must be fp32 or fp16 (got ${precision})`);
-    return kinds.map((kind) => ({ name: kind, kind, model, clip, size, stages, precision }));
+    const loraSteps = Number(flagText(flags, 'lora-steps', '1'));
+    const maxIters = Number(flagText(flags, 'max-iters', '2'));
+    const memory = flagText(flags, 'memory', 'auto');
+    return kinds.map((kind) => ({ name: kind, kind, model, clip, size, stages, precision, loraSteps, maxIters, memory }));
   },
   async measure(config, context) {
+    if (config.kind === 'cli') return cliEdit(config);
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clipdrag-bench-edit-'));
     const engine = new Engine({ cacheDir: path.join(os.tmpdir(), 'clipdrag-bench-sessions') });
     const session = new GraphSession(engine, { device: 'auto' });
@@ -325,4 +341,63 @@ async function converge(config: EditConfiguration, engine: Engine, dir: string, 
     reachedTargets: outcome.reachedTargets,
     editS: round((performance.now() - started) / 1000, 1),
   };
+}
+
+/**
+ * One whole edit through the CLI, in its own process under GNU time: the result's per-stage times, the memory
+ * policy from the progress log, and the command's peak RSS. Fails when the edit fails, logs a non-finite loss,
+ * or writes a constant image (what NaN latents decode to).
+ */
+async function cliEdit(config: EditConfiguration) {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clipdrag-bench-cli-'));
+  await fs.mkdir(path.join(REPO, '.cache'), { recursive: true });
+  const cacheDir = await fs.mkdtemp(path.join(REPO, '.cache', 'bench-cli-cache-'));
+  try {
+    const size = config.size;
+    const imagePath = path.join(dir, 'photo.png');
+    await fs.writeFile(imagePath, await encodePng(blobImage(size, size, size / 4, size / 2, size / 8)));
+    const out = path.join(dir, 'out.png');
+    const args = [
+      '-f', 'maxrss-kb %M',
+      process.execPath, path.join(REPO, 'bin', 'clipdrag.js'), 'edit', imagePath,
+      '--points', `${size / 4},${size / 2},${size / 4 + size / 16},${size / 2}`,
+      '--prompt', PROMPT, '--edit-prompt', 'move the blob to the right',
+      '--model', path.resolve(REPO, config.model), '--clip', path.resolve(REPO, config.clip),
+      '--device', 'cpu', '--precision', config.precision, '--memory', config.memory,
+      '--lora-steps', String(config.loraSteps), '--max-iters', String(config.maxIters), '--working-width', String(size),
+      '--out', out, '--json',
+    ];
+    const started = performance.now();
+    const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number | null }>((resolve, reject) => {
+      // A fresh pipeline cache on the models' filesystem (weights hard-linked, no LoRA from an earlier run).
+      const child = spawn('/usr/bin/time', args, { env: { ...process.env, CLIPDRAG_CACHE_DIR: cacheDir } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        process.stderr.write(d);
+      });
+      child.on('error', reject);
+      child.on('close', (c) => resolve({ stdout, stderr, code: c }));
+    });
+    if (code !== 0) throw new Error(`clipdrag edit exited with ${code}: ${stderr.split('\n').slice(-5).join(' | ')}`);
+    if (/\bNaN\b|Infinity/.test(stderr)) throw new Error('clipdrag edit logged a non-finite loss');
+    const result = JSON.parse(stdout.trim().split('\n').pop()!) as { timings: { stage: string; ms: number }[]; iterations: number };
+    const image = await sharp(out).raw().toBuffer();
+    if (image.every((v) => v === image[0])) throw new Error('the edited image is constant (non-finite latents decode to that)');
+    const maxRssKb = Number(/maxrss-kb (\d+)/.exec(stderr)?.[1]);
+    const policy = /memory policy "([a-z]+)" \(([^)]*)\)/.exec(stderr);
+    const metrics: Record<string, number | string> = {
+      memoryPolicy: policy ? `${policy[1]} (${policy[2]})` : 'not logged',
+      editPeakRssMb: round(maxRssKb / 1024, 0),
+      editS: round((performance.now() - started) / 1000, 1),
+      dragIterations: result.iterations,
+    };
+    for (const { stage, ms } of result.timings) metrics[`${stage}S`] = round(ms / 1000, 1);
+    return metrics;
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+    await fs.rm(cacheDir, { recursive: true, force: true });
+  }
 }

@@ -1,7 +1,7 @@
 /**
  * fp32 vs fp16 memory of the CLIPDrag step graph (UNet with the feature tap, drag loss, VAE decoder, CLIP,
  * two VJPs w.r.t. the latent) for SD-1.5 at 512×512 (latent 64×64), counted statically from the graph
- * (`bench/lib/graph-memory.ts`): weight bytes and the bytes of forward activations the backward passes
+ * (`src/sidecar/engine/graph-memory.ts`, which the pipeline's memory policy uses too): weight bytes and the bytes of forward activations the backward passes
  * read, with and without block rematerialisation. An estimate of the GPU peak's main terms, not a
  * measurement: nothing runs. Needs SD-1.5-shaped model folders (default the benchmark models in
  * `.cache/bench-models/pipeline/`; only their configs and checkpoint headers are read).
@@ -15,7 +15,7 @@ import { SD15_DRAG_SCHEDULER_CONFIG } from '../src/sidecar/models/config';
 import { createDdimSchedule, dragStepCoefficients } from '../src/sidecar/pipeline/diffusion/ddim';
 import { DRAG_FEATURE_INDEX, dragStepGraph } from '../src/sidecar/pipeline/drag/drag-step-graph';
 import { openPipelineModels } from '../src/sidecar/pipeline/models/models';
-import { graphMemory } from './lib/graph-memory';
+import { graphMemory } from '../src/sidecar/engine/graph-memory';
 import { round } from './lib/measure';
 import type { Benchmark, Configuration } from './lib/types';
 

@@ -6,7 +6,9 @@
  * opening the checkpoint, after each graph's session is created and after its first run, the engine's own
  * account of resident weight bytes, session creation and run times.
  *
- *     npm run bench -- weights [--model DIR] [--latent N] [--graphs 1,2] [--prepacking on,off]
+ *     npm run bench -- weights [--model DIR] [--latent N] [--graphs 1,2] [--prepacking on,off] [--level all|extended] [--vjp-only]
+ *
+ * `--vjp-only`: one graph, the forward + VJP alone; `--level`: onnxruntime's optimisation level (default all).
  *
  * Linux only (it reads /proc/self/status).
  */
@@ -28,6 +30,7 @@ interface WeightsConfiguration extends Configuration {
   readonly latent: number;
   readonly modes: readonly UNetBenchMode[];
   readonly prepacking: boolean;
+  readonly level: 'all' | 'extended';
 }
 
 function text(flags: Flags, name: string, fallback: string): string {
@@ -49,13 +52,19 @@ export const benchmark: Benchmark<WeightsConfiguration> = {
     const latent = Number(text(flags, 'latent', '32'));
     const graphs = text(flags, 'graphs', '1,2').split(',').map(Number);
     const prepacking = text(flags, 'prepacking', 'on,off').split(',');
+    const level = text(flags, 'level', 'all') === 'extended' ? 'extended' : 'all';
+    const suffix = level === 'all' ? '' : `, level ${level}`;
+    if (flags['vjp-only']) {
+      return prepacking.map((p) => ({ name: `forward+vjp alone, prepacking ${p}${suffix}`, model, latent, modes: ['forward+vjp'] as const, prepacking: p === 'on', level }));
+    }
     return prepacking.flatMap((p) =>
       graphs.map((n) => ({
-        name: `${n} graph${n > 1 ? 's' : ''}, prepacking ${p}`,
+        name: `${n} graph${n > 1 ? 's' : ''}, prepacking ${p}${suffix}`,
         model,
         latent,
         modes: (['forward', 'forward+vjp'] as const).slice(0, n),
         prepacking: p === 'on',
+        level,
       })),
     );
   },
@@ -78,7 +87,7 @@ export const benchmark: Benchmark<WeightsConfiguration> = {
         const feeds: Record<string, Float32Array> = {};
         for (const input of graph.inputs) feeds[input.name] = input.name === 'timestep' ? Float32Array.of(500) : new Float32Array(input.size).map((_, k) => Math.sin(k * 0.37));
         globalThis.gc?.();
-        const info = await store.compile(i + 1, serializeGraph(graph), { label: mode, device: 'cpu', prepacking: config.prepacking, enableMemPattern: mode === 'forward' });
+        const info = await store.compile(i + 1, serializeGraph(graph), { label: mode, device: 'cpu', prepacking: config.prepacking, enableMemPattern: mode === 'forward', graphOptimizationLevel: config.level });
         const created = residentMb();
         metrics[`g${i + 1}CreateMs`] = round(info.createMs, 0);
         metrics[`g${i + 1}CreatedAnonMb`] = created.anonMb;

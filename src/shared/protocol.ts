@@ -111,6 +111,12 @@ export interface EditProgress {
 }
 
 /** Values the spec may leave out, from the user's settings. */
+export type MemoryPolicyPreference = 'auto' | 'attention' | 'blocks';
+
+export function isMemoryPolicyPreference(value: unknown): value is MemoryPolicyPreference {
+  return value === 'auto' || value === 'attention' || value === 'blocks';
+}
+
 export interface EditSettings {
   /** Stable Diffusion 1.5 model when the spec names none (default: the sidecar's default model). */
   model?: string;
@@ -119,6 +125,11 @@ export interface EditSettings {
   device?: DevicePreference;
   /** Model precision (default `auto`). */
   precision?: PrecisionPreference;
+  /**
+   * What the gradient graphs recompute to save memory: `auto` (default) chooses from the image size, the
+   * precision and the device's memory; `attention` or `blocks` force a mode (docs/runtime.md, "Memory policy").
+   */
+  memoryPolicy?: MemoryPolicyPreference;
   /** Hugging Face cache folder (the `hub` folder); default the standard one. */
   hubCacheDirectory?: string;
 }

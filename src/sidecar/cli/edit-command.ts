@@ -3,7 +3,15 @@
 // to stdout (with --json: one JSON object). Ctrl-C cancels (nothing is written).
 import * as path from 'node:path';
 import { encodeMaskRle, type EditMode, type EditSpec, type PointPair } from '../../shared/edit-spec';
-import { isDevicePreference, isPrecisionPreference, type DevicePreference, type EditProgress, type PrecisionPreference } from '../../shared/protocol';
+import {
+  isDevicePreference,
+  isMemoryPolicyPreference,
+  isPrecisionPreference,
+  type DevicePreference,
+  type EditProgress,
+  type MemoryPolicyPreference,
+  type PrecisionPreference,
+} from '../../shared/protocol';
 import { readImageInfo, readMaskPng } from '../io/image';
 import { readEditSpecFile } from '../io/spec-file';
 import { isEditCancelled } from '../pipeline/edit/cancellation';
@@ -21,6 +29,7 @@ export const EDIT_USAGE = `clipdrag edit <image> [--spec <file> | --points hx,hy
   --clip <repo|dir>      CLIP ViT-B/16 weights
   --device <ep>          auto, cpu, cuda, webgpu, dml or coreml
   --precision <p>        auto (fp32), fp32 or fp16 (half precision: less GPU memory)
+  --memory <policy>      auto (default: chosen from image size, precision and memory), attention or blocks
   --seed N  --lora-steps N  --max-iters N  --working-width N
   --out <file.png>       write the result here (recipe beside it) instead of <name>.clipdrag.png
   --json                 print one JSON object with the result instead of the paths`;
@@ -37,6 +46,7 @@ export interface EditCommandOptions {
   clip?: string;
   device?: DevicePreference;
   precision?: PrecisionPreference;
+  memoryPolicy?: MemoryPolicyPreference;
   seed?: number;
   loraSteps?: number;
   maxIters?: number;
@@ -45,7 +55,7 @@ export interface EditCommandOptions {
   json: boolean;
 }
 
-const VALUE_FLAGS = ['--spec', '--points', '--prompt', '--edit-prompt', '--mask', '--mode', '--model', '--clip', '--device', '--precision', '--seed', '--lora-steps', '--max-iters', '--working-width', '--out'] as const;
+const VALUE_FLAGS = ['--spec', '--points', '--prompt', '--edit-prompt', '--mask', '--mode', '--model', '--clip', '--device', '--precision', '--memory', '--seed', '--lora-steps', '--max-iters', '--working-width', '--out'] as const;
 
 export function parseEditOptions(args: readonly string[]): EditCommandOptions {
   let image: string | undefined;
@@ -77,6 +87,8 @@ export function parseEditOptions(args: readonly string[]): EditCommandOptions {
   if (device !== undefined && !isDevicePreference(device)) throw new UsageError(`edit: --device must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(device)})`);
   const precision = values.get('--precision');
   if (precision !== undefined && !isPrecisionPreference(precision)) throw new UsageError(`edit: --precision must be one of auto, fp32, fp16 (got ${JSON.stringify(precision)})`);
+  const memory = values.get('--memory');
+  if (memory !== undefined && !isMemoryPolicyPreference(memory)) throw new UsageError(`edit: --memory must be one of auto, attention, blocks (got ${JSON.stringify(memory)})`);
   const points = values.has('--points') ? parsePoints(values.get('--points')!) : undefined;
   if (values.has('--spec') === false && points !== undefined && !values.has('--prompt')) {
     throw new UsageError('edit: --points needs --prompt (what the image shows; it may be "")');
@@ -93,6 +105,7 @@ export function parseEditOptions(args: readonly string[]): EditCommandOptions {
   if (text('--clip') !== undefined) options.clip = text('--clip')!;
   if (device) options.device = device;
   if (precision) options.precision = precision;
+  if (memory) options.memoryPolicy = memory;
   const seed = integer('--seed', 0);
   if (seed !== undefined) options.seed = seed;
   const loraSteps = integer('--lora-steps', 0);
@@ -178,7 +191,11 @@ export async function runEdit(options: EditCommandOptions, io: CliIo, extra: Par
         imagePath,
         spec,
         ...(specPath ? { specPath } : {}),
-        settings: { ...(options.device ? { device: options.device } : {}), ...(options.precision ? { precision: options.precision } : {}) },
+        settings: {
+          ...(options.device ? { device: options.device } : {}),
+          ...(options.precision ? { precision: options.precision } : {}),
+          ...(options.memoryPolicy ? { memoryPolicy: options.memoryPolicy } : {}),
+        },
         ...(options.out !== undefined ? { outPath: options.out } : {}),
         ...(options.workingWidth !== undefined ? { workingWidth: options.workingWidth } : {}),
       },

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { graphMemory } from '../../../bench/lib/graph-memory';
+import { graphMemory } from '../../../src/sidecar/engine/graph-memory';
 import { grad } from '../../../src/sidecar/engine/autodiff';
 import { Graph } from '../../../src/sidecar/engine/graph';
 import { cast, mul, reduceSum, relu } from '../../../src/sidecar/engine/ops';

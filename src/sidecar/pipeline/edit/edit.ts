@@ -47,7 +47,9 @@ import { trainLora, type LoraTrainingSettings } from '../lora/lora';
 import { cachedLora, loraCacheKey } from '../lora/lora-cache';
 import type { LoraWeights } from '../lora/lora-weights';
 import { openPipelineModels, type PipelineModels } from '../models/models';
+import type { DeviceMemory, MemoryPlan } from '../runtime/memory-policy';
 import { resolvePrecision } from '../runtime/precision';
+import { keepsGraphs, planEditMemory } from './edit-memory';
 import { previewPng } from './preview';
 import { encodeGuidanceText, encodePrompt, type EncodedPrompt } from '../models/text-conditioning';
 import { UNetRunner } from '../models/unet-runner';
@@ -92,9 +94,11 @@ export interface EditRequest {
   readonly tracking?: 'fast' | 'plain';
   /**
    * Recompute whole network blocks in the backward passes (drag step and LoRA training: least memory,
-   * slowest); default false, which recomputes only the UNet's self-attention probabilities.
+   * slowest): the same as the `blocks` memory policy. Default: the memory policy of `settings` (auto).
    */
   readonly rematerialize?: boolean;
+  /** The device memory the memory policy plans against (tests); default the device's own. */
+  readonly deviceMemory?: DeviceMemory | null;
 }
 
 export interface EditOptions {
@@ -124,6 +128,8 @@ export interface EditOutcome extends EditRunResult {
 
 interface Prepared {
   readonly models: PipelineModels;
+  readonly geometry: WorkingGeometry;
+  readonly memory: MemoryPlan;
   readonly stableDiffusion: ResolvedEditModel;
   readonly clip: ResolvedEditModel | null;
   readonly prompt: EncodedPrompt;
@@ -152,7 +158,7 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
   const guidanceText = spec.mode === 'clipdrag' ? guidanceTextOf(spec.prompt, spec.editPrompt) : null;
   const tracking = request.tracking ?? (spec.mode === 'drag' ? 'plain' : 'fast');
   const workingWidth = request.workingWidth ?? DEFAULT_WORKING_WIDTH;
-  const rematerialize = request.rematerialize ?? false;
+  const memoryPreference = request.rematerialize ? 'blocks' : (request.settings?.memoryPolicy ?? 'auto');
   const device = request.settings?.device ?? 'auto';
   const precision = resolvePrecision(request.settings?.precision);
   const cacheDir = request.cacheDir ?? defaultPipelineCacheDir();
@@ -166,13 +172,31 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
   const shared = request.session;
   const engine = shared?.engine ?? request.engine ?? new Engine({ cacheDir: path.join(cacheDir, 'sessions') });
   // A batch keeps its graphs for the next edit; a single edit releases each stage's graphs when the stage is done.
-  const session = new GraphSession(engine, { device, lifetime: shared ? 'edit' : 'stage', ...(signal ? { signal } : {}), ...(shared ? { cache: shared.graphs } : {}) });
+  const session = new GraphSession(engine, { device, ...(signal ? { signal } : {}), ...(shared ? { cache: shared.graphs } : {}) });
   try {
-    const prepared = await timed('load', () => prepare(session, request, input, { sdId, clipId, guidanceText, precision, cacheDir }, progress, signal));
-    const { models } = prepared;
+    // Decided as soon as the models are open, before any of them runs: an edit that cannot fit fails here.
+    const planFor = (models: PipelineModels) => {
+      const geometry = workingGeometry(input, workingWidth, vaeScaleFactor(models.vae.config));
+      const memory = planEditMemory({
+        models,
+        input,
+        geometry,
+        guided: guidanceText !== null,
+        precision,
+        device,
+        preference: memoryPreference,
+        ...(request.deviceMemory !== undefined ? { memory: request.deviceMemory } : {}),
+      });
+      progress.note('load', memory.reason);
+      // A batch keeps its graphs for the next edit when there is room for them; otherwise each stage's graphs go when it is done.
+      session.lifetime = shared && keepsGraphs(memory) ? 'edit' : 'stage';
+      return { geometry, memory };
+    };
+    const prepared = await timed('load', () => prepare(session, request, input, { sdId, clipId, guidanceText, precision, cacheDir, planFor }, progress, signal));
+    const { models, geometry, memory } = prepared;
+    const rematerialize = memory.recompute === 'blocks';
     // What the model store had to fall back to (another precision's weight files, the cached snapshot) belongs in the recipe.
     for (const model of [prepared.stableDiffusion, prepared.clip]) notes.push(...(model?.resolved.notes ?? []));
-    const geometry = workingGeometry(input, workingWidth, vaeScaleFactor(models.vae.config));
     const schedule = createDdimSchedule(SD15_DRAG_SCHEDULER_CONFIG, p.inferenceSteps);
     const plan = inversionPlan(schedule, inversionStepCount(p));
 
@@ -284,7 +308,14 @@ async function prepare(
   session: GraphSession,
   request: EditRequest,
   input: EditInput,
-  ids: { sdId: string; clipId: string | null; guidanceText: string | null; precision: Precision; cacheDir: string },
+  ids: {
+    sdId: string;
+    clipId: string | null;
+    guidanceText: string | null;
+    precision: Precision;
+    cacheDir: string;
+    planFor: (models: PipelineModels) => { geometry: WorkingGeometry; memory: MemoryPlan };
+  },
   progress: EditProgressReporter,
   signal: AbortSignal | undefined,
 ): Promise<Prepared> {
@@ -320,10 +351,11 @@ async function prepare(
   const modelsKey = JSON.stringify([ids.sdId, ids.clipId, request.hub ?? null, hubCache ?? null, request.modelBaseDir ?? process.cwd(), request.tokenizerFolder ?? null, ids.precision]);
   const { resolved, models } = await (request.session ? request.session.reuse(`models:${modelsKey}`, open) : open());
   progress.step('load', 2, 3);
+  const { geometry, memory } = ids.planFor(models);
   const prompt = await encodePrompt(session, models.textEncoder, models.tokenizer, input.spec.prompt);
   const guidance = ids.guidanceText !== null && models.clip ? await encodeGuidanceText(session, models.clip, models.tokenizer, ids.guidanceText) : null;
   progress.step('load', 3, 3);
-  return { models, stableDiffusion: resolved.stableDiffusion, clip: resolved.clip, prompt, guidance };
+  return { models, geometry, memory, stableDiffusion: resolved.stableDiffusion, clip: resolved.clip, prompt, guidance };
 }
 
 async function fineTune(

@@ -19,13 +19,14 @@ export interface GraphSessionOptions {
   readonly onCompile?: (info: { label: string; ms: number; provider: string; cached: boolean }) => void;
   /** Keep compiled graphs here for later edits (an `EditSession`'s) instead of releasing them in `dispose()`. */
   readonly cache?: CompiledGraphCache;
-  /**
-   * `stage` (default): `release()` drops a graph as soon as the stage that used it is done, so that the
-   * graphs over one model are never all alive at once. `edit`: graphs live until `dispose()` (and, with a
-   * shared cache, into the next edit); `release()` does nothing. The memory policy chooses.
-   */
-  readonly lifetime?: 'stage' | 'edit';
 }
+
+/**
+ * `stage`: `release()` drops a graph as soon as the stage that used it is done, so that the graphs over one
+ * model are never all alive at once. `edit`: graphs live until `dispose()` (and, with a shared cache, into the
+ * next edit); `release()` does nothing.
+ */
+export type GraphLifetime = 'stage' | 'edit';
 
 /** Per-graph session settings a pipeline stage chooses (e.g. no memory pattern for gradient graphs). */
 export type GraphMemoryOptions = Pick<CompileOptions, 'enableMemPattern' | 'enableCpuMemArena'>;
@@ -34,6 +35,8 @@ export class GraphSession {
   private readonly compiled = new Map<string, Promise<CompiledGraph>>();
   private providerName: string | null = null;
   private providerWhy = '';
+  /** Default `stage`; an edit sets it from its memory plan. */
+  lifetime: GraphLifetime = 'stage';
 
   constructor(
     readonly engine: Engine,
@@ -89,7 +92,7 @@ export class GraphSession {
    * edit. A graph compiled again later gets a fresh session.
    */
   async release(...graphs: CompiledGraph[]): Promise<void> {
-    if ((this.options.lifetime ?? 'stage') === 'edit') return;
+    if (this.lifetime === 'edit') return;
     for (const graph of graphs) {
       for (const [key, pending] of this.compiled) {
         if ((await pending.catch(() => null)) === graph) this.compiled.delete(key);

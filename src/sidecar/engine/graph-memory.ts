@@ -8,8 +8,8 @@
  * It is an estimate of what any runtime must hold, not a measurement: onnxruntime's allocator adds
  * transient buffers (the largest op's inputs and outputs, workspaces) and may fuse or share some.
  */
-import { BYTES_PER_ELEMENT, type DType } from '../../src/sidecar/engine/dtype';
-import type { Graph, Value } from '../../src/sidecar/engine/graph';
+import { BYTES_PER_ELEMENT, type DType } from './dtype';
+import type { Graph, Value } from './graph';
 
 export interface GraphMemory {
   /** Weights in the dtype they are held in at run time. */

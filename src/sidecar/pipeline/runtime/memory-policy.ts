@@ -1,0 +1,172 @@
+/**
+ * The edit's memory policy: which rematerialisation mode its gradient graphs use (gradient-memory.ts), chosen
+ * from the image size, the precision and the memory the device has, so that an edit that can fit does fit,
+ * and an edit that cannot fails before any model runs, with the estimate and what to change.
+ *
+ * The estimate of a mode is the peak of its largest stage: the drag step graph (and the LoRA training graph
+ * when LoRA is trained), counted statically from the graph by `graphMemory` — the weights it reads and the
+ * forward activations its backward keeps — and turned into a peak with factors measured on the CPU provider
+ * (docs/runtime.md, "Memory policy"). The choice takes the mode that recomputes least among those that fit
+ * the budget: `attention` (faster) before `blocks` (least memory).
+ */
+import { execFileSync } from 'node:child_process';
+import * as os from 'node:os';
+import type { Graph } from '../../engine/graph';
+import { graphMemory } from '../../engine/graph-memory';
+import type { DevicePreference } from '../../engine/runtime/providers';
+import { listExecutionProviders } from '../../engine/runtime/providers';
+import type { MemoryPolicyPreference, Precision } from '../../../shared/protocol';
+import type { GradientRecompute } from './gradient-memory';
+
+/** `auto` lets the policy choose; the others force a mode (the user's setting). */
+export type { MemoryPolicyPreference } from '../../../shared/protocol';
+
+/**
+ * Peak of a gradient stage ≈ WEIGHT_FACTOR · its weights + SAVED_FACTOR · the activations its backward keeps +
+ * PROCESS_BYTES. Fitted to the measured peaks of whole edits on the CPU provider (docs/runtime.md): the weights
+ * are memory-mapped once and onnxruntime adds its reordered convolution kernels; the saved activations come with
+ * transients of about their size in the backward.
+ */
+export const CALIBRATION = { weightFactor: 1.6, savedFactor: 1.0, processBytes: 1.0 * 2 ** 30 } as const;
+
+/** The share of the device's memory an edit may plan for: the rest stays for the system and other programs. */
+export const BUDGET_SHARE = 0.6;
+
+export interface DeviceMemory {
+  readonly totalBytes: number;
+  /** What is free now (the budget never exceeds it). */
+  readonly availableBytes: number;
+  /** Where the figures come from, for the log. */
+  readonly source: string;
+}
+
+/** The memory of the device an edit runs on: RAM for the CPU, the GPU's own where nvidia-smi reports it; null when unknown. */
+export function deviceMemory(device: DevicePreference): DeviceMemory | null {
+  const ram = (): DeviceMemory => ({ totalBytes: os.totalmem(), availableBytes: os.freemem(), source: 'system memory (os.totalmem, os.freemem)' });
+  if (device === 'cpu') return ram();
+  const cudaInstalled = () => listExecutionProviders().some((p) => p.name === 'cuda' && p.installed);
+  if (device === 'cuda' || (device === 'auto' && cudaInstalled())) {
+    const gpu = nvidiaMemory();
+    if (gpu) return gpu;
+    return device === 'auto' ? ram() : null;
+  }
+  // WebGPU, DirectML and CoreML report no adapter memory to onnxruntime-node; auto without CUDA runs on the CPU.
+  return device === 'auto' ? ram() : null;
+}
+
+function nvidiaMemory(): DeviceMemory | null {
+  try {
+    const out = execFileSync('nvidia-smi', ['--query-gpu=name,memory.total,memory.free', '--format=csv,noheader,nounits'], {
+      encoding: 'utf8',
+      timeout: 5000,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const [name, total, free] = out.split('\n')[0]!.split(',').map((s) => s.trim());
+    const mib = 2 ** 20;
+    if (!total || !free || !Number.isFinite(Number(total))) return null;
+    return { totalBytes: Number(total) * mib, availableBytes: Number(free) * mib, source: `GPU memory of ${name} (nvidia-smi)` };
+  } catch {
+    return null;
+  }
+}
+
+export interface StageEstimate {
+  readonly stage: string;
+  readonly weightBytes: number;
+  readonly savedActivationBytes: number;
+  /** The calibrated peak. */
+  readonly peakBytes: number;
+}
+
+export interface ModeEstimate {
+  readonly mode: GradientRecompute;
+  /** The stage with the largest peak. */
+  readonly largest: StageEstimate;
+}
+
+/** The gradient graphs of an edit under one mode, built on demand (building costs a second or so each at 512²). */
+export type GradientGraphs = (mode: GradientRecompute) => readonly { readonly stage: string; readonly graph: Graph }[];
+
+export function estimateMode(mode: GradientRecompute, graphs: GradientGraphs, precision: Precision): ModeEstimate {
+  const dtype = precision === 'fp16' ? 'float16' : 'float32';
+  const stages = graphs(mode).map(({ stage, graph }): StageEstimate => {
+    const memory = graphMemory(graph, dtype);
+    const peakBytes = CALIBRATION.weightFactor * memory.weightBytes + CALIBRATION.savedFactor * memory.savedActivationBytes + CALIBRATION.processBytes;
+    return { stage, weightBytes: memory.weightBytes, savedActivationBytes: memory.savedActivationBytes, peakBytes };
+  });
+  if (stages.length === 0) throw new Error('memory policy: no gradient graph to estimate');
+  const largest = stages.reduce((a, b) => (b.peakBytes > a.peakBytes ? b : a));
+  return { mode, largest };
+}
+
+export interface MemoryPlan {
+  readonly recompute: GradientRecompute;
+  /** Whether the user forced the mode. */
+  readonly forced: boolean;
+  readonly estimate: ModeEstimate | null;
+  readonly budgetBytes: number | null;
+  /** One line for the log and the recipe: which policy and why. */
+  readonly reason: string;
+}
+
+/** The edit cannot fit the device's memory in any mode; nothing has run. */
+export class MemoryBudgetError extends Error {
+  override readonly name = 'MemoryBudgetError';
+}
+
+export interface MemoryPlanRequest {
+  readonly preference: MemoryPolicyPreference;
+  readonly precision: Precision;
+  readonly device: DevicePreference;
+  /** Image size the edit runs at, for messages. */
+  readonly workingSize: { readonly width: number; readonly height: number };
+  readonly graphs: GradientGraphs;
+  /** Default `deviceMemory(device)`. */
+  readonly memory?: DeviceMemory | null;
+}
+
+const gb = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GB`;
+
+export function planMemory(request: MemoryPlanRequest): MemoryPlan {
+  const memory = request.memory === undefined ? deviceMemory(request.device) : request.memory;
+  const budget = memory ? Math.min(memory.availableBytes, BUDGET_SHARE * memory.totalBytes) : null;
+  const describe = (e: ModeEstimate) =>
+    `${e.largest.stage} ≈ ${gb(e.largest.peakBytes)} (weights ${gb(e.largest.weightBytes)}, kept activations ${gb(e.largest.savedActivationBytes)})`;
+  const budgetText = memory && budget !== null ? `budget ${gb(budget)} of ${memory.source}: ${gb(memory.totalBytes)} total, ${gb(memory.availableBytes)} free` : '';
+
+  if (request.preference !== 'auto') {
+    const estimate = estimateMode(request.preference, request.graphs, request.precision);
+    const fits = budget === null || estimate.largest.peakBytes <= budget;
+    const reason = `memory policy "${request.preference}" (set by the user): ${describe(estimate)}${budget !== null ? `, ${budgetText}${fits ? '' : ' — it may not fit'}` : ''}`;
+    return { recompute: request.preference, forced: true, estimate, budgetBytes: budget, reason };
+  }
+  if (budget === null || memory === null) {
+    return {
+      recompute: 'attention',
+      forced: false,
+      estimate: null,
+      budgetBytes: null,
+      reason: `memory policy "attention" (default): the ${request.device} device reports no memory figure to check against`,
+    };
+  }
+  const estimates: ModeEstimate[] = [];
+  for (const mode of ['attention', 'blocks'] as const) {
+    const estimate = estimateMode(mode, request.graphs, request.precision);
+    estimates.push(estimate);
+    if (estimate.largest.peakBytes <= budget) {
+      const why = mode === 'attention' ? 'it fits' : `"attention" would not (${describe(estimates[0]!)})`;
+      return { recompute: mode, forced: false, estimate, budgetBytes: budget, reason: `memory policy "${mode}" (auto): ${describe(estimate)}, ${budgetText}; ${why}` };
+    }
+  }
+  const least = estimates[estimates.length - 1]!;
+  const { width, height } = request.workingSize;
+  const advice = [
+    `edit at a smaller working width (now ${width}×${height}; the activations shrink with the area)`,
+    ...(request.precision === 'fp32' && memory.source.startsWith('GPU') ? ['use fp16 precision (half the weights and most activations)'] : []),
+    memory.source.startsWith('GPU') ? 'use a GPU with more memory' : 'close other programs or use a machine with more memory',
+  ];
+  throw new MemoryBudgetError(
+    `This edit does not fit in memory: even recomputing whole blocks, ${describe(least)}, over the ${budgetText}. ` +
+      `Nothing was run. To make it fit: ${advice.join('; ')}.`,
+  );
+}
