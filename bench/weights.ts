@@ -10,6 +10,10 @@
  *
  * `--vjp-only`: one graph, the forward + VJP alone; `--level`: onnxruntime's optimisation level (default all).
  *
+ * `--every-model`: instead, one forward graph over every model an edit loads (UNet ε at the latent, VAE encoder
+ * and decoder, SD's text encoder, CLIP's text and image towers; `--clip DIR`, default the benchmark CLIP), all
+ * alive in one process: RSS after creating them and after one run of each, against the bytes of every weight file.
+ *
  * Linux only (it reads /proc/self/status).
  */
 import fs from 'node:fs';
@@ -17,7 +21,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { serializeGraph } from '../src/sidecar/engine/onnx/serialize';
 import { SessionStore } from '../src/sidecar/engine/runtime/sessions';
+import { Graph } from '../src/sidecar/engine/graph';
+import { clipImageEmbeds } from '../src/sidecar/models/clip';
 import { loadUNet } from '../src/sidecar/models/unet/load';
+import { clipTextGraph, textEncoderGraph, unetEpsGraph, vaeDecodeGraph, vaeEncodeGraph } from '../src/sidecar/pipeline/models/graphs';
+import { openPipelineModels } from '../src/sidecar/pipeline/models/models';
 import { round, timeRepeated } from './lib/measure';
 import type { Benchmark, Configuration, Flags } from './lib/types';
 import { buildUNetBenchGraph, type UNetBenchMode } from './unet';
@@ -27,6 +35,8 @@ const MB = 2 ** 20;
 
 interface WeightsConfiguration extends Configuration {
   readonly model: string;
+  /** `--every-model`: the Stable Diffusion folder and the CLIP folder; `model` is then unused. */
+  readonly everyModel?: { readonly stableDiffusion: string; readonly clip: string };
   readonly latent: number;
   readonly modes: readonly UNetBenchMode[];
   readonly prepacking: boolean;
@@ -54,6 +64,11 @@ export const benchmark: Benchmark<WeightsConfiguration> = {
     const prepacking = text(flags, 'prepacking', 'on,off').split(',');
     const level = text(flags, 'level', 'all') === 'extended' ? 'extended' : 'all';
     const suffix = level === 'all' ? '' : `, level ${level}`;
+    if (flags['every-model']) {
+      const sd = path.dirname(path.resolve(REPO, model));
+      const clip = path.resolve(REPO, text(flags, 'clip', '.cache/bench-models/pipeline/clip-vit-b16'));
+      return [{ name: 'every model, forward graphs', model, latent, modes: [], prepacking: true, level, everyModel: { stableDiffusion: path.relative(REPO, sd), clip: path.relative(REPO, clip) } }];
+    }
     if (flags['vjp-only']) {
       return prepacking.map((p) => ({ name: `forward+vjp alone, prepacking ${p}${suffix}`, model, latent, modes: ['forward+vjp'] as const, prepacking: p === 'on', level }));
     }
@@ -69,6 +84,7 @@ export const benchmark: Benchmark<WeightsConfiguration> = {
     );
   },
   async measure(config, context) {
+    if (config.everyModel) return everyModel(config, config.everyModel);
     const folder = path.resolve(REPO, config.model);
     const unet = await loadUNet(folder);
     const metrics: Record<string, number | string> = {};
@@ -109,3 +125,53 @@ export const benchmark: Benchmark<WeightsConfiguration> = {
     return metrics;
   },
 };
+
+/** Every model's forward graph alive at once: resident memory against the weight files' bytes. */
+async function everyModel(config: WeightsConfiguration, folders: { stableDiffusion: string; clip: string }) {
+  const models = await openPipelineModels({ stableDiffusionFolder: path.resolve(REPO, folders.stableDiffusion), clipFolder: path.resolve(REPO, folders.clip) });
+  const files = [...models.weightFiles.stableDiffusion, ...models.weightFiles.clip].filter((f) => f.endsWith('.safetensors'));
+  const weightBytes = files.reduce((sum, f) => sum + fs.statSync(f).size, 0);
+  const latent = config.latent;
+  const clip = models.clip!;
+  const vision = new Graph('clip image');
+  const side = clip.config.visionConfig.imageSize;
+  vision.output('image_embeds', clipImageEmbeds(clip, vision.input('pixel_values', 'float32', [1, 3, side, side])));
+  const graphs: [string, Graph][] = [
+    ['unet eps', unetEpsGraph(models.unet, { batch: 1, height: latent, width: latent, tokens: 77 })],
+    ['vae encode', vaeEncodeGraph(models.vae, 1, 8 * latent, 8 * latent)],
+    ['vae decode', vaeDecodeGraph(models.vae, 1, latent, latent)],
+    ['text encoder', textEncoderGraph(models.textEncoder, 77)],
+    ['clip text', clipTextGraph(clip, 77)],
+    ['clip image', vision],
+  ];
+  const store = new SessionStore(path.join(os.tmpdir(), 'clipdrag-bench-sessions'));
+  const metrics: Record<string, number> = { weightFilesMb: round(weightBytes / MB, 0) };
+  try {
+    let handle = 0;
+    const runs: (() => Promise<unknown>)[] = [];
+    for (const [label, graph] of graphs) {
+      const h = ++handle;
+      await store.compile(h, serializeGraph(graph), { label, device: 'cpu' });
+      const feeds: Record<string, Float32Array | BigInt64Array> = {};
+      for (const input of graph.inputs) {
+        feeds[input.name] = input.dtype === 'int64' ? new BigInt64Array(input.size).fill(1n) : input.name === 'timestep' ? Float32Array.of(500) : new Float32Array(input.size).map((_, k) => Math.sin(k * 0.37));
+      }
+      runs.push(() => store.run(h, feeds));
+    }
+    globalThis.gc?.();
+    const created = residentMb();
+    metrics.createdRssMb = created.anonMb + created.fileMb;
+    metrics.createdAnonMb = created.anonMb;
+    metrics.createdFileMb = created.fileMb;
+    metrics.createdOverWeights = round((created.anonMb + created.fileMb) / (weightBytes / MB), 3);
+    for (const run of runs) await run();
+    globalThis.gc?.();
+    const ran = residentMb();
+    metrics.ranRssMb = ran.anonMb + ran.fileMb;
+    metrics.ranOverWeights = round((ran.anonMb + ran.fileMb) / (weightBytes / MB), 3);
+    metrics.engineResidentWeightsMb = round(store.residentWeightBytes() / MB, 0);
+  } finally {
+    await store.releaseAll();
+  }
+  return metrics;
+}
