@@ -15,7 +15,9 @@
  *    plain point tracking (no LoRA, cap 60);
  *  - `cli` (only with `--cli`): the whole edit through the `clipdrag edit` command (dist/, `npm run build`)
  *    in one process on an N×N image edited at width N, with `--lora-steps` (default 1), `--max-iters`
- *    (default 2) and `--memory` (default auto): per-stage times from the result, the memory policy the
+ *    (default 2), `--memory` (default auto) and `--inference-steps` (default 50, the spec's default: 35
+ *    inversion and 35 denoising steps; fewer shortens those two stages, not their peak memory, which is
+ *    per step): per-stage times from the result, the memory policy the
  *    edit chose, and the command's own peak RSS (GNU time's maximum resident set size). Needs a model
  *    folder that ships its tokenizer (the benchmark models do).
  *
@@ -29,6 +31,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import type { EditSpec } from '../src/shared/edit-spec';
 import { vjp } from '../src/sidecar/engine/autodiff';
 import { Graph } from '../src/sidecar/engine/graph';
 import { Engine } from '../src/sidecar/engine/runtime';
@@ -74,6 +77,7 @@ interface EditConfiguration extends Configuration {
   readonly loraSteps: number;
   readonly maxIters: number;
   readonly memory: string;
+  readonly inferenceSteps: number;
 }
 
 const STAGES = ['lora', 'inversion', 'denoise', 'clipdrag', 'drag'] as const;
@@ -106,7 +110,8 @@ export const benchmark: Benchmark<EditConfiguration> = {
     const loraSteps = Number(flagText(flags, 'lora-steps', '1'));
     const maxIters = Number(flagText(flags, 'max-iters', '2'));
     const memory = flagText(flags, 'memory', 'auto');
-    return kinds.map((kind) => ({ name: kind, kind, model, clip, size, stages, precision, loraSteps, maxIters, memory }));
+    const inferenceSteps = Number(flagText(flags, 'inference-steps', '50'));
+    return kinds.map((kind) => ({ name: kind, kind, model, clip, size, stages, precision, loraSteps, maxIters, memory, inferenceSteps }));
   },
   async measure(config, context) {
     if (config.kind === 'cli') return cliEdit(config);
@@ -357,11 +362,19 @@ async function cliEdit(config: EditConfiguration) {
     const imagePath = path.join(dir, 'photo.png');
     await fs.writeFile(imagePath, await encodePng(blobImage(size, size, size / 4, size / 2, size / 8)));
     const out = path.join(dir, 'out.png');
+    const specPath = path.join(dir, 'spec.json');
+    const spec: EditSpec = {
+      version: 1,
+      mode: 'clipdrag',
+      prompt: PROMPT,
+      editPrompt: 'move the blob to the right',
+      points: [{ handle: [size / 4, size / 2], target: [size / 4 + size / 16, size / 2] }],
+      parameters: { inferenceSteps: config.inferenceSteps },
+    };
+    await fs.writeFile(specPath, JSON.stringify(spec));
     const args = [
       '-f', 'maxrss-kb %M',
-      process.execPath, path.join(REPO, 'bin', 'clipdrag.js'), 'edit', imagePath,
-      '--points', `${size / 4},${size / 2},${size / 4 + size / 16},${size / 2}`,
-      '--prompt', PROMPT, '--edit-prompt', 'move the blob to the right',
+      process.execPath, path.join(REPO, 'bin', 'clipdrag.js'), 'edit', imagePath, '--spec', specPath,
       '--model', path.resolve(REPO, config.model), '--clip', path.resolve(REPO, config.clip),
       '--device', 'cpu', '--precision', config.precision, '--memory', config.memory,
       '--lora-steps', String(config.loraSteps), '--max-iters', String(config.maxIters), '--working-width', String(size),

@@ -1,6 +1,13 @@
 // Typed access to the extension's settings (package.json `contributes.configuration`).
 import * as vscode from 'vscode';
-import { isDevicePreference, isPrecisionPreference, type DevicePreference, type PrecisionPreference } from '../shared/protocol';
+import {
+  isDevicePreference,
+  isMemoryPolicyPreference,
+  isPrecisionPreference,
+  type DevicePreference,
+  type MemoryPolicyPreference,
+  type PrecisionPreference,
+} from '../shared/protocol';
 
 export const CONFIG_SECTION = 'clipdrag';
 
@@ -12,6 +19,11 @@ export function devicePreference(): DevicePreference {
 export function precisionPreference(): PrecisionPreference {
   const value = vscode.workspace.getConfiguration(CONFIG_SECTION).get<string>('precision', 'auto');
   return isPrecisionPreference(value) ? value : 'auto';
+}
+
+export function memoryPolicyPreference(): MemoryPolicyPreference {
+  const value = vscode.workspace.getConfiguration(CONFIG_SECTION).get<string>('memoryPolicy', 'auto');
+  return isMemoryPolicyPreference(value) ? value : 'auto';
 }
 
 export async function setDevicePreference(device: DevicePreference): Promise<void> {

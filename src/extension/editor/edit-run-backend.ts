@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import type { EditSpec } from '../../shared/edit-spec';
 import { EditRunRequestType, SidecarErrorCodes, type EditProgress, type EditRunParams, type EditSettings } from '../../shared/protocol';
 import type { UserAction } from '../../shared/webview-messages';
-import { CONFIG_SECTION, precisionPreference } from '../config';
+import { CONFIG_SECTION, memoryPolicyPreference, precisionPreference } from '../config';
 import type { SidecarClient } from '../sidecar/sidecar-client';
 
 export interface EditRunRequest {
@@ -55,7 +55,7 @@ export function editRunAvailability(sidecar: SidecarClient): EditRunAvailability
 export function editSettings(): EditSettings {
   const config = vscode.workspace.getConfiguration(CONFIG_SECTION);
   const text = (key: string) => config.get<string>(key, '').trim();
-  const settings: EditSettings = { precision: precisionPreference() };
+  const settings: EditSettings = { precision: precisionPreference(), memoryPolicy: memoryPolicyPreference() };
   if (text('model')) settings.model = text('model');
   if (text('clipModel')) settings.clipModel = text('clipModel');
   if (text('cacheDirectory')) settings.hubCacheDirectory = text('cacheDirectory');

@@ -22,15 +22,16 @@ import type { GradientRecompute } from './gradient-memory';
 export type { MemoryPolicyPreference } from '../../../shared/protocol';
 
 /**
- * Peak of a gradient stage ≈ WEIGHT_FACTOR · its weights + SAVED_FACTOR · the activations its backward keeps +
- * PROCESS_BYTES. Fitted to the measured peaks of whole edits on the CPU provider (docs/runtime.md): the weights
- * are memory-mapped once and onnxruntime adds its reordered convolution kernels; the saved activations come with
- * transients of about their size in the backward.
+ * Peak of a gradient stage ≈ weightFactor · its weights + savedFactor · the activations its backward keeps +
+ * processBytes, measured on the CPU provider (docs/runtime.md, "Memory policy"): onnxruntime packs every
+ * convolution and linear weight of a gradient graph twice, once for the forward kernel and once for the
+ * backward's transposed one (2.05 × the UNet's checkpoint at session creation); the backward's transients add
+ * about a quarter to the activations it keeps; the process itself (Node, onnxruntime, the worker) about 0.6 GB.
  */
-export const CALIBRATION = { weightFactor: 1.6, savedFactor: 1.0, processBytes: 1.0 * 2 ** 30 } as const;
+export const CALIBRATION = { weightFactor: 2.05, savedFactor: 1.25, processBytes: 0.6 * 2 ** 30 } as const;
 
-/** The share of the device's memory an edit may plan for: the rest stays for the system and other programs. */
-export const BUDGET_SHARE = 0.6;
+/** What stays free for the system and other programs: the larger of 1 GiB and this share of the device's memory. */
+export const RESERVE_SHARE = 0.1;
 
 export interface DeviceMemory {
   readonly totalBytes: number;
@@ -129,7 +130,7 @@ const gb = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GB`;
 
 export function planMemory(request: MemoryPlanRequest): MemoryPlan {
   const memory = request.memory === undefined ? deviceMemory(request.device) : request.memory;
-  const budget = memory ? Math.min(memory.availableBytes, BUDGET_SHARE * memory.totalBytes) : null;
+  const budget = memory ? Math.max(0, memory.availableBytes - Math.max(2 ** 30, RESERVE_SHARE * memory.totalBytes)) : null;
   const describe = (e: ModeEstimate) =>
     `${e.largest.stage} ≈ ${gb(e.largest.peakBytes)} (weights ${gb(e.largest.weightBytes)}, kept activations ${gb(e.largest.savedActivationBytes)})`;
   const budgetText = memory && budget !== null ? `budget ${gb(budget)} of ${memory.source}: ${gb(memory.totalBytes)} total, ${gb(memory.availableBytes)} free` : '';
