@@ -8,28 +8,23 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Graph } from '../../../src/sidecar/engine/graph';
 import { concat, reshape, resizeBilinear } from '../../../src/sidecar/engine/ops';
-import { resizeBilinearLikePil } from '../../../src/sidecar/io/resize';
 import { convertTorchCheckpoints } from '../../../src/sidecar/models/checkpoint/torch-conversion';
 import { lpipsAlex } from '../../../src/sidecar/models/lpips';
+import { lpipsInput, resultAtSourceSize } from '../../../src/sidecar/pipeline/evaluation/metric-inputs';
 import { CheckpointWeights } from '../../../src/sidecar/models/weights';
 import { runGraph } from '../../support/run-graph';
 import { float32Tensor, type CaseRun } from '../case';
+import type { Pixels8 } from '../../../src/sidecar/io/resize';
 import type { GoldenTensors } from '../golden';
 import { singleModelFolder } from '../single-model';
 
 export const cases = ['eval_lpips'] as const;
 
-/** HWC uint8 → [1, 3, H, W] in [−1, 1] (run_eval_similarity.preprocess_image). */
-function minusOneToOne(data: Uint8Array, height: number, width: number): Float32Array {
-  const out = new Float32Array(3 * height * width);
-  for (let c = 0; c < 3; c++) for (let i = 0; i < height * width; i++) out[c * height * width + i] = data[i * 3 + c]! / 127.5 - 1;
-  return out;
-}
-
-async function image(golden: GoldenTensors, name: string): Promise<{ height: number; width: number; data: Uint8Array }> {
+/** An HWC uint8 golden image as 8-bit pixels. */
+export async function goldenImage(golden: GoldenTensors, name: string): Promise<Pixels8> {
   const t = await golden.read(name);
-  if (t.dtype !== 'U8') throw new Error(`${name} is ${t.dtype}, expected U8`);
-  return { height: t.shape[0]!, width: t.shape[1]!, data: t.data };
+  if (t.dtype !== 'U8' || t.shape.length !== 3) throw new Error(`${name} is ${t.dtype} [${t.shape.join(', ')}], expected U8 [H, W, C]`);
+  return { height: t.shape[0]!, width: t.shape[1]!, channels: t.shape[2]!, data: t.data };
 }
 
 export const run: CaseRun = async (entry, golden, fixtureDir) => {
@@ -40,9 +35,8 @@ export const run: CaseRun = async (entry, golden, fixtureDir) => {
     await convertTorchCheckpoints([path.join(folder, 'alexnet.pth'), path.join(folder, 'alex.pth')], converted);
     const weights = await CheckpointWeights.open(converted);
 
-    const source = await image(golden, 'source_u8');
-    const dragged = await image(golden, 'dragged_u8');
-    const resized = resizeBilinearLikePil({ ...dragged, channels: 3 }, source.width, source.height);
+    const source = await goldenImage(golden, 'source_u8');
+    const resized = resultAtSourceSize(await goldenImage(golden, 'dragged_u8'), source);
 
     const graph = new Graph('lpips');
     const shape = [1, 3, source.height, source.width];
@@ -57,8 +51,8 @@ export const run: CaseRun = async (entry, golden, fixtureDir) => {
     weights.assertAllBound(graph);
 
     const out = await runGraph(graph, {
-      source: minusOneToOne(source.data, source.height, source.width),
-      dragged: minusOneToOne(resized.data, source.height, source.width),
+      source: lpipsInput(source),
+      dragged: lpipsInput(resized),
     });
     return {
       outputs: {

@@ -242,7 +242,9 @@ def make_clip(clip_repo, src, drg, index):
     from clip.model import build_model  # noqa: E402  (the reference code, from the checkout)
     from clip.clip import _transform  # noqa: E402
 
-    sd = openai_clip_state_dict()
+    # build_model's convert_weights rounds the weights to float16 (OpenAI's checkpoints are float16); rounding here
+    # first makes the transformers-layout copy hold exactly the values the reference computed with.
+    sd = {k: v.half().float() for k, v in openai_clip_state_dict().items()}
     model = build_model({k: v.clone() for k, v in sd.items()}).float().eval()  # clip.load on the CPU: float32
     preprocess = _transform(224)
     with torch.no_grad():
