@@ -101,7 +101,12 @@ def build_tiny_sd21(clip_bpe):
         shutil.rmtree(SD21)
     unet.save_pretrained(os.path.join(SD21, 'unet'))
     vae.save_pretrained(os.path.join(SD21, 'vae'))
-    text_encoder.save_pretrained(os.path.join(SD21, 'text_encoder'))
+    # The hub's SD-2.1 text encoder (saved by transformers 4) names its tensors `text_model.*`; transformers 5 drops
+    # the prefix when saving, so the file is written here with the hub's names.
+    te_dir = os.path.join(SD21, 'text_encoder')
+    text_encoder.config.save_pretrained(te_dir)
+    state = {k if k.startswith('text_model.') else f'text_model.{k}': v for k, v in text_encoder.state_dict().items()}
+    save_safetensors(os.path.join(te_dir, 'model.safetensors'), state, {'format': 'pt'})
     tok_dir = os.path.join(SD21, 'tokenizer')
     os.makedirs(tok_dir)
     for name in ('vocab.json', 'merges.txt'):
@@ -249,7 +254,7 @@ def main():
     index['cases'].append({
         'name': 'eval_dift',
         'file': 'golden/eval_dift.safetensors',
-        'model': 'tiny-sd21 (SD-2.1 structure: linear projections, head counts (2, 2, 4, 4), upcast attention, GELU text encoder of width 24, "!" padding)',
+        'model': 'tiny-sd21 (SD-2.1 structure: linear projections, head counts 2/2/4/4, upcast attention, GELU text encoder of width 24, padding with !)',
         'reference': [
             {'repo': f'Yujun-Shi/DragDiffusion {git_head(args.dragdiffusion_repo)}', 'file': 'drag_bench_evaluation/dift_sd.py', 'function': 'MyUNet2DConditionModel, OneStepSDPipeline; SDFeaturizer.forward steps on the CPU'},
             {'repo': 'Yujun-Shi/DragDiffusion', 'file': 'drag_bench_evaluation/run_eval_point_matching.py', 'function': 'image (x/255 - 0.5)*2; F.interpolate bilinear to (H, W); CosineSimilarity(dim=1); argmax; norm'},
