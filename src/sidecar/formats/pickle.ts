@@ -307,8 +307,10 @@ class PickleMachine {
         return this.push(this.reduce(callable, args));
       }
       case 0x51: // Q BINPERSID
+        if (!this.persistentLoad) return this.refuseOpcode(op);
         return this.push(this.persistent(this.popValue()));
       case 0x50: // P PERSID (protocol 0: the id is a line of text)
+        if (!this.persistentLoad) return this.refuseOpcode(op);
         return this.push(this.persistent(this.line()));
       case 0x62: { // b BUILD
         const state = this.popValue();
@@ -407,7 +409,6 @@ class PickleMachine {
   }
 
   private persistent(id: PickleValue): PickleValue {
-    if (!this.persistentLoad) this.fail('refers to data outside the pickle (a persistent id), which this file type does not have', 'unsupported');
     return this.guard(() => this.persistentLoad!(id));
   }
 
