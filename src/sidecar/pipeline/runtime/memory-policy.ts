@@ -23,12 +23,14 @@ export type { MemoryPolicyPreference } from '../../../shared/protocol';
 
 /**
  * Peak of a gradient stage ≈ weightFactor · its weights + savedFactor · the activations its backward keeps +
- * processBytes, measured on the CPU provider (docs/runtime.md, "Memory policy"): onnxruntime packs every
- * convolution and linear weight of a gradient graph twice, once for the forward kernel and once for the
- * backward's transposed one (2.05 × the UNet's checkpoint at session creation); the backward's transients add
- * about a quarter to the activations it keeps; the process itself (Node, onnxruntime, the worker) about 0.6 GB.
+ * workingActivations · its largest activation + processBytes, measured on the CPU provider (docs/runtime.md,
+ * "Memory policy"): onnxruntime packs every convolution and linear weight of a gradient graph twice, once for
+ * the forward kernel and once for the backward's transposed one (2.05 × the UNet's checkpoint at session
+ * creation); the backward's working tensors and onnxruntime's arena come on top of what it keeps (about 32 of
+ * the largest activation at 256², from the whole-stage peaks measured there); the process itself (Node,
+ * onnxruntime, the worker) about 0.6 GB.
  */
-export const CALIBRATION = { weightFactor: 2.05, savedFactor: 1.25, processBytes: 0.6 * 2 ** 30 } as const;
+export const CALIBRATION = { weightFactor: 2.05, savedFactor: 1.0, workingActivations: 32, processBytes: 0.6 * 2 ** 30 } as const;
 
 /** What stays free for the system and other programs: the larger of 1 GiB and this share of the device's memory. */
 export const RESERVE_SHARE = 0.1;
@@ -75,6 +77,7 @@ export interface StageEstimate {
   readonly stage: string;
   readonly weightBytes: number;
   readonly savedActivationBytes: number;
+  readonly largestActivationBytes: number;
   /** The calibrated peak. */
   readonly peakBytes: number;
 }
@@ -92,8 +95,13 @@ export function estimateMode(mode: GradientRecompute, graphs: GradientGraphs, pr
   const dtype = precision === 'fp16' ? 'float16' : 'float32';
   const stages = graphs(mode).map(({ stage, graph }): StageEstimate => {
     const memory = graphMemory(graph, dtype);
-    const peakBytes = CALIBRATION.weightFactor * memory.weightBytes + CALIBRATION.savedFactor * memory.savedActivationBytes + CALIBRATION.processBytes;
-    return { stage, weightBytes: memory.weightBytes, savedActivationBytes: memory.savedActivationBytes, peakBytes };
+    const peakBytes =
+      CALIBRATION.weightFactor * memory.weightBytes +
+      CALIBRATION.savedFactor * memory.savedActivationBytes +
+      CALIBRATION.workingActivations * memory.largestActivationBytes +
+      CALIBRATION.processBytes;
+    const { weightBytes, savedActivationBytes, largestActivationBytes } = memory;
+    return { stage, weightBytes, savedActivationBytes, largestActivationBytes, peakBytes };
   });
   if (stages.length === 0) throw new Error('memory policy: no gradient graph to estimate');
   const largest = stages.reduce((a, b) => (b.peakBytes > a.peakBytes ? b : a));
