@@ -4,6 +4,7 @@
 //   dist/sidecar.js         the engine process: RPC server and CLI (node, cjs)
 //   dist/engine-worker.js   the worker thread that owns the onnxruntime sessions
 //   dist/test/integration/index.js  the mocha suite that runs inside VS Code (`vscode` and `mocha` external)
+//   dist/test/integration/installed.js  the suite run against the installed VSIX (test/integration/run.mjs --installed)
 // Native packages (onnxruntime-node, sharp) stay external: they load their binaries at run time.
 // Usage: node esbuild.mjs [--watch] [--production] [--outdir=DIR]
 //   --outdir: write the three programs (not the test suite) to DIR instead of dist/ (the packaging script uses it).
@@ -37,7 +38,7 @@ const builds = [
   // A separate output folder is for shipping: it gets no test suite.
   ...(outdirOption
     ? []
-    : [{ ...nodeTarget, entryPoints: { 'test/integration/index': 'test/integration/suite/index.ts' }, outdir, external: ['vscode', 'mocha'] }]),
+    : [{ ...nodeTarget, entryPoints: { 'test/integration/index': 'test/integration/suite/index.ts', 'test/integration/installed': 'test/integration/installed/index.ts' }, outdir, external: ['vscode', 'mocha'] }]),
 ];
 
 // Skip entry points whose source does not exist yet (modules still being written), so the build works before and after they land.

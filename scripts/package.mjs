@@ -16,13 +16,21 @@ import { parseArgs } from 'node:util';
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MAX_BYTES = 30 * 1024 * 1024;
 
+/**
+ * onnxruntime-node files a package leaves out. Windows: the DirectX shader compiler (DXC), 9 MB compressed, which
+ * WebGPU prefers over the system's FXC only for Shader Model 6 features such as float16 shaders (DirectML, the
+ * Windows default, does not use it) — without it the packages stay under 30 MB. macOS: a second, identical copy of
+ * libonnxruntime (the binding loads libonnxruntime.1.dylib).
+ */
+const DXC = ['dxcompiler.dll', 'dxil.dll'];
+
 /** VS Code targets we ship, with onnxruntime-node's binary folder and the sharp packages of that platform. */
 export const TARGETS = {
-  'linux-x64': { ort: 'linux/x64', sharp: ['@img/sharp-linux-x64', '@img/sharp-libvips-linux-x64'] },
-  'linux-arm64': { ort: 'linux/arm64', sharp: ['@img/sharp-linux-arm64', '@img/sharp-libvips-linux-arm64'] },
-  'win32-x64': { ort: 'win32/x64', sharp: ['@img/sharp-win32-x64'] },
-  'win32-arm64': { ort: 'win32/arm64', sharp: ['@img/sharp-win32-arm64'] },
-  'darwin-arm64': { ort: 'darwin/arm64', sharp: ['@img/sharp-darwin-arm64', '@img/sharp-libvips-darwin-arm64'] },
+  'linux-x64': { ort: 'linux/x64', ortLeaveOut: [], sharp: ['@img/sharp-linux-x64', '@img/sharp-libvips-linux-x64'] },
+  'linux-arm64': { ort: 'linux/arm64', ortLeaveOut: [], sharp: ['@img/sharp-linux-arm64', '@img/sharp-libvips-linux-arm64'] },
+  'win32-x64': { ort: 'win32/x64', ortLeaveOut: DXC, sharp: ['@img/sharp-win32-x64'] },
+  'win32-arm64': { ort: 'win32/arm64', ortLeaveOut: DXC, sharp: ['@img/sharp-win32-arm64'] },
+  'darwin-arm64': { ort: 'darwin/arm64', ortLeaveOut: ['libonnxruntime.1.30.0.dylib'], sharp: ['@img/sharp-darwin-arm64', '@img/sharp-libvips-darwin-arm64'] },
 };
 
 /** Packages the bundles require at run time (esbuild externals and their dependencies), platform-neutral parts. */
@@ -55,12 +63,22 @@ function copyTree(from, to, keep = () => true, root = from) {
 
 const keepRuntimeFile = (relative) => !DROP.some((pattern) => pattern.test(relative));
 
-/** The manifest as shipped: no scripts (nothing to run at install), only the dependencies the bundles leave external. */
-function shippedManifest() {
+/** Commands only some platforms can run: Install CUDA Support exists for onnxruntime-node's linux-x64 CUDA provider only. */
+const PLATFORM_COMMANDS = { 'clipdrag.installCuda': ['linux-x64'] };
+
+/**
+ * The manifest as shipped for `target`: no scripts (nothing to run at install), only the dependencies the bundles
+ * leave external, and no commands that cannot run on that platform.
+ */
+function shippedManifest(target) {
   const manifest = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8'));
   delete manifest.scripts;
   delete manifest.devDependencies;
   manifest.dependencies = Object.fromEntries(['onnxruntime-node', 'sharp'].map((name) => [name, manifest.dependencies[name]]));
+  const unavailable = new Set(Object.entries(PLATFORM_COMMANDS).flatMap(([command, targets]) => (targets.includes(target) ? [] : [command])));
+  const { contributes } = manifest;
+  contributes.commands = contributes.commands.filter((entry) => !unavailable.has(entry.command));
+  for (const [menu, entries] of Object.entries(contributes.menus)) contributes.menus[menu] = entries.filter((entry) => !unavailable.has(entry.command));
   return manifest;
 }
 
@@ -97,7 +115,7 @@ function stage(target, bundles, cacheDir) {
   fs.rmSync(stagingDir, { recursive: true, force: true });
   fs.mkdirSync(stagingDir, { recursive: true });
 
-  fs.writeFileSync(path.join(stagingDir, 'package.json'), `${JSON.stringify(shippedManifest(), null, 2)}\n`);
+  fs.writeFileSync(path.join(stagingDir, 'package.json'), `${JSON.stringify(shippedManifest(target), null, 2)}\n`);
   fs.writeFileSync(path.join(stagingDir, '.vscodeignore'), '# This folder holds only what ships; node_modules comes from `npm list` here.\n');
   for (const file of EXTENSION_FILES) {
     fs.mkdirSync(path.dirname(path.join(stagingDir, file)), { recursive: true });
@@ -107,8 +125,11 @@ function stage(target, bundles, cacheDir) {
 
   const modules = path.join(stagingDir, 'node_modules');
   for (const name of RUNTIME_PACKAGES) {
+    const binaries = `bin/napi-v6/${platform.ort}/`;
     const keep = name === 'onnxruntime-node'
-      ? (relative) => keepRuntimeFile(relative) && (!relative.startsWith('bin/') || `bin/napi-v6/${platform.ort}/`.startsWith(relative) || relative.startsWith(`bin/napi-v6/${platform.ort}/`))
+      ? (relative) =>
+          keepRuntimeFile(relative) &&
+          (!relative.startsWith('bin/') || binaries.startsWith(relative) || (relative.startsWith(binaries) && !platform.ortLeaveOut.includes(path.posix.basename(relative))))
       : name === 'onnxruntime-common'
         ? (relative) => keepRuntimeFile(relative) && !/^(lib|dist\/esm)\//.test(relative)
         : keepRuntimeFile;
@@ -134,7 +155,7 @@ function packageTarget(target, bundles, cacheDir, version) {
   fs.mkdirSync(path.dirname(out), { recursive: true });
   const vsce = path.join(repo, 'node_modules', '@vscode', 'vsce', 'vsce');
   // README links are relative in the repository; in the package they point at the repository's main branch.
-  const repository = shippedManifest().repository.url.replace(/\.git$/, '');
+  const repository = shippedManifest(target).repository.url.replace(/\.git$/, '');
   const links = ['--baseContentUrl', `${repository}/blob/main`, '--baseImagesUrl', `${repository}/raw/main`];
   execFileSync(process.execPath, [vsce, 'package', '--target', target, '--no-yarn', '--no-update-package-json', ...links, '--out', out], {
     cwd: stagingDir,

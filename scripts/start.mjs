@@ -89,6 +89,8 @@ async function startCodeServer() {
 
 if (!fs.existsSync(path.join(repo, 'node_modules'))) {
   say('installing dependencies (npm ci)');
+  // Skip onnxruntime-node's CUDA download (outside the npm registry); CUDA is added later, see docs/gpu.md.
+  process.env.ONNXRUNTIME_NODE_INSTALL = 'skip';
   run('npm', ['ci']);
 }
 say('building');

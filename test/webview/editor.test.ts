@@ -106,7 +106,7 @@ describe('editor page in Chromium', { skip }, () => {
   it('paints and erases the mask: each stroke is one edit, and the page shows what the document rasterises', async () => {
     const { page, host } = await openSample();
     try {
-      await page.page.keyboard.press('b');
+      await page.press('b');
       assert.equal(await page.page.getAttribute('#canvas-stack', 'data-tool'), 'brush');
       await page.drag([[280, 380], [380, 380], [380, 420]]);
       await settle(page);
@@ -128,7 +128,7 @@ describe('editor page in Chromium', { skip }, () => {
       assert.ok(tinted[3]! > 60 && tinted[0]! > 200, `mask pixel ${tinted}`);
       assert.equal((await layerPixel(page, 'mask', 100, 100))[3], 0);
 
-      await page.page.keyboard.press('e');
+      await page.press('e');
       await page.drag([[330, 360], [330, 400]]);
       await settle(page);
       const erase = host.edits[1]!;
@@ -205,7 +205,10 @@ describe('editor page in Chromium', { skip }, () => {
     const { page, host } = await openSample();
     try {
       for (const [key, tool] of [['e', 'eraser'], ['h', 'pan'], ['b', 'brush'], ['p', 'point']] as const) {
+        // The page alone does not switch (no double firing): VS Code's keybinding does, through the extension.
         await page.page.keyboard.press(key);
+        assert.notEqual(await page.page.getAttribute('#canvas-stack', 'data-tool'), tool);
+        await page.press(key);
         assert.equal(await page.page.getAttribute('#canvas-stack', 'data-tool'), tool);
         assert.equal(await page.page.getAttribute(`.tool[data-tool="${tool}"]`, 'aria-checked'), 'true');
       }
@@ -250,7 +253,7 @@ describe('editor page in Chromium', { skip }, () => {
       assert.ok(zoomed.scale > fitted.scale * 1.5, `scale ${fitted.scale} → ${zoomed.scale}`);
       const again = await page.pagePoint(300, 200);
       assert.ok(Math.abs(again.x - at.x) < 1 && Math.abs(again.y - at.y) < 1, 'the point under the pointer stays there');
-      await page.page.keyboard.press('h');
+      await page.press('h');
       await page.drag([[300, 200], [250, 180]]);
       const panned = await page.view();
       assert.ok(Math.abs(panned.offsetX - zoomed.offsetX + 50 * zoomed.scale) < 2, `panned by ${panned.offsetX - zoomed.offsetX}`);
@@ -307,7 +310,10 @@ describe('editor page in Chromium', { skip }, () => {
       await page.click(430, 380);
       await settle(page);
       const since = page.received.length;
-      await page.page.click('#run');
+      await page.page.keyboard.press('Control+Enter');
+      await settle(page);
+      assert.equal(page.received.slice(since).filter((m) => m.type === 'run').length, 0, 'Ctrl+Enter is VS Code\'s keybinding, not the page\'s');
+      await page.press('Control+Enter');
       await page.waitFor(isType('run'), { since });
       const message = 'Running an edit is disabled in Restricted Mode: it runs the engine and writes files. Trust this workspace to run edits.';
       await page.send({ type: 'run', run: { phase: 'unavailable', message, actions: ['manageTrust'] } });
@@ -327,7 +333,10 @@ describe('editor page in Chromium', { skip }, () => {
       const shownPreview = await layerPixel(page, 'image', 100, 100);
       assert.ok(shownPreview[2]! > 200 && shownPreview[0]! < 50, `the canvas shows the preview during the run: ${shownPreview}`);
       await page.page.keyboard.press('Escape'); // clears the selection
-      await page.page.keyboard.press('Escape'); // nothing selected or pending: cancels the run
+      await page.page.keyboard.press('Escape'); // cancelling is VS Code's Escape keybinding, not the page's
+      await settle(page);
+      assert.equal(page.received.slice(since).filter((m) => m.type === 'cancelRun').length, 0, 'the page does not cancel on its own Escape');
+      await page.page.click('#cancel');
       await page.waitFor(isType('cancelRun'), { since });
       await page.send({ type: 'run', run: { phase: 'cancelled' } });
       await settle(page);
@@ -381,13 +390,13 @@ describe('editor page in Chromium', { skip }, () => {
         await page.click(440, 392);
         await page.click(135, 315);
         await page.click(135, 250);
-        await page.page.keyboard.press('b');
+        await page.press('b');
         await page.page.keyboard.press(']');
         await page.page.keyboard.press(']');
         // Fill the region around the ball and where it goes, and around the tree top.
         await page.drag([[290, 365], [470, 365], [470, 395], [290, 395], [290, 425], [470, 425]]);
         await page.drag([[115, 245], [155, 245], [155, 290], [115, 290], [115, 330], [155, 330]]);
-        await page.page.keyboard.press('p');
+        await page.press('p');
         await page.page.mouse.move(10, 10);
         await settle(page, 200);
         assert.equal(host.model.points.length, 2);

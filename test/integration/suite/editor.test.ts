@@ -134,6 +134,8 @@ describe('CLIPDrag editor inside VS Code', function () {
     await waitFor('the tab to show unsaved changes', () => activeTab()?.isDirty);
 
     await askRunner({ kind: 'editorPress', image: IMAGE, key: 'b' });
+    // A keybinding VS Code owns: the key reaches the page through VS Code and the extension.
+    await waitFor('the brush tool', async () => (await pages())[0]?.tool === 'brush');
     await askRunner({ kind: 'editorDrag', image: IMAGE, points: [[280, 380], [380, 380], [380, 420]] });
     await waitFor('the stroke in the document', () => document().model.mask.strokes.length === 1);
     const stroke = document().model.mask.strokes[0]!;
@@ -223,6 +225,8 @@ describe('CLIPDrag editor inside VS Code', function () {
 
   it('reverts to the saved spec', async function () {
     await askRunner({ kind: 'editorPress', image: IMAGE, key: 'p' });
+    // A keybinding VS Code owns: the key reaches the page through VS Code and the extension.
+    await waitFor('the point tool', async () => (await pages())[0]?.tool === 'point');
     await askRunner({ kind: 'editorClick', image: IMAGE, x: 100, y: 100 });
     await askRunner({ kind: 'editorClick', image: IMAGE, x: 150, y: 120 });
     await waitFor('the second pair', () => document().model.points.length === 2);
@@ -243,6 +247,8 @@ describe('CLIPDrag editor inside VS Code', function () {
     });
     assert.equal(api.editor.documentFor(imageUri), document(), 'one document for both editors');
     await askRunner({ kind: 'editorPress', image: IMAGE, index: 1, key: 'p' });
+    // A keybinding VS Code owns: the key reaches the page through VS Code and the extension.
+    await waitFor('the point tool', async () => (await pages())[1]?.tool === 'point');
     await askRunner({ kind: 'editorClick', image: IMAGE, index: 1, x: 60, y: 60 });
     await askRunner({ kind: 'editorClick', image: IMAGE, index: 1, x: 90, y: 70 });
     await waitFor('both pages to show the new pair', async () => {
@@ -259,6 +265,8 @@ describe('CLIPDrag editor inside VS Code', function () {
 
   it('backs up unsaved edits (strokes included) and restores them as a dirty document', async function () {
     await askRunner({ kind: 'editorPress', image: IMAGE, key: 'e' });
+    // A keybinding VS Code owns: the key reaches the page through VS Code and the extension.
+    await waitFor('the eraser tool', async () => (await pages())[0]?.tool === 'eraser');
     await askRunner({ kind: 'editorDrag', image: IMAGE, points: [[300, 380], [340, 380]] });
     await waitFor('the eraser stroke', () => document().model.mask.strokes.length === 1);
     const destination = vscode.Uri.joinPath(vscode.workspace.workspaceFolders![0]!.uri, '.backup-test', 'backup.json');

@@ -98,13 +98,22 @@ function encodeProbeModel(): Uint8Array {
   return Uint8Array.from([...int(1, 8), ...message(8, [...text(1, ''), ...int(2, 13)]), ...message(7, graph)]);
 }
 
+/** CoreML's ML Program model format (COREML_FLAG_CREATE_MLPROGRAM): more operators and float16, unlike the older NeuralNetwork format. */
+const COREML_CREATE_MLPROGRAM = 0x010;
+
+/** How sessions name a provider: CoreML compiles to an ML Program; every other provider with its defaults. */
+export function executionProviderOption(name: string): ort.InferenceSession.ExecutionProviderConfig {
+  if (name === 'coreml') return { name: 'coreml', coreMlFlags: COREML_CREATE_MLPROGRAM };
+  return name;
+}
+
 let probeModel: Uint8Array | undefined;
 
 /** Creates (and releases) a session on exactly this provider; resolves to the error message if that fails. */
 async function probe(name: string): Promise<string | undefined> {
   probeModel ??= encodeProbeModel();
   try {
-    const session = await ort.InferenceSession.create(probeModel, { executionProviders: [name], logSeverityLevel: 3 });
+    const session = await ort.InferenceSession.create(probeModel, { executionProviders: [executionProviderOption(name)], logSeverityLevel: 3 });
     await session.release();
     return undefined;
   } catch (error) {
