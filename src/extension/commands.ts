@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import { DEVICE_PREFERENCES, type DevicePreference, type InitializeResult } from '../shared/protocol';
 import { devicePreference, setDevicePreference } from './config';
 import { runBatchCommand } from './batch-command';
+import { installCudaCommand } from './cuda/cuda-command';
 import { EDITOR_VIEW_TYPE } from './editor/image-editor-provider';
 import { downloadModels } from './models-command';
 import type { SidecarClient } from './sidecar/sidecar-client';
@@ -15,6 +16,7 @@ export const COMMANDS = {
   chooseDevice: 'clipdrag.chooseDevice',
   showLogs: 'clipdrag.showLogs',
   restartSidecar: 'clipdrag.restartSidecar',
+  installCuda: 'clipdrag.installCuda',
 } as const;
 
 const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp'];
@@ -34,6 +36,9 @@ export function registerCommands(context: vscode.ExtensionContext, sidecar: Side
     }),
     vscode.commands.registerCommand(COMMANDS.chooseDevice, () => chooseDevice(sidecar)),
     vscode.commands.registerCommand(COMMANDS.showLogs, () => log.show()),
+    vscode.commands.registerCommand(COMMANDS.installCuda, async () => {
+      if (requireTrust('Installing CUDA support downloads native libraries')) await installCudaCommand(context, sidecar, log);
+    }),
     vscode.commands.registerCommand(COMMANDS.restartSidecar, async () => {
       try {
         const result = await sidecar.restart();

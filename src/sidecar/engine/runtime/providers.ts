@@ -137,8 +137,8 @@ function explainProblem(info: ExecutionProviderInfo, probeError: string): string
       if (!info.installed) {
         return (
           `the ${title} provider libraries (${separatelyInstalledLibraries(info.name)?.join(', ')}) are not installed in ` +
-          `${onnxruntimeBinaryFolder()}: onnxruntime-node does not ship them in its npm package. Install them by re-running ` +
-          `onnxruntime-node's install script with ONNXRUNTIME_NODE_INSTALL=cuda12 (see ${GPU_DOC})`
+          `${onnxruntimeBinaryFolder()}: onnxruntime-node does not ship them in its npm package. In VS Code run ` +
+          `"CLIPDrag: Install CUDA Support"; in a clone, re-run onnxruntime-node's install script with ONNXRUNTIME_NODE_INSTALL=cuda12 (see ${GPU_DOC})`
         );
       }
       return (
@@ -176,7 +176,7 @@ function notOffered(preference: string): string {
   const where: Record<string, string> = {
     dml: 'DirectML is available on Windows only',
     coreml: 'CoreML is available on macOS only',
-    cuda: 'CUDA is available on Linux x64 and Windows x64 only',
+    cuda: 'onnxruntime-node offers CUDA on Linux x64 only (Windows: DirectML or WebGPU; macOS: CoreML or WebGPU)',
     webgpu: 'this onnxruntime-node build has no WebGPU support on this platform',
   };
   return where[preference] ?? 'onnxruntime-node has no such provider';
