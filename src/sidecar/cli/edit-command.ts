@@ -6,8 +6,8 @@ import { encodeMaskRle, type EditMode, type EditSpec, type PointPair } from '../
 import { isDevicePreference, isPrecisionPreference, type DevicePreference, type EditProgress, type PrecisionPreference } from '../../shared/protocol';
 import { readImageInfo, readMaskPng } from '../io/image';
 import { readEditSpecFile } from '../io/spec-file';
-import { isEditCancelled } from '../pipeline/cancellation';
-import { edit, type EditRequest } from '../pipeline/edit';
+import { isEditCancelled } from '../pipeline/edit/cancellation';
+import { edit, type EditRequest } from '../pipeline/edit/edit';
 import { UsageError, type CliIo } from './io';
 
 export const EDIT_USAGE = `clipdrag edit <image> [--spec <file> | --points hx,hy,tx,ty[;...] --prompt <text>] [options]
