@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import yauzl from 'yauzl';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MAX_BYTES = 30 * 1024 * 1024;
@@ -149,7 +150,7 @@ function stage(target, bundles, cacheDir) {
   return stagingDir;
 }
 
-function packageTarget(target, bundles, cacheDir, version) {
+async function packageTarget(target, bundles, cacheDir, version) {
   const stagingDir = stage(target, bundles, cacheDir);
   const out = path.join(repo, 'dist', `clipdrag-vscode-${version}-${target}.vsix`);
   fs.mkdirSync(path.dirname(out), { recursive: true });
@@ -161,8 +162,17 @@ function packageTarget(target, bundles, cacheDir, version) {
     cwd: stagingDir,
     stdio: ['ignore', 'inherit', 'inherit'],
   });
-  const files = Number(/^\s*(\d+)\s/m.exec(run('unzip', ['-Z', '-t', out]))?.[1] ?? NaN);
-  return { target, file: path.relative(repo, out), bytes: fs.statSync(out).size, files };
+  return { target, file: path.relative(repo, out), bytes: fs.statSync(out).size, files: await countEntries(out) };
+}
+
+function countEntries(zipFile) {
+  return new Promise((resolve, reject) =>
+    yauzl.open(zipFile, { lazyEntries: true }, (error, zip) => {
+      if (error) return reject(error);
+      resolve(zip.entryCount);
+      zip.close();
+    }),
+  );
 }
 
 async function main() {
@@ -180,7 +190,7 @@ async function main() {
   const results = [];
   for (const target of targets) {
     say(`${target}: staging and packing`);
-    results.push(packageTarget(target, bundles, path.join(repo, 'build', 'npm-packs'), version));
+    results.push(await packageTarget(target, bundles, path.join(repo, 'build', 'npm-packs'), version));
   }
   console.log('\n  target         size       files  package');
   for (const r of results) console.log(`  ${r.target.padEnd(13)}  ${(r.bytes / 2 ** 20).toFixed(1).padStart(5)} MiB  ${String(r.files).padStart(5)}  ${r.file}`);
