@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'out/**', 'node_modules/**', '.cache/**', '.test-run/**', 'src/sidecar/engine/onnx/onnx-proto.*'] },
+  { ignores: ['dist/**', 'build/**', 'out/**', 'node_modules/**', '.cache/**', '.test-run/**', 'src/sidecar/engine/onnx/onnx-proto.*'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
