@@ -49,7 +49,7 @@ interface VsConfiguration extends Configuration {
   readonly model: string;
   readonly clip: string;
   readonly size: number;
-  /** Python with PyTorch (`--python`), and the diffusers source folder put on its path (`--diffusers`). */
+  /** Python with PyTorch (`--python`), and the diffusers source folder put on its path (`--diffusers`, relative to the repository). */
   readonly python: string;
   readonly diffusers: string | null;
 }
@@ -67,7 +67,7 @@ function parseStages(text: string): Stage[] {
 }
 
 function pythonEnv(diffusers: string | null): NodeJS.ProcessEnv {
-  const pythonPath = [diffusers, process.env.PYTHONPATH].filter((p): p is string => !!p).join(path.delimiter);
+  const pythonPath = [diffusers === null ? null : path.resolve(REPO, diffusers), process.env.PYTHONPATH].filter((p): p is string => !!p).join(path.delimiter);
   // Spinning OpenMP workers wait for peers that a busy machine has descheduled: on a shared machine that makes
   // PyTorch's many small kernels up to 10× slower; passive waiting costs nothing when the machine is idle.
   return { ...process.env, PYTHONPATH: pythonPath, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' };
@@ -94,7 +94,8 @@ export const benchmark: Benchmark<VsConfiguration> = {
     const stages = parseStages(flagText(flags, 'stages', STAGES.join(',')));
     const python = flagText(flags, 'python', 'python3');
     const diffusersFlag = flags.diffusers;
-    const diffusers = typeof diffusersFlag === 'string' ? path.resolve(diffusersFlag) : null;
+    // Recorded relative to the repository, so result files name no machine's folders.
+    const diffusers = typeof diffusersFlag === 'string' ? path.relative(REPO, path.resolve(diffusersFlag)) : null;
     const configurations = stages.flatMap((stage) =>
       (['ours', 'pytorch'] as const).map((side) => ({ name: `${side}-${stage}`, side, stage, model, clip, size, python, diffusers })),
     );
