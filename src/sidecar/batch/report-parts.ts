@@ -74,7 +74,8 @@ export function mergeReportParts(parts: readonly BatchReportPart[], planned: rea
   const workers: BatchWorkerSummary[] = parts.map((part) => part.worker);
   const everyoneEnded = workers.every((worker) => worker.finishedAt !== undefined);
   const resolved = items.every((item) => item.status !== 'not-run' && item.status !== 'cancelled');
-  const finishedAt = everyoneEnded && resolved ? workers.map((w) => w.finishedAt!).sort().at(-1) : undefined;
+  // Finished when every item has its outcome, even if a worker that was killed never said it ended.
+  const finishedAt = resolved ? workers.flatMap((w) => (w.finishedAt ? [w.finishedAt] : [])).sort().at(-1) : undefined;
   const stopped = parts.find((part) => part.state === 'stopped');
   const report: BatchReport = {
     reportVersion: BATCH_REPORT_VERSION,

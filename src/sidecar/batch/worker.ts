@@ -135,6 +135,7 @@ export async function runWorker(planning: BatchPlanning, options: RunWorkerOptio
     emit({ type: 'item-end', index, total: items.length, item: { ...result } });
   };
 
+  await save(false); // a worker killed in its first item is still listed
   const waiting: number[] = [];
   for (const index of mine) {
     if (options.signal?.aborted) cancelled = true;
