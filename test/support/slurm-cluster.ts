@@ -94,7 +94,6 @@ export async function startSlurm(cpus = 4): Promise<SlurmCluster> {
         // The node as configured here, whatever the machine has (tests ask for one CPU per task).
         'SlurmdParameters=config_overrides',
         'ReturnToService=2',
-        'KillWait=5',
         'SchedulerParameters=sched_interval=1',
         `NodeName=${host} NodeAddr=127.0.0.1 CPUs=${cpus} RealMemory=1000 State=UNKNOWN`,
         `PartitionName=test Nodes=${host} Default=YES MaxTime=INFINITE State=UP`,
@@ -177,10 +176,10 @@ async function killAndWait(pid: number): Promise<void> {
   }
 }
 
-/** Starts a command detached (for `sbatch --wait` running while the test watches). */
-export function spawnWithEnv(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs a command to its end without blocking the test (for `sbatch --wait` while the test watches). */
+export function spawnWithEnv(command: string, args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
