@@ -182,3 +182,21 @@ export function formatDuration(seconds: number): string {
   if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
   return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
 }
+
+/** How far the workers of a shared batch are, from their report parts (those started at or after `since`). */
+export function sharedBatchProgress(parts: readonly BatchReportPart[], since = ''): { ran: number; failed: number; runningWorkers: number } {
+  const recent = parts.filter((part) => part.worker.startedAt >= since);
+  const ran = new Map<string, BatchItemStatus>();
+  for (const part of recent) {
+    for (const item of part.items) {
+      if (item.status === 'succeeded' || (item.status === 'failed' && item.worker !== undefined)) {
+        if (ran.get(item.image) !== 'succeeded') ran.set(item.image, item.status);
+      }
+    }
+  }
+  return {
+    ran: ran.size,
+    failed: [...ran.values()].filter((status) => status === 'failed').length,
+    runningWorkers: recent.filter((part) => part.worker.finishedAt === undefined).length,
+  };
+}
