@@ -31,8 +31,10 @@ export function registerCommands(context: vscode.ExtensionContext, sidecar: Side
       if (requireTrust('Running a batch writes result images')) return runBatchCommand(sidecar, showError, folder, options);
       return undefined;
     }),
-    vscode.commands.registerCommand(COMMANDS.submitSlurmBatch, async (folder?: unknown) => {
-      if (requireTrust('Submitting a batch writes a job script and result images')) return submitSlurmBatch(sidecar, context.asAbsolutePath('dist/sidecar.js'), showError, folder);
+    vscode.commands.registerCommand(COMMANDS.submitSlurmBatch, async (folder?: unknown, options?: unknown) => {
+      if (requireTrust('Submitting a batch writes a job script and result images')) {
+        return submitSlurmBatch(sidecar, context.asAbsolutePath('dist/sidecar.js'), showError, folder, options);
+      }
       return undefined;
     }),
     vscode.commands.registerCommand(COMMANDS.downloadModels, async () => {

@@ -50,6 +50,7 @@ export async function submitSlurmBatch(
   sidecarScript: string,
   showError: (error: unknown) => Thenable<unknown>,
   folderArgument: unknown,
+  optionsArgument?: unknown,
 ): Promise<SlurmSubmission | undefined> {
   const folder = folderArgument instanceof vscode.Uri ? folderArgument : await pickFolder();
   if (!folder) return undefined;
@@ -66,7 +67,9 @@ export async function submitSlurmBatch(
       void vscode.window.showInformationMessage(`CLIPDrag: nothing to run in ${plan.folder} (${plan.counts.done} done, ${plan.counts.invalid} cannot run).`);
       return undefined;
     }
-    const tasksText = await vscode.window.showInputBox({
+    // `executeCommand('clipdrag.submitSlurmBatch', folderUri, { tasks })` skips the question (keybindings, tasks, tests).
+    const given = (optionsArgument as { tasks?: unknown } | undefined)?.tasks;
+    const tasksText = typeof given === 'number' && Number.isSafeInteger(given) && given > 0 ? String(given) : await vscode.window.showInputBox({
       title: `Submit ${plan.counts.pending} images to Slurm`,
       prompt: 'Array tasks (one GPU each); each runs a slice of the folder',
       value: String(Math.min(plan.counts.pending, 4)),
