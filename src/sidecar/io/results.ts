@@ -12,6 +12,7 @@ import {
   nodeFileOps,
   publishExclusive,
   removeQuietly,
+  removeStaleTemporaries,
   writeTempFile,
   type FileOps,
 } from './atomic-write';
@@ -57,7 +58,7 @@ export async function describeSourceFile(sourcePath: string, size: { width: numb
 }
 
 /**
- * Encodes the result, then publishes `<name>.clipdrag[-n].png` and its recipe under the first number whose two
+ * Encodes the result, removes temporary files that killed writes left in the folder, then publishes `<name>.clipdrag[-n].png` and its recipe under the first number whose two
  * names are both free. Throws a `FileWriteError` (nothing left behind) when the disk is full, the folder is not
  * writable, or every number up to `maxIndex` is taken.
  */
@@ -67,6 +68,7 @@ export async function writeEditResult(request: WriteResultRequest): Promise<Writ
   const source = path.resolve(request.sourcePath);
   const dir = path.dirname(source);
   const png = await encodePng(request.image);
+  await removeStaleTemporaries(dir);
   const createdAt = (request.now ?? new Date()).toISOString();
 
   /** Files this call created and must remove if it fails. */
