@@ -17,7 +17,7 @@ import {
   unitChwToRgb,
   type RgbImage,
 } from '../../../src/sidecar/io/image';
-import { crc32 } from '../../../src/sidecar/io/png-chunks';
+import { crc32, tableCrc32 } from '../../../src/sidecar/io/png-chunks';
 
 let dir: string;
 
@@ -184,6 +184,14 @@ describe('decoding images', () => {
       const length = png.readUInt32BE(at);
       png.writeUInt32BE(crc32(png.subarray(at + 4, at + 8 + length)), at + 8 + length);
     }
+
+    it('computes CRC-32 as PNG defines it, natively and with the table where zlib lacks it', () => {
+      const check = new TextEncoder().encode('123456789');
+      assert.equal(crc32(check), 0xcbf43926);
+      assert.equal(tableCrc32(check), 0xcbf43926);
+      const bytes = testCard(97, 31);
+      assert.equal(tableCrc32(bytes), crc32(bytes));
+    });
 
     it('a PNG whose IDAT or IHDR checksum does not match is refused like other damaged files', async () => {
       const png = await rawRgb(32, 32, testCard(32, 32)).png({ compressionLevel: 0 }).toBuffer();
