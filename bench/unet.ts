@@ -45,7 +45,7 @@ import type { CompileOptions } from '../src/sidecar/engine/runtime/types';
 import { loadUNet, type LoadedUNet } from '../src/sidecar/models/unet/load';
 import { unetAttentionSegment } from '../src/sidecar/models/unet/remat';
 import { buildUNetGraph } from '../src/sidecar/models/unet/unet';
-import { BLOCK_GRADIENT_MEMORY, DEFAULT_GRADIENT_MEMORY, unetRecomputeSegment } from '../src/sidecar/pipeline/gradient-memory';
+import { BLOCK_GRADIENT_MEMORY, DEFAULT_GRADIENT_MEMORY, unetRecomputeSegment } from '../src/sidecar/pipeline/runtime/gradient-memory';
 import { median, rssMb, round, timeRepeated } from './lib/measure';
 import type { Benchmark, Configuration, Flags, MeasureContext, Metrics } from './lib/types';
 

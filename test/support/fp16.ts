@@ -11,7 +11,7 @@
  */
 import type { Graph } from '../../src/sidecar/engine/graph';
 import { CheckpointWeights } from '../../src/sidecar/models/weights';
-import { openPipelineModels, type PipelineModels } from '../../src/sidecar/pipeline/models';
+import { openPipelineModels, type PipelineModels } from '../../src/sidecar/pipeline/models/models';
 import { TINY_CLIP, TINY_SD, writeTinyTokenizer } from './tiny-pipeline';
 
 export interface Fp16AndReference {

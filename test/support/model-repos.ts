@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, symlink, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { float32ToFloat16Bits } from '../../src/sidecar/models/checkpoint/float16';
+import { float32ToFloat16Bits } from '../../src/sidecar/engine/float16';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../src/sidecar/models/checkpoint/safetensors';
 import { gitBlobId, isLfsFile, readFolderFiles, sha256Of } from './hub-server';
 

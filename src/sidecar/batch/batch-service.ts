@@ -6,8 +6,8 @@ import { isModelStoreError } from '../hub';
 import type { Engine } from '../engine/runtime/engine';
 import { resolveInsideFolder } from '../io/paths';
 import { ModelLayoutError } from '../models/checkpoint/layout';
-import { edit, type EditRequest } from '../pipeline/edit';
-import { EditSession } from '../pipeline/edit-session';
+import { edit, type EditRequest } from '../pipeline/edit/edit';
+import { EditSession } from '../pipeline/edit/edit-session';
 import type { BatchPlanning, RunnableItem } from './plan';
 import { runBatch, type ItemEditor } from './runner';
 

@@ -11,11 +11,11 @@ import { DEFAULT_MODELS, parseModelSource } from '../hub';
 import { readImageInfo } from '../io/image';
 import { resolveInsideFolder } from '../io/paths';
 import { loadSpecMask, readEditSpecFile, specWithInlineMask } from '../io/spec-file';
-import { guidanceTextOf } from '../pipeline/edit';
+import { guidanceTextOf } from '../pipeline/edit/edit';
 import { discoverBatchItems, type DiscoveredItem } from './discovery';
 import { dragBenchSpec, readDragBenchMeta } from './dragbench';
 import { DEFAULT_STAGE_RATES, estimateItemSeconds, ratesFromRecipes } from './estimate';
-import { resolvePrecision } from '../pipeline/precision';
+import { resolvePrecision } from '../pipeline/runtime/precision';
 import { runFingerprint } from './fingerprint';
 import { PreviousResults } from './previous-results';
 

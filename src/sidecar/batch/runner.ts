@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { batchTotals, type BatchItemResult, type BatchProgress, type BatchReport } from '../../shared/batch';
 import type { ImagePoint } from '../../shared/edit-spec';
 import type { DevicePreference, EditProgress } from '../../shared/protocol';
-import { isEditCancelled } from '../pipeline/cancellation';
+import { isEditCancelled } from '../pipeline/edit/cancellation';
 import type { BatchPlanning, RunnableItem } from './plan';
 import { writeBatchReport } from './report';
 

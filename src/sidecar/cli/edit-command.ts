@@ -6,8 +6,8 @@ import { EDIT_MODES, encodeMaskRle, type EditMode, type EditParameters, type Edi
 import type { DevicePreference, EditProgress, PrecisionPreference } from '../../shared/protocol';
 import { readImageInfo, readMaskPng } from '../io/image';
 import { readEditSpecFile } from '../io/spec-file';
-import { isEditCancelled } from '../pipeline/cancellation';
-import { edit, type EditRequest } from '../pipeline/edit';
+import { isEditCancelled } from '../pipeline/edit/cancellation';
+import { edit, type EditRequest } from '../pipeline/edit/edit';
 import { JSON_FLAG, MODEL_FLAGS, PARAMETER_FLAGS, describeFlags, modelSettings, parameterValues, parseFlags, stringFlag, type Flag } from './flags';
 import { UsageError, type CliIo } from './io';
 

@@ -9,7 +9,7 @@
 import { BYTES_PER_ELEMENT, type DType, type TypedArray } from './dtype';
 import { formatShape, numel, type Shape } from './shape';
 import { getOp } from './op';
-import { float32ToFloat16Bits } from '../models/checkpoint/float16';
+import { float32ToFloat16Bits } from './float16';
 
 /** Attribute values of an IR node: plain data, typed for ONNX by each op's definition. */
 export type AttrValue = number | string | boolean | readonly number[] | readonly string[];

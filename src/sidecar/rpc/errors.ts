@@ -9,9 +9,9 @@ import { ImageFileError } from '../io/image';
 import { PathSafetyError } from '../io/paths';
 import { SpecFileError } from '../io/spec-file';
 import { ModelLayoutError } from '../models/checkpoint/layout';
-import { isEditCancelled } from '../pipeline/cancellation';
-import { OutputPathError } from '../pipeline/edit';
-import { RecipeError } from '../pipeline/recipe-replay';
+import { isEditCancelled } from '../pipeline/edit/cancellation';
+import { OutputPathError } from '../pipeline/edit/edit';
+import { RecipeError } from '../pipeline/edit/recipe-replay';
 
 /** Errors that mean "this input cannot be edited" rather than "the edit broke". */
 export function isInputError(error: unknown): boolean {

@@ -19,8 +19,8 @@ import {
 } from '../../shared/protocol';
 import { DEFAULT_MODELS, ensureModel, verifyModel, type ModelStoreEvent } from '../hub';
 import type { Logger } from '../log';
-import { edit, type EditRequest } from '../pipeline/edit';
-import { resolvePrecision } from '../pipeline/precision';
+import { edit, type EditRequest } from '../pipeline/edit/edit';
+import { resolvePrecision } from '../pipeline/runtime/precision';
 import { toResponseError } from './errors';
 
 export interface PipelineHandlerContext {

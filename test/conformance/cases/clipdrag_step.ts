@@ -9,14 +9,14 @@ import { loadClipModel, loadStableDiffusionModel } from '../../../src/sidecar/mo
 import { SD15_DRAG_SCHEDULER_CONFIG } from '../../../src/sidecar/models/config';
 import { planUNet } from '../../../src/sidecar/models/unet/plan';
 import { CheckpointWeights } from '../../../src/sidecar/models/weights';
-import { createDdimSchedule } from '../../../src/sidecar/pipeline/ddim';
+import { createDdimSchedule } from '../../../src/sidecar/pipeline/diffusion/ddim';
 import { adamStep } from '../../../src/sidecar/pipeline/drag/adam';
 import { backgroundWeights, resizeMaskNearest } from '../../../src/sidecar/pipeline/drag/mask-term';
-import { DRAG_IO } from '../../../src/sidecar/pipeline/drag-step-graph';
-import { DragStepper } from '../../../src/sidecar/pipeline/drag-stepper';
-import { fuse } from '../../../src/sidecar/pipeline/fusion';
-import { GraphSession } from '../../../src/sidecar/pipeline/graph-session';
-import { clipTextEmbedsOf } from '../../../src/sidecar/pipeline/text-conditioning';
+import { DRAG_IO } from '../../../src/sidecar/pipeline/drag/drag-step-graph';
+import { DragStepper } from '../../../src/sidecar/pipeline/drag/drag-stepper';
+import { fuse } from '../../../src/sidecar/pipeline/drag/glms';
+import { GraphSession } from '../../../src/sidecar/pipeline/runtime/graph-session';
+import { clipTextEmbedsOf } from '../../../src/sidecar/pipeline/models/text-conditioning';
 import { float32Tensor, modelFolders, numberSetting, pointsFrom, pointsTensor, type CaseRun } from '../case';
 import type { HostTensor } from '../golden';
 

@@ -13,12 +13,12 @@ import { loadStableDiffusionModel } from '../../../src/sidecar/models/checkpoint
 import { SD15_DRAG_SCHEDULER_CONFIG } from '../../../src/sidecar/models/config';
 import { planUNet } from '../../../src/sidecar/models/unet/plan';
 import { CheckpointWeights } from '../../../src/sidecar/models/weights';
-import { createDdimSchedule, dragStep, inversionPlan, inversionStep, schedulerStep, type DdimSchedule } from '../../../src/sidecar/pipeline/ddim';
-import { ddimDenoise, referenceGuidedEps, stackRows } from '../../../src/sidecar/pipeline/denoise';
-import { GraphSession, float32Output } from '../../../src/sidecar/pipeline/graph-session';
-import { IO, vaeEncodeGraph } from '../../../src/sidecar/pipeline/graphs';
-import { ddimInvert } from '../../../src/sidecar/pipeline/inversion';
-import { UNetRunner } from '../../../src/sidecar/pipeline/unet-runner';
+import { createDdimSchedule, dragStep, inversionPlan, inversionStep, schedulerStep, type DdimSchedule } from '../../../src/sidecar/pipeline/diffusion/ddim';
+import { ddimDenoise, referenceGuidedEps, stackRows } from '../../../src/sidecar/pipeline/diffusion/denoise';
+import { GraphSession, float32Output } from '../../../src/sidecar/pipeline/runtime/graph-session';
+import { IO, vaeEncodeGraph } from '../../../src/sidecar/pipeline/models/graphs';
+import { ddimInvert } from '../../../src/sidecar/pipeline/diffusion/inversion';
+import { UNetRunner } from '../../../src/sidecar/pipeline/models/unet-runner';
 import { concatFloat32, float32Tensor, int64Tensor, modelFolders, numberSetting, type CaseRun } from '../case';
 import type { GoldenTensors, HostTensor } from '../golden';
 

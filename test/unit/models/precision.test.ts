@@ -15,8 +15,8 @@ import { halfPrecisionCopy } from '../../../src/sidecar/models/checkpoint/half-p
 import { SafetensorsFile } from '../../../src/sidecar/models/checkpoint/safetensors';
 import { clipImageEmbeds } from '../../../src/sidecar/models/clip';
 import { buildUNetGraph } from '../../../src/sidecar/models/unet/unet';
-import { IO, textEncoderGraph, vaeDecodeGraph, vaeEncodeGraph } from '../../../src/sidecar/pipeline/graphs';
-import type { PipelineModels } from '../../../src/sidecar/pipeline/models';
+import { IO, textEncoderGraph, vaeDecodeGraph, vaeEncodeGraph } from '../../../src/sidecar/pipeline/models/graphs';
+import type { PipelineModels } from '../../../src/sidecar/pipeline/models/models';
 import { FLOAT16_UNIT_ROUNDOFF, float16Nodes, float16Tolerance, openFp16AndReference, type Fp16AndReference } from '../../support/fp16';
 import { FIXTURES, relativeL2 } from '../../support/golden-case';
 import { randomFloat32, withTempDir } from '../../support/random-checkpoint';

@@ -12,7 +12,7 @@ import {
   inversionStep,
   schedulerStep,
   schedulerStepCoefficients,
-} from '../../../src/sidecar/pipeline/ddim';
+} from '../../../src/sidecar/pipeline/diffusion/ddim';
 import { GoldenTensors } from '../../conformance/golden';
 
 const GOLDEN_DDIM = path.resolve(__dirname, '../../fixtures/golden/ddim.safetensors');

@@ -6,8 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import type { EditSpec } from '../../../src/shared/edit-spec';
 import { Engine } from '../../../src/sidecar/engine/runtime';
 import { encodePng } from '../../../src/sidecar/io/image';
-import { edit } from '../../../src/sidecar/pipeline/edit';
-import { EditSession } from '../../../src/sidecar/pipeline/edit-session';
+import { edit } from '../../../src/sidecar/pipeline/edit/edit';
+import { EditSession } from '../../../src/sidecar/pipeline/edit/edit-session';
 import { blobImage, tempDir, TINY_CLIP, TINY_SD, writeTinyTokenizer } from '../../support/tiny-pipeline';
 
 /** A real engine that counts the graphs it is asked to compile and release. */

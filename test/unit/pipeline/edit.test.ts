@@ -8,9 +8,9 @@ import { EditSpecError, type EditSpec } from '../../../src/shared/edit-spec';
 import type { EditProgress } from '../../../src/shared/protocol';
 import { Engine } from '../../../src/sidecar/engine/runtime';
 import { encodePng, ImageFileError } from '../../../src/sidecar/io/image';
-import { EditCancelledError } from '../../../src/sidecar/pipeline/cancellation';
-import { edit, type EditRequest, type PipelineRecipe } from '../../../src/sidecar/pipeline/edit';
-import { editRequestFromRecipe } from '../../../src/sidecar/pipeline/recipe-replay';
+import { EditCancelledError } from '../../../src/sidecar/pipeline/edit/cancellation';
+import { edit, type EditRequest, type PipelineRecipe } from '../../../src/sidecar/pipeline/edit/edit';
+import { editRequestFromRecipe } from '../../../src/sidecar/pipeline/edit/recipe-replay';
 import { blobImage, tempDir, TINY_CLIP, TINY_SD, writeTinyTokenizer } from '../../support/tiny-pipeline';
 
 const SIZE = 64;

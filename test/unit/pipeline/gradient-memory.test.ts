@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadUNet } from '../../../src/sidecar/models/unet/load';
-import { BLOCK_GRADIENT_MEMORY, DEFAULT_GRADIENT_MEMORY, gradientMemoryPolicy, gradientSessionOptions } from '../../../src/sidecar/pipeline/gradient-memory';
-import { loraTrainingGraph } from '../../../src/sidecar/pipeline/lora-training-graph';
+import { BLOCK_GRADIENT_MEMORY, DEFAULT_GRADIENT_MEMORY, gradientMemoryPolicy, gradientSessionOptions } from '../../../src/sidecar/pipeline/runtime/gradient-memory';
+import { loraTrainingGraph } from '../../../src/sidecar/pipeline/lora/lora-training-graph';
 import { TINY_SD } from '../../support/tiny-pipeline';
 
 describe('gradient graph memory policy', () => {

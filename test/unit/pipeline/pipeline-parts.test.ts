@@ -1,10 +1,10 @@
 // Pure parts of the pipeline: the seeded random generator, the projection fusion rule, the working geometry.
 import * as assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { guidanceTextOf } from '../../../src/sidecar/pipeline/edit';
-import { toImagePixels, toSupervision, workingSize } from '../../../src/sidecar/pipeline/edit-input';
-import { fuse, fuseByProjection } from '../../../src/sidecar/pipeline/fusion';
-import { SeededRandom } from '../../../src/sidecar/pipeline/random';
+import { guidanceTextOf } from '../../../src/sidecar/pipeline/edit/edit';
+import { toImagePixels, toSupervision, workingSize } from '../../../src/sidecar/pipeline/edit/edit-input';
+import { fuse, fuseByProjection } from '../../../src/sidecar/pipeline/drag/glms';
+import { SeededRandom } from '../../../src/sidecar/pipeline/runtime/random';
 
 const dot = (a: Float32Array, b: Float32Array) => a.reduce((s, v, i) => s + v * b[i]!, 0);
 

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { float32ToFloat16Bits } from './float16';
+import { float32ToFloat16Bits } from '../../engine/float16';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from './safetensors';
 
 /** Bumped when the conversion changes, so older copies are not used. */

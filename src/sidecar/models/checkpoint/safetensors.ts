@@ -10,7 +10,7 @@ import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { dtypeByteSize, type SafetensorsDtype } from './dtypes';
-import { bfloat16BitsToFloat32, float16BitsToFloat32 } from './float16';
+import { bfloat16BitsToFloat32, float16BitsToFloat32 } from '../../engine/float16';
 import {
   compareForLayout,
   elementCount,

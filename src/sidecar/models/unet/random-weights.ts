@@ -11,7 +11,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { Graph } from '../../engine/graph';
 import { numel, type Shape } from '../../engine/shape';
-import { float32ToFloat16Bits } from '../checkpoint/float16';
+import { float32ToFloat16Bits } from '../../engine/float16';
 import { writeSafetensors, type TensorToWrite } from '../checkpoint/safetensors';
 import { parseUNet2DConditionConfig } from '../config';
 import { RecordingWeights, type WeightSpec } from '../weights';

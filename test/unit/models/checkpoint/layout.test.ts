@@ -11,7 +11,7 @@ import {
   resolveDiffusersLayout,
 } from '../../../../src/sidecar/models/checkpoint/layout';
 import { withSafetensorsFile, writeSafetensors, type TensorToWrite } from '../../../../src/sidecar/models/checkpoint/safetensors';
-import { float16BitsToFloat32, float32ToFloat16Bits } from '../../../../src/sidecar/models/checkpoint/float16';
+import { float16BitsToFloat32, float32ToFloat16Bits } from '../../../../src/sidecar/engine/float16';
 
 const FIXTURES = path.resolve(__dirname, '../../../fixtures');
 const SD = path.join(FIXTURES, 'tiny-sd15');

@@ -4,7 +4,7 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SafetensorsError, SafetensorsFile, withSafetensorsFile, writeSafetensors } from '../../../../src/sidecar/models/checkpoint/safetensors';
-import { float32ToBfloat16Bits, float32ToFloat16Bits } from '../../../../src/sidecar/models/checkpoint/float16';
+import { float32ToBfloat16Bits, float32ToFloat16Bits } from '../../../../src/sidecar/engine/float16';
 import { dtypeByteSize } from '../../../../src/sidecar/models/checkpoint/dtypes';
 
 const FIXTURES = path.resolve(__dirname, '../../../fixtures');

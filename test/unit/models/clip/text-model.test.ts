@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Graph } from '../../../../src/sidecar/engine/graph';
-import { float32ToFloat16Bits } from '../../../../src/sidecar/models/checkpoint/float16';
+import { float32ToFloat16Bits } from '../../../../src/sidecar/engine/float16';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../../../src/sidecar/models/checkpoint/safetensors';
 import { clipTextTransformer, isClipPositionIdsBuffer } from '../../../../src/sidecar/models/clip/text-model';
 import { parseClipTextConfig, type ClipTextConfig } from '../../../../src/sidecar/models/config';

@@ -3,7 +3,7 @@ import { copyFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { vjp } from '../../../../src/sidecar/engine/autodiff';
-import { float32ToFloat16Bits } from '../../../../src/sidecar/models/checkpoint/float16';
+import { float32ToFloat16Bits } from '../../../../src/sidecar/engine/float16';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../../../src/sidecar/models/checkpoint/safetensors';
 import { loadUNet } from '../../../../src/sidecar/models/unet/load';
 import { writeRandomUNet } from '../../../../src/sidecar/models/unet/random-weights';

@@ -11,7 +11,7 @@ import { add, div, mul, sub } from '../../../../src/sidecar/engine/ops';
 import { SD15_DRAG_SCHEDULER_CONFIG } from '../../../../src/sidecar/models/config';
 import { loadUNet } from '../../../../src/sidecar/models/unet/load';
 import { unetForward, type UNetModel } from '../../../../src/sidecar/models/unet/unet';
-import { createDdimSchedule, dragStepCoefficients, type StepCoefficients } from '../../../../src/sidecar/pipeline/ddim';
+import { createDdimSchedule, dragStepCoefficients, type StepCoefficients } from '../../../../src/sidecar/pipeline/diffusion/ddim';
 import { STEP_INPUT, type DragGraphConfig } from '../../../../src/sidecar/pipeline/drag/drag-config';
 import {
   buildDragStep,
