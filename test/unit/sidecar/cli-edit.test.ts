@@ -88,5 +88,11 @@ describe('clipdrag edit (CLI)', () => {
     assert.equal(failed.code, 1);
     assert.match(failed.stderr, /broken\.png/);
     assert.equal(failed.stdout, '');
+    // A pickle checkpoint is refused before anything reads it, saying why.
+    const pickle = path.join(dir, 'sd15.ckpt');
+    await fs.writeFile(pickle, 'never unpickled');
+    const refused = await clipdrag('edit', imagePath, '--points', '1,1,2,2', '--prompt', 'x', ...common(), '--model', pickle);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /sd15\.ckpt is a PyTorch pickle checkpoint, which CLIPDrag never loads: unpickling can run any code/);
   });
 });
