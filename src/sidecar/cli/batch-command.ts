@@ -3,11 +3,14 @@
 // skipped, so an interrupted batch continues where it stopped. Progress on stderr; the summary on stdout (--json:
 // the report as one object). Ctrl-C cancels after the current step; the report says what was done.
 import * as path from 'node:path';
-import { formatDuration, type BatchOptions, type BatchPlan, type BatchProgress, type BatchReport } from '../../shared/batch';
+import { formatDuration, type BatchOptions, type BatchPlan, type BatchProgress, type BatchReport, type BatchReportPart, type BatchShard } from '../../shared/batch';
 import { runPlannedBatch, type BatchEnvironment } from '../batch/batch-service';
 import { BatchFolderError, planBatch } from '../batch/plan';
+import { mergeBatchReport } from '../batch/report-parts';
+import { inShard, parseShard, ShardError, shardFromEnvironment } from '../batch/shard';
+import { skeleton } from '../batch/worker';
 import { parseModelSource } from '../hub';
-import { JSON_FLAG, MODEL_FLAGS, PARAMETER_FLAGS, describeFlags, modelSettings, parameterValues, parseFlags, type Flag } from './flags';
+import { JSON_FLAG, MODEL_FLAGS, PARAMETER_FLAGS, describeFlags, modelSettings, parameterValues, parseFlags, stringFlag, type Flag, type FlagValues } from './flags';
 import { UsageError, type CliIo } from './io';
 
 const BATCH_FLAGS: readonly Flag[] = [
@@ -15,6 +18,11 @@ const BATCH_FLAGS: readonly Flag[] = [
   { name: 'force', type: 'boolean', help: 'run every item again, even when a matching result exists' },
   { name: 'plan', type: 'boolean', help: 'only show what would run, and the time estimate' },
   { ...JSON_FLAG, help: 'print one JSON object (the plan with --plan, else the report) instead of the summary' },
+  { name: 'worker', type: 'boolean', help: 'share the folder with other workers (other processes or machines): claim each item first' },
+  { name: 'shard', type: 'string', value: 'K/N|auto', help: 'run only slice K (0 … N-1) of N (implies --worker); auto: from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX' },
+  { name: 'shards', type: 'string', value: 'N', help: 'the number of slices, for --shard auto (required with JOB_COMPLETION_INDEX)' },
+  { name: 'claim-timeout', type: 'string', value: 'S', help: "take over a claim whose worker gave no sign of life for S seconds (default 600)" },
+  { name: 'report', type: 'boolean', help: "only merge the workers' report parts into clipdrag-batch-report.md/.json" },
 ];
 
 export const BATCH_USAGE = `clipdrag batch <folder> [options]
@@ -29,10 +37,14 @@ export interface BatchCommandOptions {
   batch: BatchOptions;
   planOnly: boolean;
   json: boolean;
+  /** Present with --worker or --shard: run as one of several workers. */
+  worker?: { shard?: BatchShard; claimTimeoutMs?: number };
+  /** --report: only merge the report parts. */
+  mergeOnly?: boolean;
 }
 
 /** The options, or `'help'` when --help was asked for. */
-export function parseBatchOptions(args: readonly string[], cwd = process.cwd()): BatchCommandOptions | 'help' {
+export function parseBatchOptions(args: readonly string[], cwd = process.cwd(), env: NodeJS.ProcessEnv = process.env): BatchCommandOptions | 'help' {
   const { values, positionals, help } = parseFlags('batch', args, [...BATCH_FLAGS, ...PARAMETER_FLAGS]);
   if (help) return 'help';
   if (positionals.length === 0) throw new UsageError('batch: no folder given');
@@ -48,7 +60,39 @@ export function parseBatchOptions(args: readonly string[], cwd = process.cwd()):
   const parameters = parameterValues('batch', values);
   if (Object.keys(parameters).length > 0) batch.dragBenchParameters = parameters;
   if (values.force === true) batch.force = true;
-  return { batch, planOnly: values.plan === true, json: values.json === true };
+  const options: BatchCommandOptions = { batch, planOnly: values.plan === true, json: values.json === true };
+  const worker = parseWorkerOptions(values, env);
+  if (worker || values.worker === true) options.worker = worker ?? {};
+  if (values.report === true) options.mergeOnly = true;
+  return options;
+}
+
+/** --shard, --shards and --claim-timeout (any of them makes the run a worker's). */
+function parseWorkerOptions(values: FlagValues, env: NodeJS.ProcessEnv): BatchCommandOptions['worker'] {
+  const shardText = stringFlag(values, 'shard');
+  const shardsText = stringFlag(values, 'shards');
+  const timeoutText = stringFlag(values, 'claim-timeout');
+  if (shardText === undefined && shardsText === undefined && timeoutText === undefined) return undefined;
+  const worker: NonNullable<BatchCommandOptions['worker']> = {};
+  let shards: number | undefined;
+  if (shardsText !== undefined) {
+    shards = Number(shardsText);
+    if (!Number.isSafeInteger(shards) || shards < 1) throw new UsageError(`batch: --shards must be a whole number of at least 1 (got ${JSON.stringify(shardsText)})`);
+    if (shardText !== 'auto') throw new UsageError('batch: --shards goes with --shard auto (with --shard K/N the N says it)');
+  }
+  try {
+    if (shardText === 'auto') worker.shard = shardFromEnvironment(env, shards);
+    else if (shardText !== undefined) worker.shard = parseShard(shardText);
+  } catch (error) {
+    if (error instanceof ShardError) throw new UsageError(`batch: ${error.message}`);
+    throw error;
+  }
+  if (timeoutText !== undefined) {
+    const seconds = Number(timeoutText);
+    if (timeoutText.trim() === '' || !Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`batch: --claim-timeout must be a positive number of seconds (got ${JSON.stringify(timeoutText)})`);
+    worker.claimTimeoutMs = seconds * 1000;
+  }
+  return worker;
 }
 
 /** A folder becomes its absolute path, so results record the same model whatever folder the command ran from. */
@@ -73,13 +117,25 @@ export async function runBatchCommand(options: BatchCommandOptions, io: CliIo, e
   try {
     const planning = await planBatch(options.batch);
     const { plan } = planning;
+    if (options.mergeOnly) {
+      const merged = await mergeBatchReport(planning.root, { planned: skeleton(planning), onProblem: (file, error) => io.err(`clipdrag: skipped report part ${file}: ${error instanceof Error ? error.message : String(error)}`) });
+      if (!merged) {
+        io.err(`clipdrag: ${plan.folder} has no report parts (no worker has run there); nothing to merge`);
+        return 1;
+      }
+      if (options.json) io.out(JSON.stringify({ ...merged, reportFiles: plan.reportFiles }));
+      else summary(merged, plan).forEach((line) => io.out(line));
+      return merged.totals.failed > 0 ? 1 : 0;
+    }
     if (options.planOnly) {
       if (options.json) io.out(JSON.stringify(plan));
       else describePlan(plan).forEach((line) => io.out(line));
       return 0;
     }
     describePlan(plan).forEach((line) => io.err(line));
+    if (options.worker?.shard) io.err(`shard ${options.worker.shard.index}/${options.worker.shard.count}: ${plan.items.filter((_, i) => inShard(i, options.worker!.shard)).length} of the items`);
     const report = await runPlannedBatch(planning, options.batch, environment, {
+      ...(options.worker ? { worker: options.worker } : {}),
       signal: controller.signal,
       onProgress: progressPrinter(io),
       onReportError: (error) => io.err(`clipdrag: could not update the report: ${error instanceof Error ? error.message : String(error)}`),
@@ -138,8 +194,10 @@ function progressPrinter(io: CliIo): (progress: BatchProgress) => void {
 
 function summary(report: BatchReport, plan: BatchPlan): string[] {
   const t = report.totals;
+  const worker = 'worker' in report ? `Worker ${(report as BatchReportPart).worker.id}: ` : '';
+  const state = { completed: 'Batch finished', cancelled: 'Batch cancelled', stopped: 'Batch stopped', running: 'Batch not finished (workers still running, or killed)' }[report.state];
   const lines = [
-    `${report.state === 'completed' ? 'Batch finished' : report.state === 'cancelled' ? 'Batch cancelled' : 'Batch stopped'}: ${t.succeeded} done, ${t.skipped} skipped, ${t.failed} failed, ${t.cancelled} cancelled, ${t.notRun} not run (${formatDuration(t.seconds)})`,
+    `${worker}${state}: ${t.succeeded} done, ${t.skipped} skipped, ${t.failed} failed, ${t.cancelled} cancelled, ${t.notRun} not run (${formatDuration(t.seconds)})`,
   ];
   if (report.stopReason) lines.push(report.stopReason);
   if (t.meanDistance !== null) lines.push(`mean final handle-to-target distance: ${t.meanDistance} px`);
