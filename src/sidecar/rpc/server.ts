@@ -12,6 +12,7 @@ import {
 } from '../../shared/protocol';
 import { ExecutionProviderUnavailableError, onnxruntimeVersion, probeExecutionProviders, selectExecutionProvider } from '../engine/runtime/providers';
 import type { Logger } from '../log';
+import { defaultPipelineCacheDir } from '../pipeline/runtime/cache-dir';
 import { SIDECAR_VERSION } from '../version';
 import { registerBatchHandlers } from './batch-handlers';
 import { registerPipelineHandlers } from './pipeline-handlers';
@@ -43,7 +44,7 @@ export function startRpcServer({ input, output, log, onExit }: RpcServerOptions)
     if (!params || !isDevicePreference(params.devicePreference)) {
       throw new ResponseError(ErrorCodes.InvalidParams, `initialize: devicePreference must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(params?.devicePreference)})`);
     }
-    log.info(`initialize from ${params.client}; device preference: ${params.devicePreference}`);
+    log.info(`initialize from ${params.client}; device preference: ${params.devicePreference}; cache folder: ${defaultPipelineCacheDir()}`);
     devicePreference = params.devicePreference;
     return initialize(params, log);
   });

@@ -35,10 +35,15 @@ describe('shards', () => {
   });
 
   it('the CLI: --shard implies a worker; usage errors say what to pass', () => {
-    const options = parseBatchOptions(['/data', '--shard', 'auto', '--shards', '4', '--claim-timeout', '2.5'], '/', { SLURM_ARRAY_TASK_ID: '3' });
+    const parse = (args: string[], env: NodeJS.ProcessEnv) => {
+      const options = parseBatchOptions(args, '/', env);
+      assert.notEqual(options, 'help');
+      return options as Exclude<typeof options, 'help'>;
+    };
+    const options = parse(['/data', '--shard', 'auto', '--shards', '4', '--claim-timeout', '2.5'], { SLURM_ARRAY_TASK_ID: '3' });
     assert.deepEqual(options.worker, { shard: { index: 3, count: 4 }, claimTimeoutMs: 2500 });
-    assert.deepEqual(parseBatchOptions(['/data', '--worker'], '/', {}).worker, {});
-    assert.equal(parseBatchOptions(['/data', '--report'], '/', {}).mergeOnly, true);
+    assert.deepEqual(parse(['/data', '--worker'], {}).worker, {});
+    assert.equal(parse(['/data', '--report'], {}).mergeOnly, true);
     assert.throws(() => parseBatchOptions(['/data', '--shard', '1/2', '--shards', '2'], '/', {}), /--shards goes with --shard auto/);
     assert.throws(() => parseBatchOptions(['/data', '--claim-timeout', '0'], '/', {}), /positive number of seconds/);
   });

@@ -300,7 +300,7 @@ async function prepare(
     });
     progress.step('load', 1, 3);
     const models = await openPipelineModels({
-      stableDiffusionFolder: resolved.stableDiffusion.resolved.folder,
+      stableDiffusionFolder: resolved.stableDiffusion.resolved.singleFile ?? resolved.stableDiffusion.resolved.folder,
       ...(resolved.clip ? { clipFolder: resolved.clip.resolved.folder } : {}),
       ...(request.tokenizerFolder ? { tokenizerFolder: request.tokenizerFolder } : {}),
       precision: ids.precision,
