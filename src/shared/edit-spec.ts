@@ -23,6 +23,11 @@ export const EDIT_MODES = ['clipdrag', 'drag'] as const;
 /** `clipdrag`: drag points plus CLIP text guidance; `drag`: drag points only (no CLIP term, `editPrompt` unused). */
 export type EditMode = (typeof EDIT_MODES)[number];
 
+export const EDIT_MODE_DESCRIPTIONS: Readonly<Record<EditMode, string>> = {
+  clipdrag: 'CLIPDrag: the drag points plus CLIP guidance towards the edit prompt',
+  drag: 'DragDiffusion: the drag points only (no CLIP term; editPrompt is not used)',
+};
+
 /** A point in pixels of the source image as stored on disk (after EXIF orientation): x to the right, y down. */
 export type ImagePoint = [x: number, y: number];
 
@@ -77,9 +82,25 @@ export interface ValidateOptions {
   forRun?: boolean;
 }
 
-const TOP_LEVEL_FIELDS = ['version', 'mode', 'prompt', 'editPrompt', 'points', 'mask', 'parameters', 'model', 'clipModel'] as const;
-const POINT_PAIR_FIELDS = ['handle', 'target'] as const;
-const RLE_FIELDS = ['width', 'height', 'rle'] as const;
+/**
+ * The spec's fields: which are required and what each means. The validator checks against this table and the JSON
+ * Schema (edit-spec-schema.ts) is built from it, so both know the same fields.
+ */
+export const EDIT_SPEC_FIELDS: { readonly [K in keyof EditSpec]-?: { required: boolean; description: string } } = {
+  version: { required: true, description: `The edit spec format version (${EDIT_SPEC_VERSION}).` },
+  mode: { required: true, description: 'clipdrag: drag points with CLIP text guidance; drag: drag points only.' },
+  prompt: { required: true, description: 'What the image shows (LoRA, inversion and denoising prompt). May be empty.' },
+  editPrompt: { required: false, description: 'What the image should become (CLIP guidance text); empty or absent: the prompt.' },
+  points: { required: true, description: 'Handle → target pairs in pixels of the source image (may be empty while drafting).' },
+  mask: { required: false, description: 'The editable region: a PNG path relative to the spec, or an inline run-length mask. Absent: the whole image may change.' },
+  parameters: { required: false, description: 'Edit parameters; absent ones take their defaults.' },
+  model: { required: false, description: 'Stable Diffusion 1.5 weights: a hub id "owner/name[@revision]", a folder, or a single-file .safetensors checkpoint. Absent: the clipdrag.model setting.' },
+  clipModel: { required: false, description: 'CLIP ViT-B/16 weights: a hub id "owner/name[@revision]" or a folder. Absent: the clipdrag.clipModel setting.' },
+};
+
+const TOP_LEVEL_FIELDS = Object.keys(EDIT_SPEC_FIELDS) as (keyof EditSpec)[];
+export const POINT_PAIR_FIELDS = ['handle', 'target'] as const satisfies readonly (keyof PointPair)[];
+export const MASK_RLE_FIELDS = ['width', 'height', 'rle'] as const satisfies readonly (keyof RleMask)[];
 /** Past this many, further problems are summarised: a broken file should not produce pages of errors. */
 const MAX_ISSUES = 50;
 
@@ -429,7 +450,7 @@ function checkMask(spec: JsonRecord, imageSize: ImageSize | undefined, issues: I
     issues.add('$.mask', `expected a PNG file path relative to the spec or { "width", "height", "rle": [runs] }, got ${describe(value)}`);
     return undefined;
   }
-  checkUnknownFields(value, '$.mask', RLE_FIELDS, issues);
+  checkUnknownFields(value, '$.mask', MASK_RLE_FIELDS, issues);
   const width = checkDimension(value, 'width', issues);
   const height = checkDimension(value, 'height', issues);
   const runs = checkRuns(value, issues);

@@ -68,10 +68,12 @@ export async function planBatch(options: BatchOptions): Promise<BatchPlanning> {
   let estimateSeconds = 0;
   let basedOn = 0;
   for (const planned of items) {
-    if (planned.item.state !== 'pending' || !planned.run) continue;
+    if (!planned.run) continue;
     const sameModel = recipes.filter((recipe) => recipeModelId(recipe) === planned.run!.model);
     const fromRecipes = ratesFromRecipes(sameModel);
+    // Done items count too: their results are the earlier results an estimate is based on.
     basedOn = Math.max(basedOn, fromRecipes?.recipes ?? 0);
+    if (planned.item.state !== 'pending') continue;
     const seconds = Math.round(estimateItemSeconds(withDefaults(planned.run.spec).parameters, fromRecipes?.rates ?? DEFAULT_STAGE_RATES));
     planned.item.estimateSeconds = seconds;
     estimateSeconds += seconds;

@@ -9,6 +9,7 @@ import type { BatchOptions, BatchPlanItem } from '../../../src/shared/batch';
 import { serializeEditSpec, type EditSpec } from '../../../src/shared/edit-spec';
 import { runPlannedBatch } from '../../../src/sidecar/batch/batch-service';
 import { BatchFolderError, planBatch } from '../../../src/sidecar/batch/plan';
+import { describePlan } from '../../../src/sidecar/cli/batch-command';
 import { Engine } from '../../../src/sidecar/engine/runtime';
 import { encodePng } from '../../../src/sidecar/io/image';
 import { BATCH_TEST_PARAMETERS, DRAGBENCH_SAMPLE_PICKLE, batchSpec } from '../../support/batch-folder';
@@ -155,6 +156,10 @@ describe('planBatch: resume and estimates (tiny models, CPU)', () => {
     assert.equal(itemOf(now.plan.items, SAMPLE_IMAGE).result, 'bench/animals/s1/original_image.clipdrag.png');
     assert.equal(now.plan.counts.done, 2);
     assert.equal(now.plan.estimate.seconds, 0);
+    // A rerun with every result there still knows its earlier results, and says there is nothing to run.
+    assert.equal(now.plan.estimate.basis, 'previous-results');
+    assert.equal(now.plan.estimate.recipes, 2);
+    assert.deepEqual(describePlan(now.plan).slice(1), ['nothing to run (use --force to run done items again)']);
 
     // Previews do not change the result.
     await writeSpec({ previewInterval: 5 });

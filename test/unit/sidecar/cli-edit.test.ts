@@ -40,7 +40,7 @@ describe('clipdrag edit (CLI)', () => {
   const common = () => ['--model', model, '--clip', TINY_CLIP, '--device', 'cpu', '--lora-steps', '1', '--working-width', '64'];
 
   it('edits from flags: progress on stderr, one JSON object on stdout, result next to the image', async () => {
-    const { code, stdout, stderr } = await clipdrag('edit', imagePath, '--points', '20,32,40,32', '--prompt', 'a bright blob', '--edit-prompt', 'a blob on the right', '--max-iters', '3', ...common(), '--json');
+    const { code, stdout, stderr } = await clipdrag('edit', imagePath, '--points', '20,32,40,32', '--prompt', 'a bright blob', '--edit-prompt', 'a blob on the right', '--max-iters', '3', '--inference-steps', '10', ...common(), '--json');
     assert.equal(code, 0, stderr);
     const result = JSON.parse(stdout) as { image: string; recipe: string; iterations: number; finalHandles: number[][]; timings: { stage: string }[]; executionProvider: string };
     assert.equal(result.image, path.join(path.dirname(imagePath), 'blob.clipdrag.png'));
@@ -51,9 +51,10 @@ describe('clipdrag edit (CLI)', () => {
     await fs.access(result.recipe);
     assert.match(stderr, /^\[lora 1\/1\] lora \d/m);
     assert.match(stderr, /^\[drag 3\/3\] motion [\d.e+-]+, clip [\d.]+ handles \(\d/m);
-    const recipe = JSON.parse(await fs.readFile(result.recipe, 'utf8')) as { spec: { editPrompt: string; parameters: { dragSteps: number } } };
+    const recipe = JSON.parse(await fs.readFile(result.recipe, 'utf8')) as { spec: { editPrompt: string; parameters: { dragSteps: number; inferenceSteps: number } } };
     assert.equal(recipe.spec.editPrompt, 'a blob on the right');
     assert.equal(recipe.spec.parameters.dragSteps, 3);
+    assert.equal(recipe.spec.parameters.inferenceSteps, 10);
   });
 
   it('edits from a spec file with a mask, flags overriding it, into --out', async () => {
