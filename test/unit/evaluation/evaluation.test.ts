@@ -1,41 +1,17 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Engine } from '../../../src/sidecar/engine/runtime/engine';
 import { readEvalReportFiles } from '../../support/eval-report';
-import { encodePng } from '../../../src/sidecar/io/image';
 import { DragBenchScorer } from '../../../src/sidecar/pipeline/evaluation/scorer';
 import { GraphSession } from '../../../src/sidecar/pipeline/runtime/graph-session';
 import { EVAL_REPORT_FILES, summarise, writeEvalReport } from '../../../src/sidecar/evaluation/report';
 import { readPreviousReport, runEvaluation } from '../../../src/sidecar/evaluation/runner';
 import type { ResultSet } from '../../../src/sidecar/evaluation/samples';
-import { DRAGBENCH_SAMPLE_PICKLE } from '../../support/batch-folder';
-import { blobImage } from '../../support/tiny-pipeline';
-
-const EVAL = path.resolve(__dirname, '..', '..', 'fixtures', 'eval');
-const MODELS = { dift: path.join(EVAL, 'tiny-sd21'), clip: path.join(EVAL, 'clip-vit-b32'), lpips: path.join(EVAL, 'lpips-alex') };
-
-/** Two DragBench samples (the blob at x 20, to be dragged to x 40); results in both layouts. */
-async function makeFolder(root: string): Promise<{ samples: string; reference: string }> {
-  const samples = path.join(root, 'bench');
-  const reference = path.join(root, 'reference-results');
-  const source = await encodePng(blobImage(64, 64, 20, 32, 8));
-  const moved = await encodePng(blobImage(64, 64, 40, 32, 8));
-  for (const key of ['animals/sample_1', 'art_work/sample_2']) {
-    const dir = path.join(samples, ...key.split('/'));
-    await fs.mkdir(dir, { recursive: true });
-    await fs.writeFile(path.join(dir, 'original_image.png'), source);
-    await fs.copyFile(DRAGBENCH_SAMPLE_PICKLE, path.join(dir, 'meta_data.pkl'));
-    await fs.mkdir(path.join(reference, ...key.split('/')), { recursive: true });
-    // The reference set: sample_1 unchanged (a result identical to its source), sample_2 dragged.
-    await fs.writeFile(path.join(reference, ...key.split('/'), 'dragged_image.png'), key.endsWith('1') ? source : moved);
-  }
-  // Ours: next to sample_1 only.
-  await fs.writeFile(path.join(samples, 'animals', 'sample_1', 'original_image.clipdrag.png'), moved);
-  return { samples, reference };
-}
+import { EVAL_TEST_MODELS as MODELS, makeEvalFolder as makeFolder } from '../../support/eval-folder';
 
 describe('DragBench evaluation of a folder (tiny SD-2.1, CLIP ViT-B/32 and LPIPS models)', () => {
   let root: string;
@@ -89,5 +65,48 @@ describe('DragBench evaluation of a folder (tiny SD-2.1, CLIP ViT-B/32 and LPIPS
     const again = await runEvaluation({ root: samples, sets, models: MODELS, scorer, previous: await readPreviousReport(samples) });
     assert.equal(opened, 1, 'a rerun with nothing changed opens no model');
     assert.deepEqual(again.entries, report.entries);
+  });
+});
+
+describe('clipdrag eval (the CLI, as a child process)', () => {
+  const repo = path.resolve(__dirname, '..', '..', '..');
+  const run = (args: string[], cacheDir: string) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src', 'sidecar', 'main.ts'), ...args], {
+        cwd: repo,
+        env: { ...process.env, CLIPDRAG_CACHE_DIR: cacheDir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+
+  it('scores a folder against a reference-layout result set and prints the report as JSON', async () => {
+    const root = await fs.mkdtemp(path.join(os.tmpdir(), 'clipdrag-eval-cli-'));
+    try {
+      const { samples, reference } = await makeFolder(root);
+      const args = ['eval', samples, '--results', reference, '--dift-model', MODELS.dift, '--clip-model', MODELS.clip, '--lpips-model', MODELS.lpips, '--device', 'cpu', '--json'];
+      const first = await run(args, path.join(root, 'cache'));
+      assert.equal(first.code, 0, first.stderr);
+      const report = JSON.parse(first.stdout) as { summary: { set: string; overall: { samples: number } }[]; entries: { score?: unknown }[] };
+      assert.deepEqual(report.summary.map((s) => [s.set, s.overall.samples]), [['reference-results', 2]]);
+      assert.match(first.stderr, /\[2\/2\] art_work\/sample_2 \(reference-results\)/);
+      for (const name of Object.values(EVAL_REPORT_FILES)) await fs.access(path.join(samples, name));
+      const second = await run(args, path.join(root, 'cache'));
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stderr, /\[2\/2\] art_work\/sample_2 \(reference-results\) unchanged, kept/);
+    } finally {
+      await fs.rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('asks for the LPIPS weights, saying which files they are', async () => {
+    const result = await run(['eval', '.'], os.tmpdir());
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--lpips-model is required: .*alex\.pth.*alexnet-owt-7be5be79\.pth/);
   });
 });
