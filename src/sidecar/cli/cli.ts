@@ -3,6 +3,7 @@ import { SIDECAR_VERSION } from '../version';
 import { BATCH_USAGE, parseBatchOptions, runBatchCommand } from './batch-command';
 import { DOCTOR_USAGE, parseDoctorOptions, runDoctor } from './doctor';
 import { EDIT_USAGE, parseEditOptions, runEdit } from './edit-command';
+import { EVAL_USAGE, parseEvalOptions, runEvalCommand } from './eval-command';
 import { UsageError, processIo, type CliIo } from './io';
 
 export const USAGE = `Usage: clipdrag <command> [options]
@@ -11,12 +12,13 @@ Commands:
   doctor         list the onnxruntime execution providers on this machine and the one that would be used
   edit <image>   edit one image; the result and its recipe are written next to it
   batch <folder> edit every image of a folder that has a saved edit, and DragBench samples
+  eval <folder>  score DragBench results as the papers do (mean distance, 1 − LPIPS, CLIP similarity)
   --version      print the version
   --help         print this help (clipdrag <command> --help: the command's options)
   --stdio        serve the extension's JSON-RPC protocol on stdin/stdout (used by the VS Code extension)`;
 
 /** Each command's usage, printed by `clipdrag <command> --help` and after a usage mistake in it. */
-const COMMAND_USAGE: Readonly<Record<string, string>> = { doctor: DOCTOR_USAGE, edit: EDIT_USAGE, batch: BATCH_USAGE };
+const COMMAND_USAGE: Readonly<Record<string, string>> = { doctor: DOCTOR_USAGE, edit: EDIT_USAGE, batch: BATCH_USAGE, eval: EVAL_USAGE };
 
 /** The argv words that select the CLI rather than the RPC server. */
 export function isCliInvocation(args: readonly string[]): boolean {
@@ -49,6 +51,10 @@ export async function runCli(args: readonly string[], io: CliIo = processIo): Pr
       case 'batch': {
         const options = parseBatchOptions(rest);
         return options === 'help' ? help(command, io) : await runBatchCommand(options, io);
+      }
+      case 'eval': {
+        const options = parseEvalOptions(rest);
+        return options === 'help' ? help(command, io) : await runEvalCommand(options, io);
       }
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}`);
