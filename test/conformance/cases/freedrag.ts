@@ -14,10 +14,11 @@ import {
   windowOffsets,
 } from '../../../src/sidecar/pipeline/drag/freedrag';
 import type { Point } from '../../../src/sidecar/pipeline/drag/tracking';
+import { runFreeDragMotion } from '../../support/drag-cases';
 import { concatFloat32, float32Tensor, numberSetting, subcases, type CaseRun } from '../case';
 import type { GoldenTensors, HostTensor } from '../golden';
 
-export const cases = ['freedrag_features', 'freedrag_line_search', 'freedrag_template_update'] as const;
+export const cases = ['freedrag_features', 'freedrag_line_search', 'freedrag_template_update', 'freedrag_motion_supervision'] as const;
 
 function points(data: Float32Array): Point[] {
   const out: Point[] = [];
@@ -67,6 +68,32 @@ export const run: CaseRun = async (entry, golden) => {
       );
       outputs[`${p}best`] = float32Tensor([2], [best[0], best[1]]);
     }
+  } else if (entry.name === 'freedrag_motion_supervision') {
+    const latentShape = golden.shape('x_prev');
+    const [n, cells, channels] = golden.shape('templates') as [number, number, number];
+    const templates = await golden.float32('templates');
+    const result = await runFreeDragMotion(
+      await golden.float32('feature'),
+      golden.shape('feature'),
+      supervisionSetting(s.supervision),
+      numberSetting(s, 'win_r', entry.name),
+      points(await golden.float32('currents')),
+      Array.from({ length: n }, (_, k) => templates.subarray(k * cells * channels, (k + 1) * cells * channels)),
+      {
+        xPrev: await golden.float32('x_prev'),
+        xPrev0: await golden.float32('x_prev_0'),
+        latentShape,
+        interpMask: await golden.float32('interp_mask'),
+        lam: numberSetting(s, 'lam', entry.name),
+      },
+    );
+    const lam = numberSetting(s, 'lam', entry.name);
+    outputs.loss_supervised = float32Tensor([n], result.pairLosses);
+    // The graph folds λ into the weights; the reference reports mean(...) before λ.
+    outputs.mask_loss = float32Tensor([1], [result.maskLoss / lam]);
+    outputs.loss = float32Tensor([1], [result.loss]);
+    outputs.grad_feature = float32Tensor(golden.shape('feature'), result.gradFeature);
+    outputs.grad_x_prev = float32Tensor(latentShape, result.gradXPrev);
   } else {
     const current = points(await golden.float32('current'));
     const targets = points(await golden.float32('target'));
