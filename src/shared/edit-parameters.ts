@@ -99,8 +99,8 @@ export const EDIT_PARAMETER_DEFINITIONS: { readonly [K in EditParameterName]: Pa
   },
   dragSteps: {
     kind: 'integer', default: 800, min: 0, max: 10000,
-    description: 'maximum drag iterations (text mode: the iterations of the CLIP optimisation)',
-    source: `${HEAD_UI}: n_pix_step = 800 (the author's recommended setting, issue #1); the DragBench script uses 40. Per mode: EDIT_MODE_DEFAULTS`,
+    description: 'maximum drag iterations',
+    source: `${HEAD_UI}: n_pix_step = 800 (the author's recommended setting, issue #1); the DragBench script uses 40. Other modes: EDIT_MODE_DEFAULTS (text mode: its iterations)`,
   },
   latentLearningRate: { kind: 'number', default: 0.01, min: 0, minExclusive: true, max: 1, description: 'Adam learning rate of the latent', source: `${HEAD_UI}: latent_lr = 0.01` },
   motionRadius: { kind: 'integer', default: 1, min: 0, max: 32, description: 'motion-supervision patch radius r_m', source: `${HEAD_UI}: r_m = 1 (DragBench script: 4)` },
