@@ -2,7 +2,7 @@
 // file), or is built from --points/--prompt; flags override it. Progress goes to stderr, the result's paths
 // to stdout (with --json: one JSON object). Ctrl-C cancels (nothing is written).
 import * as path from 'node:path';
-import { encodeMaskRle, type EditMode, type EditSpec, type PointPair } from '../../shared/edit-spec';
+import { EDIT_MODES, encodeMaskRle, type EditMode, type EditSpec, type PointPair } from '../../shared/edit-spec';
 import { isDevicePreference, isPrecisionPreference, type DevicePreference, type EditProgress, type PrecisionPreference } from '../../shared/protocol';
 import { readImageInfo, readMaskPng } from '../io/image';
 import { readEditSpecFile } from '../io/spec-file';
@@ -10,13 +10,14 @@ import { isEditCancelled } from '../pipeline/edit/cancellation';
 import { edit, type EditRequest } from '../pipeline/edit/edit';
 import { UsageError, type CliIo } from './io';
 
-export const EDIT_USAGE = `clipdrag edit <image> [--spec <file> | --points hx,hy,tx,ty[;...] --prompt <text>] [options]
+export const EDIT_USAGE = `clipdrag edit <image> [--spec <file> | --points hx,hy,tx,ty[;...] --prompt <text> | --mode text --prompt <text> --edit-prompt <text>] [options]
   --spec <file>          edit spec JSON (default: <image>.clipdrag-edit.json when no --points are given)
   --points <list>        handle → target pairs in image pixels: hx,hy,tx,ty separated by ";"
   --prompt <text>        what the image shows (LoRA, inversion and denoising prompt)
   --edit-prompt <text>   what it should become (CLIP guidance text; default: the prompt)
   --mask <png>           editable region (white = editable)
-  --mode drag|clipdrag   drag: DragDiffusion (no CLIP term); clipdrag (default): with CLIP guidance
+  --mode <mode>          clipdrag (default): points + CLIP guidance; drag: DragDiffusion; freedrag: FreeDrag;
+                         text: no points, the edit prompt alone (needs --prompt and --edit-prompt)
   --model <repo|dir>     Stable Diffusion 1.5 weights (hub id or folder)
   --clip <repo|dir>      CLIP ViT-B/16 weights
   --device <ep>          auto, cpu, cuda, webgpu, dml or coreml
@@ -72,7 +73,7 @@ export function parseEditOptions(args: readonly string[]): EditCommandOptions {
     return n;
   };
   const mode = values.get('--mode');
-  if (mode !== undefined && mode !== 'drag' && mode !== 'clipdrag') throw new UsageError(`edit: --mode must be drag or clipdrag (got ${JSON.stringify(mode)})`);
+  if (mode !== undefined && !isEditMode(mode)) throw new UsageError(`edit: --mode must be one of ${EDIT_MODES.join(', ')} (got ${JSON.stringify(mode)})`);
   const device = values.get('--device');
   if (device !== undefined && !isDevicePreference(device)) throw new UsageError(`edit: --device must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(device)})`);
   const precision = values.get('--precision');
@@ -81,6 +82,7 @@ export function parseEditOptions(args: readonly string[]): EditCommandOptions {
   if (values.has('--spec') === false && points !== undefined && !values.has('--prompt')) {
     throw new UsageError('edit: --points needs --prompt (what the image shows; it may be "")');
   }
+  if (mode === 'text' && points !== undefined) throw new UsageError('edit: --mode text edits by the prompts alone; leave out --points');
   const options: EditCommandOptions = { image, json };
   const text = (flag: string) => values.get(flag);
   if (text('--spec') !== undefined) options.spec = text('--spec')!;
@@ -108,6 +110,10 @@ export function parseEditOptions(args: readonly string[]): EditCommandOptions {
   return options;
 }
 
+export function isEditMode(value: string): value is EditMode {
+  return (EDIT_MODES as readonly string[]).includes(value);
+}
+
 /** "hx,hy,tx,ty;hx,hy,tx,ty" → point pairs. */
 export function parsePoints(text: string): PointPair[] {
   const pairs = text.split(';').filter((part) => part.trim() !== '');
@@ -129,8 +135,8 @@ async function buildSpec(options: EditCommandOptions, imagePath: string): Promis
   if (options.spec !== undefined) {
     specPath = path.resolve(options.spec);
     spec = await readEditSpecFile(specPath);
-  } else if (options.points !== undefined) {
-    spec = { version: 1, mode: options.mode ?? 'clipdrag', prompt: options.prompt ?? '', points: options.points };
+  } else if (options.points !== undefined || (options.mode === 'text' && options.prompt !== undefined)) {
+    spec = { version: 1, mode: options.mode ?? 'clipdrag', prompt: options.prompt ?? '', points: options.points ?? [] };
   } else {
     spec = await readEditSpecFile(`${imagePath}.clipdrag-edit.json`);
   }

@@ -9,7 +9,7 @@ CLIPDrag rule and from the projection variant's formula, both written out below.
 Rerun (Debian's PyTorch: apt-get install python3-torch python3-numpy):
 
     git clone https://github.com/LPengYang/FreeDrag <checkout>
-    /usr/bin/python3 test/conformance/generate-freedrag-golden.py \\
+    /usr/bin/python3 test/conformance/generators/make_freedrag_fixtures.py \\
         --freedrag <checkout>/FreeDrag--diffusion--version/utils --out test/fixtures
 
 It writes golden/freedrag_*.safetensors and golden/glms_rules.safetensors and replaces those cases in
