@@ -4,7 +4,7 @@
 // the report as one object). Ctrl-C cancels after the current step; the report says what was done.
 import * as path from 'node:path';
 import { formatDuration, type BatchOptions, type BatchPlan, type BatchProgress, type BatchReport } from '../../shared/batch';
-import { EDIT_PARAMETER_DEFINITIONS, EDIT_PARAMETER_NAMES, type EditParameterName, type EditParameters } from '../../shared/edit-parameters';
+import { EDIT_MODES, EDIT_PARAMETER_DEFINITIONS, EDIT_PARAMETER_NAMES, type EditMode, type EditParameterName, type EditParameters } from '../../shared/edit-parameters';
 import { isDevicePreference, isPrecisionPreference } from '../../shared/protocol';
 import { runPlannedBatch, type BatchEnvironment } from '../batch/batch-service';
 import { BatchFolderError, planBatch } from '../batch/plan';
@@ -19,6 +19,8 @@ export const BATCH_USAGE = `clipdrag batch <folder> [options]
   --device <ep>          auto, cpu, cuda, webgpu, dml or coreml
   --precision <p>        auto (fp32), fp32 or fp16 (half precision: less GPU memory)
   --param name=value     a parameter for DragBench samples (repeatable), e.g. --param dragSteps=40
+  --modes <list>         run every item in each of these modes (e.g. drag,clipdrag,freedrag) and compare them
+                         in the report, one table per sample
   --working-width N      width images are edited at (default 512)
   --force                run every item again, even when a matching result exists
   --plan                 only show what would run, and the time estimate
@@ -30,7 +32,7 @@ export interface BatchCommandOptions {
   json: boolean;
 }
 
-const VALUE_FLAGS = ['--model', '--clip', '--device', '--precision', '--param', '--working-width'] as const;
+const VALUE_FLAGS = ['--model', '--clip', '--device', '--precision', '--param', '--working-width', '--modes'] as const;
 
 export function parseBatchOptions(args: readonly string[], cwd = process.cwd()): BatchCommandOptions {
   let folder: string | undefined;
@@ -74,8 +76,20 @@ export function parseBatchOptions(args: readonly string[], cwd = process.cwd()):
     batch.workingWidth = n;
   }
   if (Object.keys(parameters).length > 0) batch.dragBenchParameters = parameters;
+  const modes = values.get('--modes');
+  if (modes !== undefined) batch.modes = parseModes(modes);
   if (flags.force) batch.force = true;
   return { batch, planOnly: flags.plan, json: flags.json };
+}
+
+/** "drag,clipdrag,freedrag" → the modes, each once, in the given order. */
+export function parseModes(text: string): EditMode[] {
+  const names = text.split(',').map((name) => name.trim()).filter((name) => name !== '');
+  if (names.length === 0) throw new UsageError(`batch: --modes is empty; expected a list such as drag,clipdrag,freedrag (modes: ${EDIT_MODES.join(', ')})`);
+  for (const name of names) {
+    if (!(EDIT_MODES as readonly string[]).includes(name)) throw new UsageError(`batch: --modes: unknown mode ${JSON.stringify(name)}; expected some of ${EDIT_MODES.join(', ')}`);
+  }
+  return [...new Set(names)] as EditMode[];
 }
 
 /** A folder becomes its absolute path, so results record the same model whatever folder the command ran from. */
