@@ -7,9 +7,10 @@
  *  - `text`: 40 iterations toward the edit prompt; it has no target, so "iterations to converge" is the first
  *    iteration by which the CLIP loss has made 90 % of its total fall.
  *
- * Per mode: the median time of one iteration (between consecutive iteration reports, so FreeDrag's once-per-stage
- * feature forward shows in `dragMsPerIter`, the drag stage's time over its iterations), iterations run, whether
- * the targets were reached, the final handle's distance to its target (image pixels) and the whole edit's time.
+ * Per mode: `iterMedianMs`, the median time between consecutive iteration reports (one step-graph run plus JS);
+ * `dragMsPerIter`, the whole drag stage over its iterations (graph compilation and FreeDrag's once-per-stage feature
+ * forward included, so it is large for short runs); iterations run; `convergedAt`; whether the targets were reached;
+ * the final handle's distance to its target (image pixels) and the whole edit's time.
  *
  *     npm run bench -- modes [--model DIR] [--clip DIR] [--size N]
  */
