@@ -155,7 +155,6 @@ const pageQueries = {
             runStatus: document.getElementById('run-status')?.textContent ?? '',
             pointList: Array.from(document.querySelectorAll('#points-list .pair')).map((e) => e.textContent ?? ''),
             results: Array.from(document.querySelectorAll('#results .result-name')).map((e) => e.textContent ?? ''),
-            compareCaption: document.getElementById('compare-caption')?.textContent ?? '',
           };
         }),
       );

@@ -36,8 +36,6 @@ export interface EditorPageInfo {
   runStatus: string;
   pointList: string[];
   results: string[];
-  /** The comparison's caption ("Source vs …", or "<result> vs <result>"). */
-  compareCaption: string;
 }
 
 export interface WebviewImageInfo {
