@@ -109,7 +109,8 @@ export function validateEditSpec(value: unknown, options: ValidateOptions = {}):
   const model = checkModelId(value, 'model', issues);
   const clipModel = checkModelId(value, 'clipModel', issues);
 
-  if (options.forRun && mode !== undefined && points !== undefined) checkRunnable(mode, prompt, editPrompt, points, issues);
+  // Counted as given: a pair with a bad coordinate is reported where it is, not as a missing pair.
+  if (options.forRun && mode !== undefined && points !== undefined) checkRunnable(mode, prompt, editPrompt, value.points as unknown[], issues);
   if (issues.count > 0 || mode === undefined || prompt === undefined || points === undefined) return issues.result();
   const spec: EditSpec = { version: EDIT_SPEC_VERSION, mode, prompt, points };
   if (editPrompt !== undefined) spec.editPrompt = editPrompt;
@@ -309,7 +310,7 @@ function checkUnknownFields(record: JsonRecord, path: string, known: readonly st
 }
 
 function checkMode(spec: JsonRecord, issues: IssueList): EditSpec['mode'] | undefined {
-  const expected = EDIT_MODES.map((mode) => `"${mode}"`).join(' or ');
+  const expected = `one of ${EDIT_MODES.map((mode) => `"${mode}"`).join(', ')}`;
   if (!has(spec, 'mode')) {
     issues.add('$.mode', `missing; expected ${expected}`);
     return undefined;

@@ -316,7 +316,7 @@ describe('CLIPDrag editor inside VS Code', function () {
     fs.writeFileSync(`${broken.fsPath}.clipdrag-edit.json`, JSON.stringify({ version: 1, mode: 'sideways', prompt: '', points: [] }));
     await vscode.commands.executeCommand('vscode.openWith', broken, 'clipdrag.editor');
     await api.editor.whenImageSettled(broken);
-    assert.match(api.editor.documentFor(broken)!.loadProblem ?? '', /\$\.mode: expected "clipdrag" or "drag", got "sideways"/);
+    assert.match(api.editor.documentFor(broken)!.loadProblem ?? '', /\$\.mode: expected one of "clipdrag", "drag", "freedrag", "text", got "sideways"/);
     const notification = await waitFor('the notification', async () => (await askRunner({ kind: 'notifications' })).find((text) => text.includes('broken.png.clipdrag-edit.json is not valid')));
     assert.match(notification, /The editor starts empty; saving replaces the file\./);
     await vscode.commands.executeCommand('workbench.action.closeActiveEditor');

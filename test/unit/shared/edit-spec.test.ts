@@ -98,7 +98,7 @@ describe('edit spec validation', () => {
       ['$.version', '$.mode', '$.prompt', '$.points'],
     );
     assert.match(issues[0]!.message, /missing; expected 1/);
-    assert.match(issues[1]!.message, /missing; expected "clipdrag" or "drag"/);
+    assert.match(issues[1]!.message, /missing; expected one of "clipdrag", "drag", "freedrag", "text"/);
     assert.match(issues[2]!.message, /missing; expected a string describing the image/);
     assert.match(issues[3]!.message, /missing; expected an array of \{ "handle": \[x, y\], "target": \[x, y\] \}/);
   });
@@ -131,7 +131,7 @@ describe('edit spec validation', () => {
   });
 
   it('checks the types of mode, prompts and model ids', () => {
-    assertSingleIssue(withChange((s) => (s.mode = 'sketch')), '$.mode', /expected "clipdrag" or "drag" or "freedrag" or "text", got "sketch"/);
+    assertSingleIssue(withChange((s) => (s.mode = 'sketch')), '$.mode', /expected one of "clipdrag", "drag", "freedrag", "text", got "sketch"/);
     assertSingleIssue(withChange((s) => (s.prompt = 42)), '$.prompt', /expected a string describing the image .*, got 42/);
     assertSingleIssue(withChange((s) => (s.editPrompt = null)), '$.editPrompt', /expected a string saying what the image should become, got null/);
     assertSingleIssue(withChange((s) => (s.model = '  ')), '$.model', /is not a model id; expected a Stable Diffusion 1.5 model/);
