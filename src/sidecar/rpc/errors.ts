@@ -2,7 +2,7 @@
 // (cancelled, unusable input, model unavailable, failed while running) and whose message says what to do.
 import { ResponseError } from 'vscode-jsonrpc/node';
 import { EditSpecError } from '../../shared/edit-spec';
-import { SidecarErrorCodes } from '../../shared/protocol';
+import { SidecarErrorCodes, type ModelUnavailableData } from '../../shared/protocol';
 import { isModelStoreError } from '../hub';
 import { FileWriteError } from '../io/atomic-write';
 import { ImageFileError } from '../io/image';
@@ -34,7 +34,10 @@ export function toResponseError(error: unknown, what: string): ResponseError<unk
   if (isEditCancelled(error)) return new ResponseError(SidecarErrorCodes.RequestCancelled, message);
   if (error instanceof EditSpecError) return new ResponseError(SidecarErrorCodes.InvalidEditInput, message, { issues: error.issues });
   if (isInputError(error)) return new ResponseError(SidecarErrorCodes.InvalidEditInput, message);
-  if (isModelError(error)) return new ResponseError(SidecarErrorCodes.ModelUnavailable, message);
+  if (isModelError(error)) {
+    const data: ModelUnavailableData = isModelStoreError(error) ? { storeCode: error.code } : {};
+    return new ResponseError(SidecarErrorCodes.ModelUnavailable, message, data);
+  }
   if (error instanceof FileWriteError) return new ResponseError(SidecarErrorCodes.EditFailed, message);
   return new ResponseError(SidecarErrorCodes.EditFailed, `${what} failed: ${message}`);
 }

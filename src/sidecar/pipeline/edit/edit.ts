@@ -15,14 +15,13 @@ import sharp from 'sharp';
 import { inversionStepCount } from '../../../shared/edit-parameters';
 import { hasText, type EditMode, type EditSpec, type ImagePoint } from '../../../shared/edit-spec';
 import type { EditOverrides, EditProgress, EditRunResult, EditSettings, Precision } from '../../../shared/protocol';
-import { RECIPE_VERSION, type Recipe, type RecipeStageTiming } from '../../../shared/recipe';
+import type { Recipe, RecipeStageTiming } from '../../../shared/recipe';
 import { Engine } from '../../engine/runtime/engine';
 import { onnxruntimeVersion } from '../../engine/runtime/providers';
 import type { HubSettingsOverrides } from '../../hub/hub-settings';
-import { writeFileAtomic } from '../../io/atomic-write';
-import { encodePng, rgbToSignedChw, unitChwToRgb, type RgbImage } from '../../io/image';
+import { rgbToSignedChw, unitChwToRgb, type RgbImage } from '../../io/image';
 import { resizeBilinearLikePil } from '../../io/resize';
-import { describeSourceFile, writeEditResult, type RecipeDraft } from '../../io/results';
+import { describeSourceFile, writeEditResult, writeNamedResult, type RecipeDraft } from '../../io/results';
 import { specWithInlineMask } from '../../io/spec-file';
 import { SD15_DRAG_SCHEDULER_CONFIG } from '../../models/config';
 import { featureNames } from '../../models/unet/plan';
@@ -257,7 +256,7 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
         precision,
       },
     };
-    const written = await writeResult(input, result, draft, request.outPath);
+    const written = await writeResult(input, result, draft, request.outPath, (message) => progress.note('write', message));
     progress.step('write', 2, 2);
     return {
       imagePath: written.imagePath,
@@ -549,21 +548,14 @@ async function writeResult(
   image: RgbImage,
   draft: RecipeDraft & { pipeline: RecipePipelineSettings },
   outPath: string | undefined,
+  note: (message: string) => void,
 ): Promise<{ imagePath: string; recipePath: string; recipe: PipelineRecipe }> {
-  if (outPath === undefined) {
-    const written = await writeEditResult({ sourcePath: input.imagePath, image, recipe: draft });
-    return { imagePath: written.imagePath, recipePath: written.recipePath, recipe: written.recipe as PipelineRecipe };
-  }
-  const { imagePath, recipePath } = outputPaths(outPath, input);
-  const recipe: PipelineRecipe = {
-    recipeVersion: RECIPE_VERSION,
-    createdAt: new Date().toISOString(),
-    ...draft,
-    result: { file: path.basename(imagePath), width: image.width, height: image.height },
-  };
-  await writeFileAtomic(imagePath, await encodePng(image));
-  await writeFileAtomic(recipePath, `${JSON.stringify(recipe, null, 2)}\n`);
-  return { imagePath, recipePath, recipe };
+  const written =
+    outPath === undefined
+      ? await writeEditResult({ sourcePath: input.imagePath, image, recipe: draft })
+      : await writeNamedResult({ imagePath: outputPaths(outPath, input).imagePath, image, recipe: draft });
+  if ('recipeMoved' in written && written.recipeMoved) note(written.recipeMoved);
+  return { imagePath: written.imagePath, recipePath: written.recipePath, recipe: written.recipe as PipelineRecipe };
 }
 
 /** The result and recipe paths of an explicit output, refused when it would overwrite the source or its spec. */
