@@ -1,6 +1,6 @@
 // Batch runs over a folder: what the engine found (the plan), what it reports while running, and the report it leaves
 // in the folder. Shared by the sidecar (RPC and CLI) and the extension; types only, no Node- or DOM-only code.
-import type { EditParameters } from './edit-parameters';
+import type { EditMode, EditParameters } from './edit-parameters';
 import type { DevicePreference, EditProgress, PrecisionPreference } from './protocol';
 
 /** The report's file names in the batch folder (`.md` for people, `.json` for programs). */
@@ -33,6 +33,11 @@ export interface BatchOptions {
   workingWidth?: number;
   /** Run every item again, even when a matching result exists. */
   force?: boolean;
+  /**
+   * Run every item once in each of these modes (its spec's mode replaced, that mode's defaults for the parameters the
+   * spec leaves open), to compare them; absent: each item in its spec's own mode.
+   */
+  modes?: EditMode[];
 }
 
 export interface BatchPlanItem {
@@ -48,6 +53,8 @@ export interface BatchPlanItem {
   problem?: string;
   /** `pending`: estimated seconds. */
   estimateSeconds?: number;
+  /** The mode this item runs in, when the batch runs several modes (`BatchOptions.modes`). */
+  mode?: EditMode;
 }
 
 export interface BatchTimeEstimate {
@@ -75,6 +82,8 @@ export interface BatchItemResult {
   source: BatchItemSource;
   specFile: string;
   status: BatchItemStatus;
+  /** The mode it ran in, when the batch runs several modes. */
+  mode?: EditMode;
   /** Wall time of the run, in seconds (absent for items that did not run). */
   seconds?: number;
   /** The result image and its recipe, relative to the folder (a skipped item: the existing ones). */

@@ -393,6 +393,65 @@ describe('editor page in Chromium', { skip }, () => {
     }
   });
 
+  it('chooses each mode, and in text mode runs with no points (the target prompt is on, off in the drag-only modes)', async () => {
+    const { page, host } = await openSample();
+    try {
+      const disabled = () => page.page.locator('#edit-prompt').evaluate((e) => (e as unknown as { disabled: boolean }).disabled);
+      const modes: string[] = [];
+      for (const [downs, mode, editPromptOff] of [[2, 'freedrag', true], [1, 'text', false]] as const) {
+        await page.page.locator('#mode').click();
+        for (let i = 0; i < downs; i++) await page.page.keyboard.press('ArrowDown');
+        await page.page.keyboard.press('Enter');
+        await settle(page);
+        assert.deepEqual(host.edits.at(-1), { kind: 'setMode', mode });
+        assert.equal(host.model.mode, mode);
+        assert.equal(await disabled(), editPromptOff, `target prompt in ${mode} mode`);
+        modes.push(mode);
+      }
+      assert.deepEqual(modes, ['freedrag', 'text']);
+      await page.page.locator('#prompt textarea').fill('a photo of a dog');
+      await page.page.locator('#edit-prompt textarea').fill('a photo of a cat');
+      assert.equal(host.model.points.length, 0);
+      const since = page.received.length;
+      await page.page.click('#run');
+      await page.waitFor(isType('run'), { since });
+      // The prompts typed just before are sent first, so the run sees them.
+      assert.deepEqual(host.edits.slice(-2), [
+        { kind: 'setPrompt', field: 'prompt', text: 'a photo of a dog' },
+        { kind: 'setPrompt', field: 'editPrompt', text: 'a photo of a cat' },
+      ]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('compares two results with each other: one set as "before", before/after and side by side', async () => {
+    const { page } = await openSample();
+    try {
+      const result = (file: string, hour: number) => ({ file, src: `${ORIGIN}/files/${file}`, modified: Date.UTC(2026, 10, 26, hour), recipe: file.replace(/\.png$/, '.json') });
+      await page.send({ type: 'results', results: [result('sample.clipdrag-2.png', 13), result('sample.clipdrag.png', 12)] });
+      await settle(page);
+      await page.page.click('#results button[aria-label="Compare other results with sample.clipdrag.png"]');
+      await settle(page);
+      await page.page.click('#results button[aria-label="Compare sample.clipdrag-2.png with sample.clipdrag.png"]');
+      await settle(page);
+      assert.equal(await page.page.textContent('#compare-caption'), 'sample.clipdrag.png vs sample.clipdrag-2.png');
+      assert.equal(await page.page.getAttribute('#compare-before-overlay', 'src'), `${ORIGIN}/files/sample.clipdrag.png`);
+      assert.equal(await page.page.getAttribute('#compare-after-overlay', 'src'), `${ORIGIN}/files/sample.clipdrag-2.png`);
+      await page.page.click('.compare-mode[data-compare="side"]');
+      assert.equal(await page.page.getAttribute('#compare-before-side', 'src'), `${ORIGIN}/files/sample.clipdrag.png`);
+      assert.equal(await page.page.getAttribute('#compare-after-side', 'src'), `${ORIGIN}/files/sample.clipdrag-2.png`);
+      // Back to the source as "before".
+      await page.page.click('#results button[aria-label="Compare with the source again instead of sample.clipdrag.png"]');
+      await settle(page);
+      assert.equal(await page.page.textContent('#compare-caption'), 'Source vs sample.clipdrag-2.png');
+      assert.equal(await page.page.getAttribute('#compare-before-side', 'src'), `${ORIGIN}/files/sample.png`);
+      assert.deepEqual(await page.cspViolations(), []);
+    } finally {
+      await page.close();
+    }
+  });
+
   for (const theme of ['dark', 'light'] as const) {
     it(`renders the editor in a ${theme} theme (screenshot)`, async () => {
       const { page, host } = await openSample(theme, { width: 1280, height: 760 });

@@ -100,12 +100,14 @@ export function renderWebviewHtml({ webview, scriptUri, styleUri, title }: Webvi
           <h2 id="prompts-heading">Prompts</h2>
           <vscode-label for="prompt">What the image shows</vscode-label>
           <vscode-textarea id="prompt" rows="2" resize="vertical" placeholder="a photo of a cat on a sofa" aria-label="Prompt: what the image shows"></vscode-textarea>
-          <vscode-label for="edit-prompt">What it should become (optional)</vscode-label>
+          <vscode-label for="edit-prompt">What it should become (optional; required in Text only mode)</vscode-label>
           <vscode-textarea id="edit-prompt" rows="2" resize="vertical" placeholder="empty: the prompt above is used" aria-label="Target prompt: what the image should become"></vscode-textarea>
           <vscode-label for="mode">Mode</vscode-label>
           <vscode-single-select id="mode" aria-label="Edit mode">
             <vscode-option value="clipdrag" description="Drag points and text guidance">CLIPDrag (drag + text)</vscode-option>
-            <vscode-option value="drag" description="Drag points only">Drag only</vscode-option>
+            <vscode-option value="drag" description="Drag points only, as DragDiffusion">Drag only (DragDiffusion)</vscode-option>
+            <vscode-option value="freedrag" description="Drag points only, as FreeDrag: templates and line search">FreeDrag (drag only)</vscode-option>
+            <vscode-option value="text" description="No points: the target prompt alone">Text only (no points)</vscode-option>
           </vscode-single-select>
         </section>
         <section aria-labelledby="points-heading">

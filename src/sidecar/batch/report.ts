@@ -61,6 +61,7 @@ export function batchReportMarkdown(report: BatchReport): string {
       lines.push(`| ${code(w.id)} | ${shard} | ${state} | ${w.ran} | ${w.succeeded} | ${w.failed} | ${formatDuration(w.editSeconds)} | ${formatDuration(w.wallSeconds)} |`);
     }
   }
+  if (report.items.some((item) => item.mode !== undefined)) lines.push(...modeTables(report.items));
   const problems = report.items.filter((item) => item.error !== undefined && item.status !== 'not-run');
   if (problems.length > 0) {
     lines.push('', '## Problems', '');
@@ -69,6 +70,27 @@ export function batchReportMarkdown(report: BatchReport): string {
     }
   }
   return `${lines.join('\n').trimEnd()}\n`;
+}
+
+/** One table per sample when the batch ran several modes: each mode's status, time, final distances and iterations. */
+function modeTables(items: readonly BatchItemResult[]): string[] {
+  const lines = ['', '## Modes side by side'];
+  const images = [...new Set(items.map((item) => item.image))];
+  for (const image of images) {
+    lines.push('', `### ${code(image)}`, '', '| mode | status | time | handle → target (px) | iterations | result |', '|---|---|---|---|---|---|');
+    for (const item of items.filter((i) => i.image === image)) {
+      const cells = [
+        item.mode ?? '',
+        STATUS_WORDS[item.status],
+        item.seconds !== undefined ? formatDuration(item.seconds) : '',
+        item.distances?.map((d) => d.toFixed(2)).join(', ') ?? '',
+        item.iterations !== undefined ? String(item.iterations) : '',
+        item.result ? code(item.result) : '',
+      ];
+      lines.push(`| ${cells.join(' | ')} |`);
+    }
+  }
+  return lines;
 }
 
 /** A path as inline code in a table cell (pipes would end the cell). */

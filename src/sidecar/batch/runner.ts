@@ -48,7 +48,7 @@ export async function runBatch(planning: BatchPlanning, options: RunBatchOptions
     state: 'running',
     models: plan.models,
     device: options.device,
-    items: items.map(({ item }) => ({ image: item.image, source: item.source, specFile: item.specFile, status: 'not-run' })),
+    items: items.map(({ item }) => ({ image: item.image, source: item.source, specFile: item.specFile, status: 'not-run', ...(item.mode ? { mode: item.mode } : {}) })),
     totals: batchTotals([]),
   };
   const save = async (final: boolean) => {

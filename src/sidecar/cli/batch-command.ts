@@ -4,6 +4,7 @@
 // the report as one object). Ctrl-C cancels after the current step; the report says what was done.
 import * as path from 'node:path';
 import { formatDuration, type BatchOptions, type BatchPlan, type BatchProgress, type BatchReport, type BatchReportPart, type BatchShard } from '../../shared/batch';
+import { EDIT_MODES, type EditMode } from '../../shared/edit-parameters';
 import { runPlannedBatch, type BatchEnvironment } from '../batch/batch-service';
 import { BatchFolderError, planBatch } from '../batch/plan';
 import { mergeBatchReport } from '../batch/report-parts';
@@ -15,6 +16,7 @@ import { UsageError, type CliIo } from './io';
 
 const BATCH_FLAGS: readonly Flag[] = [
   ...MODEL_FLAGS,
+  { name: 'modes', type: 'string', value: '<list>', help: 'run every item in each of these modes (e.g. drag,clipdrag,freedrag) and compare them in the report, one table per sample' },
   { name: 'force', type: 'boolean', help: 'run every item again, even when a matching result exists' },
   { name: 'plan', type: 'boolean', help: 'only show what would run, and the time estimate' },
   { ...JSON_FLAG, help: 'print one JSON object (the plan with --plan, else the report) instead of the summary' },
@@ -59,6 +61,8 @@ export function parseBatchOptions(args: readonly string[], cwd = process.cwd(), 
   if (settings.workingWidth !== undefined) batch.workingWidth = settings.workingWidth;
   const parameters = parameterValues('batch', values);
   if (Object.keys(parameters).length > 0) batch.dragBenchParameters = parameters;
+  const modes = stringFlag(values, 'modes');
+  if (modes !== undefined) batch.modes = parseModes(modes);
   if (values.force === true) batch.force = true;
   const options: BatchCommandOptions = { batch, planOnly: values.plan === true, json: values.json === true };
   const worker = parseWorkerOptions(values, env);
@@ -93,6 +97,16 @@ function parseWorkerOptions(values: FlagValues, env: NodeJS.ProcessEnv): BatchCo
     worker.claimTimeoutMs = seconds * 1000;
   }
   return worker;
+}
+
+/** "drag,clipdrag,freedrag" → the modes, each once, in the given order. */
+export function parseModes(text: string): EditMode[] {
+  const names = text.split(',').map((name) => name.trim()).filter((name) => name !== '');
+  if (names.length === 0) throw new UsageError(`batch: --modes is empty; expected a list such as drag,clipdrag,freedrag (modes: ${EDIT_MODES.join(', ')})`);
+  for (const name of names) {
+    if (!(EDIT_MODES as readonly string[]).includes(name)) throw new UsageError(`batch: --modes: unknown mode ${JSON.stringify(name)}; expected some of ${EDIT_MODES.join(', ')}`);
+  }
+  return [...new Set(names)] as EditMode[];
 }
 
 /** A folder becomes its absolute path, so results record the same model whatever folder the command ran from. */

@@ -17,13 +17,13 @@ const EDIT_FLAGS: readonly Flag[] = [
   { name: 'prompt', type: 'string', value: '<text>', help: 'what the image shows (LoRA, inversion and denoising prompt)' },
   { name: 'edit-prompt', type: 'string', value: '<text>', help: 'what it should become (CLIP guidance text; default: the prompt)' },
   { name: 'mask', type: 'string', value: '<png>', help: 'editable region (white = editable)' },
-  { name: 'mode', type: 'string', value: 'drag|clipdrag', help: 'drag: DragDiffusion (no CLIP term); clipdrag (default): with CLIP guidance' },
+  { name: 'mode', type: 'string', value: '<mode>', help: 'clipdrag (default): points + CLIP guidance; drag: DragDiffusion; freedrag: FreeDrag; text: no points, the edit prompt alone (needs --prompt and --edit-prompt)' },
   ...MODEL_FLAGS,
   { name: 'out', type: 'string', value: '<file.png>', help: 'write the result here (recipe beside it) instead of <name>.clipdrag.png' },
   JSON_FLAG,
 ];
 
-export const EDIT_USAGE = `clipdrag edit <image> [--spec <file> | --points hx,hy,tx,ty[;...] --prompt <text>] [options]
+export const EDIT_USAGE = `clipdrag edit <image> [--spec <file> | --points hx,hy,tx,ty[;...] --prompt <text> | --mode text --prompt <text> --edit-prompt <text>] [options]
 ${describeFlags(EDIT_FLAGS)}
 edit parameters (override the spec's):
 ${describeFlags(PARAMETER_FLAGS)}`;
@@ -55,11 +55,12 @@ export function parseEditOptions(args: readonly string[]): EditCommandOptions | 
   if (positionals.length > 1) throw new UsageError(`edit: unexpected argument ${JSON.stringify(positionals[1])} (one image per run)`);
   const text = (name: string) => stringFlag(values, name);
   const mode = text('mode');
-  if (mode !== undefined && !(EDIT_MODES as readonly string[]).includes(mode)) throw new UsageError(`edit: --mode must be ${EDIT_MODES.join(' or ')} (got ${JSON.stringify(mode)})`);
+  if (mode !== undefined && !isEditMode(mode)) throw new UsageError(`edit: --mode must be one of ${EDIT_MODES.join(', ')} (got ${JSON.stringify(mode)})`);
   const points = text('points') !== undefined ? parsePoints(text('points')!) : undefined;
   if (text('spec') === undefined && points !== undefined && text('prompt') === undefined) {
     throw new UsageError('edit: --points needs --prompt (what the image shows; it may be "")');
   }
+  if (mode === 'text' && points !== undefined) throw new UsageError('edit: --mode text edits by the prompts alone; leave out --points');
   const options: EditCommandOptions = { image: positionals[0]!, json: values.json === true, ...modelSettings('edit', values), parameters: parameterValues('edit', values) };
   if (text('spec') !== undefined) options.spec = text('spec')!;
   if (points) options.points = points;
@@ -72,6 +73,10 @@ export function parseEditOptions(args: readonly string[]): EditCommandOptions | 
 }
 
 /** "hx,hy,tx,ty;hx,hy,tx,ty" → point pairs. */
+export function isEditMode(value: string): value is EditMode {
+  return (EDIT_MODES as readonly string[]).includes(value);
+}
+
 export function parsePoints(text: string): PointPair[] {
   const pairs = text.split(';').filter((part) => part.trim() !== '');
   if (pairs.length === 0) throw new UsageError('edit: --points is empty; expected hx,hy,tx,ty[;...]');
@@ -92,8 +97,8 @@ async function buildSpec(options: EditCommandOptions, imagePath: string): Promis
   if (options.spec !== undefined) {
     specPath = path.resolve(options.spec);
     spec = await readEditSpecFile(specPath);
-  } else if (options.points !== undefined) {
-    spec = { version: 1, mode: options.mode ?? 'clipdrag', prompt: options.prompt ?? '', points: options.points };
+  } else if (options.points !== undefined || (options.mode === 'text' && options.prompt !== undefined)) {
+    spec = { version: 1, mode: options.mode ?? 'clipdrag', prompt: options.prompt ?? '', points: options.points ?? [] };
   } else {
     spec = await readEditSpecFile(`${imagePath}.clipdrag-edit.json`);
   }

@@ -3,6 +3,7 @@
 // answers with the report, whose state says `cancelled`). One batch runs at a time; a second one waits.
 import { ErrorCodes, ResponseError, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
 import type { BatchOptions, BatchPlan, BatchReport } from '../../shared/batch';
+import { EDIT_MODES } from '../../shared/edit-parameters';
 import { BatchPlanRequestType, BatchProgressType, BatchRunRequestType, isDevicePreference, isPrecisionPreference, type BatchRunParams, type DevicePreference } from '../../shared/protocol';
 import { runPlannedBatch, type BatchEnvironment } from '../batch/batch-service';
 import { BatchFolderError, planBatch } from '../batch/plan';
@@ -31,6 +32,10 @@ export function checkBatchParams(params: BatchRunParams | undefined, method: str
   if (width !== undefined && (!Number.isInteger(width) || width < 8 || width % 8 !== 0)) fail(`workingWidth must be a positive multiple of 8 (got ${JSON.stringify(width)})`);
   const parameters = params.dragBenchParameters;
   if (parameters !== undefined && (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters))) fail('dragBenchParameters must be an object of edit parameters');
+  const modes = params.modes;
+  if (modes !== undefined && (!Array.isArray(modes) || modes.length === 0 || modes.some((m) => !(EDIT_MODES as readonly unknown[]).includes(m)))) {
+    fail(`modes must be a non-empty list of ${EDIT_MODES.join(', ')}`);
+  }
   const { progressToken: _token, ...options } = params;
   void _token;
   return options;

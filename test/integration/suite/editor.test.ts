@@ -123,7 +123,7 @@ describe('CLIPDrag editor inside VS Code', function () {
 
     await askRunner({ kind: 'editorClickElement', image: IMAGE, selector: '#run' });
     const [page] = await waitFor('the validation message', async () => ((await pages())[0]?.runStatus.includes('no handle') ? pages() : undefined));
-    assert.match(page!.runStatus, /\$\.points: no handle → target pairs; place at least one handle and its target before running/);
+    assert.match(page!.runStatus, /\$\.points: no handle → target pairs; clipdrag mode drags points: place at least one handle and its target, or choose "text" mode/);
   });
 
   it('places a point pair and paints the mask with the mouse; each is an edit on VS Code’s undo stack', async function () {
@@ -325,7 +325,7 @@ describe('CLIPDrag editor inside VS Code', function () {
     fs.writeFileSync(`${broken.fsPath}.clipdrag-edit.json`, JSON.stringify({ version: 1, mode: 'sideways', prompt: '', points: [] }));
     await vscode.commands.executeCommand('vscode.openWith', broken, 'clipdrag.editor');
     await api.editor.whenImageSettled(broken);
-    assert.match(api.editor.documentFor(broken)!.loadProblem ?? '', /\$\.mode: expected "clipdrag" or "drag", got "sideways"/);
+    assert.match(api.editor.documentFor(broken)!.loadProblem ?? '', /\$\.mode: expected one of "clipdrag", "drag", "freedrag", "text", got "sideways"/);
     const notification = await waitFor('the notification', async () => (await askRunner({ kind: 'notifications' })).find((text) => text.includes('broken.png.clipdrag-edit.json is not valid')));
     assert.match(notification, /The editor starts empty; saving replaces the file\./);
     await vscode.commands.executeCommand('workbench.action.closeActiveEditor');

@@ -88,6 +88,34 @@ describe('clipdrag edit (CLI)', () => {
     assert.match(stderr, /\[drag 2\/2\] motion [\d.e+-]+, mask /);
   });
 
+  it('edits in text mode without points and in freedrag mode with points; drag mode records 80 iterations when none are given', async () => {
+    const text = await clipdrag('edit', imagePath, '--mode', 'text', '--prompt', 'a bright blob', '--edit-prompt', 'a photo of a cat', '--max-iters', '2', ...common(), '--json');
+    assert.equal(text.code, 0, text.stderr);
+    const textResult = JSON.parse(text.stdout) as { image: string; recipe: string; iterations: number; finalHandles: unknown[] };
+    assert.equal(textResult.iterations, 2);
+    assert.deepEqual(textResult.finalHandles, []);
+    assert.match(text.stderr, /^\[drag 2\/2\] clip [\d.]+/m);
+    const textRecipe = JSON.parse(await fs.readFile(textResult.recipe, 'utf8')) as { spec: { mode: string; points: unknown[] } };
+    assert.deepEqual([textRecipe.spec.mode, textRecipe.spec.points], ['text', []]);
+
+    const free = await clipdrag('edit', imagePath, '--mode', 'freedrag', '--points', '20,32,40,32', '--prompt', 'a bright blob', '--max-iters', '3', ...common(), '--json');
+    assert.equal(free.code, 0, free.stderr);
+    const freeRecipe = JSON.parse(await fs.readFile((JSON.parse(free.stdout) as { recipe: string }).recipe, 'utf8')) as { spec: { mode: string; parameters: { motionRadius: number } } };
+    assert.deepEqual([freeRecipe.spec.mode, freeRecipe.spec.parameters.motionRadius], ['freedrag', 4]);
+
+    const drag = await clipdrag('edit', imagePath, '--mode', 'drag', '--points', '20,32,40,32', '--prompt', '', ...common(), '--json');
+    assert.equal(drag.code, 0, drag.stderr);
+    const dragRecipe = JSON.parse(await fs.readFile((JSON.parse(drag.stdout) as { recipe: string }).recipe, 'utf8')) as { spec: { parameters: { dragSteps: number } } };
+    assert.equal(dragRecipe.spec.parameters.dragSteps, 80);
+
+    const noEditPrompt = await clipdrag('edit', imagePath, '--mode', 'text', '--prompt', 'a bright blob', '--edit-prompt', '  ', ...common());
+    assert.equal(noEditPrompt.code, 1);
+    assert.match(noEditPrompt.stderr, /\$\.editPrompt: is empty; text mode needs an edit prompt/);
+    const badMode = await clipdrag('edit', imagePath, '--mode', 'sketch', '--points', '1,1,2,2', '--prompt', 'x');
+    assert.equal(badMode.code, 2);
+    assert.match(badMode.stderr, /--mode must be one of clipdrag, drag, freedrag, text/);
+  });
+
   it('never replaces a file beside --out that it did not write: the recipe takes a free name, and says so', async () => {
     const folder = path.join(dir, 'out-taken');
     await fs.mkdir(folder);

@@ -25,7 +25,8 @@ export interface DragIteration {
   readonly maxIterations: number;
   /** Handles after this iteration's tracking ([row, col], supervision grid). */
   readonly handles: readonly Point[];
-  readonly motionLoss: number;
+  /** The points' loss (null in text mode, which has no points). */
+  readonly motionLoss: number | null;
   readonly maskLoss: number | null;
   readonly clipLoss: number | null;
   /** cos(G_g, G_l) when both gradients exist. */

@@ -1,5 +1,5 @@
 /**
- * One CLIPDrag (or DragDiffusion) edit of one image, end to end:
+ * One edit of one image in any mode (CLIPDrag, DragDiffusion, FreeDrag, text), end to end:
  *
  *   read image + spec → models (hub or folders) → text conditioning → LoRA (cached) → VAE encode →
  *   DDIM inversion to t* → drag loop → reference-guided denoising with mutual self-attention →
@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { inversionStepCount } from '../../../shared/edit-parameters';
-import type { EditSpec, ImagePoint } from '../../../shared/edit-spec';
+import { hasText, type EditMode, type EditSpec, type ImagePoint } from '../../../shared/edit-spec';
 import type { EditOverrides, EditProgress, EditRunResult, EditSettings, Precision } from '../../../shared/protocol';
 import type { Recipe, RecipeStageTiming } from '../../../shared/recipe';
 import { Engine } from '../../engine/runtime/engine';
@@ -35,6 +35,11 @@ import { ddimDenoise, referenceGuidedEps, rowOf, stackRows } from '../diffusion/
 import { runDragLoop, type DragIteration } from '../drag/drag-loop';
 import { DRAG_FEATURE_INDEX } from '../drag/drag-step-graph';
 import { DragStepper } from '../drag/drag-stepper';
+import { runFreeDragLoop } from '../drag/freedrag-loop';
+import { LatentStepper } from '../drag/latent-stepper';
+import { meanTermWeights } from '../drag/mask-term';
+import { runTextLoop } from '../drag/text-loop';
+import type { Point } from '../drag/tracking';
 import { DEFAULT_WORKING_WIDTH, readEditInput, toImagePixels, workingGeometry, type EditInput, type WorkingGeometry } from './edit-input';
 import { DEFAULT_MODELS, assertLoadedAsRecorded, modelIdentity, recipeModel, resolveEditModels, type ResolvedEditModel } from './edit-models';
 import { EditProgressReporter } from './edit-progress';
@@ -87,7 +92,7 @@ export interface EditRequest {
   readonly session?: EditSession;
   /** Width the image is edited at (the reference: 512); recorded in the recipe. */
   readonly workingWidth?: number;
-  /** Point tracking: default fast (CLIPDrag) in `clipdrag` mode, plain in `drag` mode. */
+  /** Point tracking: default fast (CLIPDrag) in `clipdrag` mode, plain in `drag` mode (`freedrag` and `text` track no points). */
   readonly tracking?: 'fast' | 'plain';
   /**
    * Recompute whole network blocks in the backward passes (drag step and LoRA training: least memory,
@@ -105,7 +110,8 @@ export interface EditOptions {
 export interface RecipePipelineSettings {
   workingWidth: number;
   workingSize: { width: number; height: number };
-  tracking: 'fast' | 'plain';
+  /** `none`: the mode tracks no points (`freedrag` moves templates by line search, `text` has no points). */
+  tracking: 'fast' | 'plain' | 'none';
   /** The timestep the latent was optimised at. */
   tStar: number;
   /** CLIP's guidance text (the edit prompt, else the prompt), or null when the CLIP term was off. */
@@ -148,8 +154,8 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
   throwIfCancelled(signal, 'reading the image');
   const { spec } = input;
   const p = spec.parameters;
-  const guidanceText = spec.mode === 'clipdrag' ? guidanceTextOf(spec.prompt, spec.editPrompt) : null;
-  const tracking = request.tracking ?? (spec.mode === 'drag' ? 'plain' : 'fast');
+  const guidanceText = guidanceTextFor(spec);
+  const tracking = trackingFor(spec.mode, request.tracking);
   const workingWidth = request.workingWidth ?? DEFAULT_WORKING_WIDTH;
   const rematerialize = request.rematerialize ?? false;
   const device = request.settings?.device ?? 'auto';
@@ -269,10 +275,22 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
   }
 }
 
+/** CLIP's guidance text per mode: `clipdrag` as `guidanceTextOf`, `text` the edit prompt, the drag-only modes none. */
+export function guidanceTextFor(spec: Pick<EditSpec, 'mode' | 'prompt' | 'editPrompt'>): string | null {
+  if (spec.mode === 'clipdrag') return guidanceTextOf(spec.prompt, spec.editPrompt);
+  if (spec.mode === 'text') return hasText(spec.editPrompt) ? spec.editPrompt : null;
+  return null;
+}
+
+function trackingFor(mode: EditMode, requested: 'fast' | 'plain' | undefined): 'fast' | 'plain' | 'none' {
+  if (mode === 'freedrag' || mode === 'text') return 'none';
+  return requested ?? (mode === 'drag' ? 'plain' : 'fast');
+}
+
 /** CLIP's guidance text: the edit prompt, or the prompt when the edit prompt is empty; null when both are. */
 export function guidanceTextOf(prompt: string, editPrompt: string | undefined): string | null {
-  if (editPrompt !== undefined && editPrompt.trim() !== '') return editPrompt;
-  return prompt.trim() !== '' ? prompt : null;
+  if (hasText(editPrompt)) return editPrompt;
+  return hasText(prompt) ? prompt : null;
 }
 
 async function prepare(
@@ -394,17 +412,64 @@ interface DragRun {
   readonly lora: LoraWeights | null;
   readonly schedule: DdimSchedule;
   readonly tStar: number;
-  readonly tracking: 'fast' | 'plain';
+  readonly tracking: 'fast' | 'plain' | 'none';
   readonly rematerialize: boolean;
   readonly zStar: Float32Array;
 }
 
-async function drag(session: GraphSession, run: DragRun, progress: EditProgressReporter, signal: AbortSignal | undefined) {
+interface Dragged {
+  readonly latent: Float32Array;
+  readonly handles: readonly Point[];
+  readonly iterations: number;
+  readonly reachedTargets: boolean;
+}
+
+/** The latent optimisation of the spec's mode. */
+async function drag(session: GraphSession, run: DragRun, progress: EditProgressReporter, signal: AbortSignal | undefined): Promise<Dragged> {
   const { models, prepared, geometry, input } = run;
   const p = input.spec.parameters;
   const { latentHeight: h, latentWidth: w } = geometry;
   const shapes = featureShapes(models.unet.plan, 1, h, w);
   const channels = shapes[featureNames(models.unet.plan)[DRAG_FEATURE_INDEX]!]![1]!;
+  const onIteration = iterationReporter(session, run, progress);
+  const guidance = prepared.guidance && models.clip ? { clip: models.clip, textEmbeds: prepared.guidance, coefficient: p.clipGuidanceWeight } : null;
+  const mode = input.spec.mode;
+  progress.start('drag', p.dragSteps);
+  if (mode === 'freedrag' || mode === 'text') {
+    const latentChannels = models.unet.plan.config.inChannels;
+    const config = { pairs: geometry.handles.length, channels, radius: p.motionRadius, supervision: geometry.supervision };
+    const stepper = await LatentStepper.create(session, {
+      unet: models.unet,
+      vae: models.vae,
+      latentHeight: h,
+      latentWidth: w,
+      context: prepared.prompt.embedding,
+      tokens: prepared.prompt.tokens,
+      lora: run.lora,
+      schedule: run.schedule,
+      timestep: run.tStar,
+      local: mode === 'freedrag' ? { kind: 'freedrag', config } : { kind: 'none' },
+      // FreeDrag's background term is a mean over the latent; CLIPDrag's (used by text mode) a sum.
+      backgroundWeights: geometry.backgroundWeights && mode === 'freedrag' ? meanTermWeights(geometry.backgroundWeights, latentChannels) : geometry.backgroundWeights,
+      guidance: mode === 'text' ? guidance : null,
+      rematerialize: run.rematerialize,
+    });
+    const common = { stepper, zStar: run.zStar, learningRate: p.latentLearningRate, previewInterval: p.previewInterval, onIteration, ...(signal ? { signal } : {}) };
+    if (mode === 'text') {
+      const result = await runTextLoop({ ...common, iterations: p.dragSteps });
+      return { ...result, handles: [], reachedTargets: true };
+    }
+    return runFreeDragLoop({
+      ...common,
+      handles: geometry.handles,
+      targets: geometry.targets,
+      config,
+      latentSize: [h, w],
+      maxIterations: p.dragSteps,
+      expectedLoss: p.freedragExpectedLoss,
+      maxDistance: p.freedragMaxDistance,
+    });
+  }
   const stepper = await DragStepper.create(session, {
     unet: models.unet,
     vae: models.vae,
@@ -424,14 +489,33 @@ async function drag(session: GraphSession, run: DragRun, progress: EditProgressR
       supervision: geometry.supervision,
     },
     backgroundWeights: geometry.backgroundWeights,
-    guidance: prepared.guidance && models.clip ? { clip: models.clip, textEmbeds: prepared.guidance, coefficient: p.clipGuidanceWeight } : null,
+    guidance,
     rematerialize: run.rematerialize,
   });
-  progress.start('drag', p.dragSteps);
   await stepper.reference(run.zStar, geometry.handles);
+  return runDragLoop({
+    stepper,
+    zStar: run.zStar,
+    handles: geometry.handles,
+    targets: geometry.targets,
+    maxIterations: p.dragSteps,
+    learningRate: p.latentLearningRate,
+    tracking: run.tracking === 'none' ? 'plain' : run.tracking,
+    fusion: { rule: p.fusionRule, weight: p.fusionWeight },
+    previewInterval: p.previewInterval,
+    ...(signal ? { signal } : {}),
+    onIteration,
+  });
+}
+
+/** Progress of every iteration: losses, handles in source pixels, and the preview when one was asked for. */
+function iterationReporter(session: GraphSession, run: DragRun, progress: EditProgressReporter): (it: DragIteration) => Promise<void> {
+  const { models, geometry, input } = run;
+  const { latentHeight: h, latentWidth: w } = geometry;
   let decoder: Awaited<ReturnType<GraphSession['compile']>> | null = null;
   const onIteration = async (it: DragIteration) => {
-    const losses: Record<string, number> = { motion: it.motionLoss };
+    const losses: Record<string, number> = {};
+    if (it.motionLoss !== null) losses.motion = it.motionLoss;
     if (it.maskLoss !== null) losses.mask = it.maskLoss;
     if (it.clipLoss !== null) losses.clip = it.clipLoss;
     let previewPngBase64: string | undefined;
@@ -447,19 +531,7 @@ async function drag(session: GraphSession, run: DragRun, progress: EditProgressR
       ...(previewPngBase64 ? { previewPngBase64 } : {}),
     });
   };
-  return runDragLoop({
-    stepper,
-    zStar: run.zStar,
-    handles: geometry.handles,
-    targets: geometry.targets,
-    maxIterations: p.dragSteps,
-    learningRate: p.latentLearningRate,
-    tracking: run.tracking,
-    fusion: { rule: p.fusionRule, weight: p.fusionWeight },
-    previewInterval: p.previewInterval,
-    ...(signal ? { signal } : {}),
-    onIteration,
-  });
+  return onIteration;
 }
 
 /** The edited latent decoded, as 8-bit RGB at the source image's size. */

@@ -49,6 +49,8 @@ export async function editRequestFromRecipe(recipePath: string): Promise<EditReq
     spec,
     // Recipes written before the precision choice existed ran in fp32.
     settings: { device: recipe.device?.preference ?? 'auto', precision: pipeline?.precision ?? 'fp32' },
-    ...(pipeline ? { workingWidth: pipeline.workingWidth, tracking: pipeline.tracking, rematerialize: pipeline.rematerialize } : {}),
+    ...(pipeline ? { workingWidth: pipeline.workingWidth, rematerialize: pipeline.rematerialize } : {}),
+    // `none`: the mode tracks no points, which the mode itself decides again.
+    ...(pipeline && pipeline.tracking !== 'none' ? { tracking: pipeline.tracking } : {}),
   };
 }
