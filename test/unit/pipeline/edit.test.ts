@@ -118,7 +118,6 @@ describe('edit pipeline (tiny models, CPU)', () => {
     // follows the best feature match and stays on the blob where it is unless the content moved, so reaching the
     // target with it shows that the motion supervision moved the blob.
     const plain = await edit(request(imagePath, { tracking: 'plain', outPath: path.join(dir, 'drag-plain.png') }));
-    console.log('PLAIN', plain.iterations, plain.reachedTargets, plain.finalHandles);
     assert.equal(plain.reachedTargets, true, `with plain tracking the handle stopped at ${plain.finalHandles[0]} after ${plain.iterations} iterations`);
   });
 
