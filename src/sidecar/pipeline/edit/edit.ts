@@ -51,12 +51,14 @@ import { resolvePrecision } from '../runtime/precision';
 import { previewPng } from './preview';
 import { encodeGuidanceText, encodePrompt, type EncodedPrompt } from '../models/text-conditioning';
 import { UNetRunner } from '../models/unet-runner';
+import type { ErrorKind } from '../../../shared/error-kind';
 
 const f32 = Math.fround;
 
 /** An output path that cannot be used (it would overwrite the source or its spec, or it is not a .png). */
 export class OutputPathError extends Error {
   override readonly name = 'OutputPathError';
+  readonly kind: ErrorKind = 'invalid-input';
 }
 
 export interface EditRequest {
