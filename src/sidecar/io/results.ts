@@ -12,6 +12,7 @@ import {
   nodeFileOps,
   publishExclusive,
   removeQuietly,
+  writeFileAtomic,
   writeTempFile,
   type FileOps,
 } from './atomic-write';
@@ -81,12 +82,7 @@ export async function writeEditResult(request: WriteResultRequest): Promise<Writ
       // Cheap check first: skipping a half-taken number (say, a recipe whose image was deleted) keeps pairs together.
       if ((await ops.exists(imagePath)) || (await ops.exists(recipePath))) continue;
 
-      const recipe: Recipe = {
-        recipeVersion: RECIPE_VERSION,
-        createdAt,
-        ...request.recipe,
-        result: { file: path.basename(imagePath), width: request.image.width, height: request.image.height },
-      };
+      const recipe = completeRecipe(request.recipe, imagePath, request.image, createdAt);
       if (!pngTemp) {
         pngTemp = await writeTempFile(dir, path.basename(imagePath), png, ops);
         temporaries.add(pngTemp);
@@ -139,6 +135,43 @@ export async function writeEditResult(request: WriteResultRequest): Promise<Writ
       { cause: error },
     );
   }
+}
+
+export interface WriteExplicitResultRequest {
+  /** The result file the user named, and its recipe beside it. */
+  imagePath: string;
+  recipePath: string;
+  image: RgbImage;
+  recipe: RecipeDraft;
+  now?: Date;
+}
+
+/**
+ * Writes a result under the name the user gave (replacing a file of that name, as asked): the image, then its
+ * recipe, each through a temporary file renamed into place. When the recipe cannot be written the image is
+ * removed again, so a result never appears without its recipe. Throws a `FileWriteError`.
+ */
+export async function writeExplicitResult(request: WriteExplicitResultRequest): Promise<{ imagePath: string; recipePath: string; recipe: Recipe }> {
+  const { imagePath, recipePath } = request;
+  const recipe = completeRecipe(request.recipe, imagePath, request.image, (request.now ?? new Date()).toISOString());
+  await writeFileAtomic(imagePath, await encodePng(request.image));
+  try {
+    await writeFileAtomic(recipePath, `${JSON.stringify(recipe, null, 2)}\n`);
+  } catch (error) {
+    await removeQuietly(imagePath, nodeFileOps);
+    throw error;
+  }
+  return { imagePath, recipePath, recipe };
+}
+
+/** The draft with what the writer decides: version, time and the result's file name and size. */
+function completeRecipe(draft: RecipeDraft, imagePath: string, image: RgbImage, createdAt: string): Recipe {
+  return {
+    recipeVersion: RECIPE_VERSION,
+    createdAt,
+    ...draft,
+    result: { file: path.basename(imagePath), width: image.width, height: image.height },
+  };
 }
 
 async function discard(temp: string, temporaries: Set<string>, ops: FileOps): Promise<void> {

@@ -8,7 +8,7 @@ import { withDefaults } from '../../../src/shared/edit-spec';
 import type { Recipe } from '../../../src/shared/recipe';
 import { FileWriteError, nodeFileOps, writeFileAtomic, type FileOps, type WritableFileHandle } from '../../../src/sidecar/io/atomic-write';
 import { encodePng, readImageFile, type RgbImage } from '../../../src/sidecar/io/image';
-import { describeSourceFile, resultPaths, writeEditResult, type RecipeDraft } from '../../../src/sidecar/io/results';
+import { describeSourceFile, resultPaths, writeEditResult, writeExplicitResult, type RecipeDraft } from '../../../src/sidecar/io/results';
 
 let root: string;
 let folderCount = 0;
@@ -344,5 +344,30 @@ describe('on a real full disk (a tiny tmpfs)', () => {
     await assertSourceUnchanged(source, before);
     await rm(path.join(mountPoint, 'filler'));
     await rm(dir, { recursive: true });
+  });
+});
+
+describe('writeExplicitResult (an output path the user named)', () => {
+  it('writes the image and one recipe naming it, replacing files of those names', async () => {
+    const { dir } = await folderWithSource();
+    const imagePath = path.join(dir, 'out.png');
+    const recipePath = path.join(dir, 'out.json');
+    await writeFile(imagePath, 'old');
+    const written = await writeExplicitResult({ imagePath, recipePath, image: noiseImage(6, 4), recipe: recipeDraft(), now: new Date(0) });
+    assert.deepEqual([...(await readImageFile(imagePath)).data], [...noiseImage(6, 4).data]);
+    const recipe = JSON.parse(await readFile(recipePath, 'utf8')) as Recipe;
+    assert.deepEqual(recipe, written.recipe);
+    assert.deepEqual(recipe.result, { file: 'out.png', width: 6, height: 4 });
+    assert.equal(recipe.createdAt, '1970-01-01T00:00:00.000Z');
+    assert.deepEqual(await listing(dir), ['cat.png', 'out.json', 'out.png']);
+  });
+
+  it('takes the image back when its recipe cannot be written', async () => {
+    const { dir } = await folderWithSource();
+    const imagePath = path.join(dir, 'out.png');
+    const recipePath = path.join(dir, 'out.json');
+    await mkdir(recipePath); // a folder where the recipe should go: the rename fails
+    await assert.rejects(writeExplicitResult({ imagePath, recipePath, image: noiseImage(6, 4), recipe: recipeDraft() }), FileWriteError);
+    assert.deepEqual(await listing(dir), ['cat.png', 'out.json']);
   });
 });

@@ -15,14 +15,13 @@ import sharp from 'sharp';
 import { inversionStepCount, type EditParameters } from '../../../shared/edit-parameters';
 import type { EditSpec, ImagePoint, ResolvedEditSpec } from '../../../shared/edit-spec';
 import type { EditOverrides, EditProgress, EditRunResult, EditSettings, Precision } from '../../../shared/protocol';
-import { RECIPE_VERSION, type Recipe, type RecipeStageTiming } from '../../../shared/recipe';
+import type { Recipe, RecipeStageTiming } from '../../../shared/recipe';
 import { Engine } from '../../engine/runtime/engine';
 import { onnxruntimeVersion } from '../../engine/runtime/providers';
 import type { HubSettingsOverrides } from '../../hub/hub-settings';
-import { writeFileAtomic } from '../../io/atomic-write';
-import { encodePng, rgbToSignedChw, unitChwToRgb, type RgbImage } from '../../io/image';
+import { rgbToSignedChw, unitChwToRgb, type RgbImage } from '../../io/image';
 import { resizeBilinearLikePil } from '../../io/resize';
-import { describeSourceFile, writeEditResult, type RecipeDraft } from '../../io/results';
+import { describeSourceFile, writeEditResult, writeExplicitResult, type RecipeDraft } from '../../io/results';
 import { specWithInlineMask } from '../../io/spec-file';
 import { SD15_DRAG_SCHEDULER_CONFIG } from '../../models/config';
 import { featureNames } from '../../models/unet/plan';
@@ -535,16 +534,8 @@ async function writeResult(
     const written = await writeEditResult({ sourcePath: input.imagePath, image, recipe: draft });
     return { imagePath: written.imagePath, recipePath: written.recipePath, recipe: written.recipe as PipelineRecipe };
   }
-  const { imagePath, recipePath } = outputPaths(outPath, input);
-  const recipe: PipelineRecipe = {
-    recipeVersion: RECIPE_VERSION,
-    createdAt: new Date().toISOString(),
-    ...draft,
-    result: { file: path.basename(imagePath), width: image.width, height: image.height },
-  };
-  await writeFileAtomic(imagePath, await encodePng(image));
-  await writeFileAtomic(recipePath, `${JSON.stringify(recipe, null, 2)}\n`);
-  return { imagePath, recipePath, recipe };
+  const written = await writeExplicitResult({ ...outputPaths(outPath, input), image, recipe: draft });
+  return { ...written, recipe: written.recipe as PipelineRecipe };
 }
 
 /** The result and recipe paths of an explicit output, refused when it would overwrite the source or its spec. */
