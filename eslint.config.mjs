@@ -10,9 +10,10 @@ const NATIVE = ['onnxruntime-node', 'onnxruntime-common', 'onnxruntime-web', 'sh
 
 /**
  * docs/architecture.md's layering: each folder may not import the folders listed (the sidecar's layers, top to
- * bottom: engine, models, hub, io, pipeline, batch, then the rpc and cli front doors).
+ * bottom: formats, engine, models, hub, io, pipeline, batch, then the rpc and cli front doors).
  */
 const LAYERING_ZONES = [
+  { from: sidecar('formats')[0], forbid: sidecar('engine', 'models', 'hub', 'io', 'pipeline', 'batch', 'rpc', 'cli'), reason: 'file formats are read by every layer and use none' },
   { from: sidecar('engine')[0], forbid: sidecar('models', 'hub', 'io', 'pipeline', 'batch', 'rpc', 'cli'), reason: 'the engine knows no model, file or edit' },
   { from: sidecar('models')[0], forbid: sidecar('hub', 'io', 'pipeline', 'batch', 'rpc', 'cli'), reason: 'models are written against the engine only' },
   { from: sidecar('hub')[0], forbid: sidecar('io', 'pipeline', 'batch', 'rpc', 'cli'), reason: 'the model store sits below io and the pipeline' },

@@ -5,7 +5,7 @@
 import { stat, readFile } from 'node:fs/promises';
 import type { EditParameters } from '../../shared/edit-parameters';
 import { EDIT_SPEC_VERSION, EditSpecError, assertEditSpec, encodeMaskRle, type EditSpec, type ImageSize, type PointPair } from '../../shared/edit-spec';
-import { NumpyArray, describe, isPickleTuple, readPickle, type PickleKey, type PickleValue } from './pickle';
+import { NumpyArray, describe, isPickleTuple, readPickle, type PickleKey, type PickleValue } from '../formats/pickle';
 
 export const DRAGBENCH_IMAGE = 'original_image.png';
 export const DRAGBENCH_META = 'meta_data.pkl';

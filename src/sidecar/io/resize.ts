@@ -23,13 +23,22 @@ export function sizeForWidth(size: { width: number; height: number }, targetWidt
 
 /** Pillow `Image.resize(size, BILINEAR)` on an 8-bit image without alpha (RGB or L). */
 export function resizeBilinearLikePil<T extends Pixels8>(image: T, width: number, height: number): T {
+  return resizeLikePil(image, width, height, TRIANGLE);
+}
+
+/** Pillow `Image.resize(size, BICUBIC)` on an 8-bit image without alpha (what CLIP's preprocessing runs). */
+export function resizeBicubicLikePil<T extends Pixels8>(image: T, width: number, height: number): T {
+  return resizeLikePil(image, width, height, BICUBIC);
+}
+
+function resizeLikePil<T extends Pixels8>(image: T, width: number, height: number, filter: PilFilter): T {
   checkPixels(image);
   checkTargetSize(width, height);
   if (width === image.width && height === image.height) return { ...image, data: image.data.slice() };
   let current: Pixels8 = image;
   // Pillow resamples horizontally first, rounding to 8 bits in between, then vertically.
-  if (width !== image.width) current = resampleRows(current, width, triangleCoefficients(image.width, width));
-  if (height !== image.height) current = resampleColumns(current, height, triangleCoefficients(image.height, height));
+  if (width !== image.width) current = resampleRows(current, width, pilCoefficients(image.width, width, filter));
+  if (height !== image.height) current = resampleColumns(current, height, pilCoefficients(image.height, height, filter));
   return { ...image, width, height, data: current.data };
 }
 
@@ -66,11 +75,31 @@ interface Coefficients {
   weights: Int32Array;
 }
 
-/** Pillow's triangle-filter coefficients for resizing `inSize` samples to `outSize`. */
-function triangleCoefficients(inSize: number, outSize: number): Coefficients {
+/** One of Pillow's resampling filters: its support at scale 1 and its kernel. */
+interface PilFilter {
+  readonly support: number;
+  readonly kernel: (x: number) => number;
+}
+
+const TRIANGLE: PilFilter = { support: 1, kernel: (x) => (x < 0 ? -x : x) < 1 ? 1 - (x < 0 ? -x : x) : 0 };
+
+/** Pillow's bicubic_filter: Keys' cubic with a = −0.5. */
+const BICUBIC: PilFilter = {
+  support: 2,
+  kernel: (value) => {
+    const a = -0.5;
+    const x = value < 0 ? -value : value;
+    if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+    if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+    return 0;
+  },
+};
+
+/** Pillow's filter coefficients for resizing `inSize` samples to `outSize`. */
+function pilCoefficients(inSize: number, outSize: number, filter: PilFilter): Coefficients {
   const scale = inSize / outSize;
   const filterScale = Math.max(scale, 1);
-  const support = 1 * filterScale; // the triangle filter's support is 1, widened when shrinking
+  const support = filter.support * filterScale; // widened when shrinking
   const taps = Math.ceil(support) * 2 + 1;
   const start = new Int32Array(outSize);
   const count = new Int32Array(outSize);
@@ -86,8 +115,7 @@ function triangleCoefficients(inSize: number, outSize: number): Coefficients {
     const n = last - first;
     let total = 0;
     for (let i = 0; i < n; i++) {
-      const distance = Math.abs((i + first - center + 0.5) * reciprocal);
-      raw[i] = distance < 1 ? 1 - distance : 0;
+      raw[i] = filter.kernel((i + first - center + 0.5) * reciprocal);
       total += raw[i]!;
     }
     for (let i = 0; i < n; i++) {

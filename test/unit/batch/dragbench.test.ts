@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { decodeMaskRle, type RleMask } from '../../../src/shared/edit-spec';
 import { DragBenchSampleError, MAX_META_BYTES, dragBenchSpec, readDragBenchMeta } from '../../../src/sidecar/batch/dragbench';
-import { PickleError, readPickle } from '../../../src/sidecar/batch/pickle';
+import { PickleError, readPickle } from '../../../src/sidecar/formats/pickle';
 import { tempDir } from '../../support/tiny-pipeline';
 
 const PICKLES = path.resolve(__dirname, '..', '..', 'fixtures', 'batch', 'pickles');

@@ -28,6 +28,7 @@ test('the eslint command exits 1 on a layering violation', () => {
 });
 
 const VIOLATIONS: Array<[file: string, code: string, message: RegExp]> = [
+  ['src/sidecar/formats/x.ts', "import { Graph } from '../engine/graph';\nexport const G = Graph;\n", /formats must not import src\/sidecar\/engine/],
   ['src/sidecar/engine/x.ts', "import { CONTEXT_LENGTH } from '../models/tokenizer';\nexport const n = CONTEXT_LENGTH;\n", /src\/sidecar\/engine must not import src\/sidecar\/models/],
   ['src/sidecar/engine/runtime/x.ts', "export const load = () => import('../../pipeline/edit/edit');\n", /engine must not import src\/sidecar\/pipeline/],
   ['src/sidecar/engine/x.ts', "export * from '../hub';\n", /engine must not import src\/sidecar\/hub/],

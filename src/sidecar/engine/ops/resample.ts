@@ -1,6 +1,6 @@
 /**
  * Resampling with PyTorch's semantics: F.interpolate (nearest, bilinear without align_corners or
- * antialias), avg_pool2d and adaptive_avg_pool2d over NCHW tensors.
+ * antialias), avg_pool2d, max_pool2d and adaptive_avg_pool2d over NCHW tensors.
  *
  * Index rules are computed here in JS exactly as PyTorch computes them, then expressed with standard
  * ops: an integer nearest upscale is one Resize node (its gradient a Reshape + ReduceSum); every other
@@ -47,13 +47,7 @@ defineOp({
   infer([x], attrs) {
     requireFloat('AveragePool', x!);
     requireRank('AveragePool', x!, 4);
-    const [kh, kw] = attrs.kernel_shape as [number, number];
-    const [sh, sw] = attrs.strides as [number, number];
-    const [pt, pl, pb, pr] = attrs.pads as [number, number, number, number];
-    const [h, w] = [x!.shape[2]!, x!.shape[3]!];
-    const oh = Math.floor((h + pt + pb - kh) / sh) + 1;
-    const ow = Math.floor((w + pl + pr - kw) / sw) + 1;
-    if (oh < 1 || ow < 1) throw new Error(`AveragePool kernel [${kh}, ${kw}] exceeds the padded input`);
+    const [oh, ow] = pooledSize('AveragePool', x!.shape, attrs.kernel_shape as [number, number], attrs.strides as [number, number], attrs.pads as [number, number, number, number]);
     return [{ dtype: x!.dtype, shape: [x!.shape[0]!, x!.shape[1]!, oh, ow] }];
   },
   onnxAttrs: { kernel_shape: 'ints', strides: 'ints', pads: 'ints', count_include_pad: 'int' },
@@ -72,6 +66,43 @@ defineOp({
     return [x.graph.apply1('ConvTranspose', [g!, box], { strides, pads, dilations: [1, 1], group: c, output_padding: outputPadding })];
   },
 });
+
+defineOp({
+  type: 'MaxPool',
+  infer([x], attrs) {
+    requireFloat('MaxPool', x!);
+    requireRank('MaxPool', x!, 4);
+    const [oh, ow] = pooledSize('MaxPool', x!.shape, attrs.kernel_shape as [number, number], attrs.strides as [number, number], attrs.pads as [number, number, number, number]);
+    return [{ dtype: x!.dtype, shape: [x!.shape[0]!, x!.shape[1]!, oh, ow] }];
+  },
+  onnxAttrs: { kernel_shape: 'ints', strides: 'ints', pads: 'ints' },
+  // No VJP: only the evaluation metrics (LPIPS's AlexNet) use it, and they need no gradient.
+});
+
+/** F.max_pool2d with ceil_mode=False and dilation 1; padding is symmetric per axis (padded cells never win). */
+export function maxPool2d(
+  x: Value,
+  kernel: number | readonly [number, number],
+  stride?: number | readonly [number, number],
+  padding: number | readonly [number, number] = 0,
+): Value {
+  const k = pair(kernel);
+  const [ph, pw] = pair(padding);
+  return x.graph.apply1('MaxPool', [x], { kernel_shape: k, strides: pair(stride ?? k), pads: [ph, pw, ph, pw] });
+}
+
+function pooledSize(
+  op: string,
+  shape: readonly number[],
+  [kh, kw]: readonly [number, number],
+  [sh, sw]: readonly [number, number],
+  [pt, pl, pb, pr]: readonly [number, number, number, number],
+): [number, number] {
+  const oh = Math.floor((shape[2]! + pt + pb - kh) / sh) + 1;
+  const ow = Math.floor((shape[3]! + pl + pr - kw) / sw) + 1;
+  if (oh < 1 || ow < 1) throw new Error(`${op} kernel [${kh}, ${kw}] exceeds the padded input ${formatShape(shape)}`);
+  return [oh, ow];
+}
 
 /** F.interpolate(mode='nearest'): source index floor(dst · in/out) in float32, as PyTorch computes it. */
 export function resizeNearest(x: Value, size: readonly [number, number]): Value {

@@ -52,14 +52,27 @@ export class ClipTokenizer {
   readonly startId: number;
   readonly endId: number;
 
+  /** What Stable Diffusion's input ids are padded with: the end token, unless the tokenizer's config names another. */
+  readonly sdPadId: number;
+
   private constructor(
     private readonly vocab: ReadonlyMap<string, number>,
     private readonly ranks: MergeRanks,
     private readonly idToToken: ReadonlyMap<number, string>,
     private readonly source: string,
+    sdPadToken: string = END_OF_TEXT,
   ) {
     this.startId = this.requireId(START_OF_TEXT);
     this.endId = this.requireId(END_OF_TEXT);
+    this.sdPadId = this.requireId(sdPadToken);
+  }
+
+  /**
+   * The same tokenizer padding Stable Diffusion's input with `token` (SD-2.x's tokenizer pads with "!", SD-1.x's with
+   * the end token); the token must be in the vocabulary.
+   */
+  withSdPadding(token: string): ClipTokenizer {
+    return token === END_OF_TEXT && this.sdPadId === this.endId ? this : new ClipTokenizer(this.vocab, this.ranks, this.idToToken, this.source, token);
   }
 
   /** Builds a tokenizer from a token -> id map and merges in rank order ("left right"). */
@@ -161,9 +174,9 @@ export class ClipTokenizer {
     return { ids, kept, truncated: kept < bpeIds.length };
   }
 
-  /** Stable Diffusion's text-encoder input: padded with the end token. */
+  /** Stable Diffusion's text-encoder input: padded with the end token (or the token `withSdPadding` set). */
   sdInputIds(text: string, contextLength = CONTEXT_LENGTH): PaddedIds {
-    return this.pad(this.encode(text), this.endId, contextLength);
+    return this.pad(this.encode(text), this.sdPadId, contextLength);
   }
 
   /** `clip.tokenize(text, truncate=True)`: padded with zeros. */

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { loadClipModel, loadStableDiffusionModel, weightSourceFiles, type StableDiffusionModel } from '../../models/checkpoint/layout';
 import type { ClipModelWeights } from '../../models/clip';
 import type { ClipTextConfig } from '../../models/config';
-import { ClipTokenizer } from '../../models/tokenizer';
+import { ClipTokenizer, readPadToken } from '../../models/tokenizer';
 import { planUNet } from '../../models/unet/plan';
 import type { UNetModel } from '../../models/unet/unet';
 import type { VaeModel } from '../../models/vae';
@@ -114,7 +114,10 @@ export async function openPipelineModels(request: OpenModelsRequest): Promise<Pi
         'Use a Stable Diffusion folder that includes its tokenizer, or give a folder with CLIP\'s vocab.json and merges.txt.',
     );
   }
-  const tokenizer = await ClipTokenizer.fromDirectory(tokenizerSource);
+  const bpe = await ClipTokenizer.fromDirectory(tokenizerSource);
+  // The SD folder's own tokenizer says what its prompts are padded with (SD-2.x: "!").
+  const padToken = layout.tokenizer ? await readPadToken(layout.tokenizer.dir) : null;
+  const tokenizer = padToken ? bpe.withSdPadding(padToken) : bpe;
   const weightFiles = { stableDiffusion: [layout.unet, layout.vae, layout.textEncoder].flatMap(weightSourceFiles), clip: clipWeightFiles };
   return { stableDiffusion, unet, vae, textEncoder, clip, tokenizer, tokenizerSource, weightFiles };
 }

@@ -1,7 +1,9 @@
-// A safe reader for the Python pickles DragBench ships (`meta_data.pkl`): a small stack machine over the opcodes that
-// protocols 0–5 use for plain data (dicts, lists, tuples, str, bytes, int, float, bool, None) and for numpy arrays.
-// Nothing in the file is ever executed: GLOBAL / STACK_GLOBAL only resolve to an allow-list of numpy constructors that
-// this file models as data (array, dtype, scalar), and anything else is refused with the name the file asked for.
+// A safe reader for Python pickles: a small stack machine over the opcodes that protocols 0–5 use for plain data
+// (dicts, lists, tuples, str, bytes, int, float, bool, None), numpy arrays (DragBench's `meta_data.pkl`) and, when
+// asked for, the tensor records of PyTorch checkpoints (`torch.save` files, see `torch-checkpoint.ts`).
+// Nothing in the file is ever executed: GLOBAL / STACK_GLOBAL only resolve to an allow-list of constructors that
+// this file models as data (array, dtype, scalar; tensor, storage type, OrderedDict), and anything else is refused
+// with the name the file asked for.
 import { NumpyArray, NumpyDType, NUMPY_ARRAY_ORDERS, parseNumpyTypeString, type NumpyArrayOrder } from './numpy-data';
 
 export { NumpyArray, NumpyDType } from './numpy-data';
@@ -15,6 +17,17 @@ export class PickleGlobal {
   get qualifiedName(): string {
     return `${this.module}.${this.name}`;
   }
+}
+
+/** A PyTorch tensor as a checkpoint records it: a view (offset, size, stride in elements) of a storage. */
+export class TorchTensorRecord {
+  constructor(
+    /** What the file's persistent id named, as `PickleReadOptions.persistentLoad` returned it. */
+    readonly storage: PickleValue,
+    readonly storageOffset: number,
+    readonly size: readonly number[],
+    readonly stride: readonly number[],
+  ) {}
 }
 
 export type PickleKey = string | number | bigint | boolean | null;
@@ -32,7 +45,8 @@ export type PickleValue =
   | Map<PickleKey, PickleValue>
   | NumpyArray
   | NumpyDType
-  | PickleGlobal;
+  | PickleGlobal
+  | TorchTensorRecord;
 
 /** True for a value that came from a Python tuple. */
 export function isPickleTuple(value: PickleValue): value is PickleTuple {
@@ -56,10 +70,41 @@ export interface PickleReadOptions {
   source?: string;
   /** Refuse integers encoded in more bytes than this (LONG1/LONG4); default 64. */
   maxLongBytes?: number;
+  /**
+   * Accept the globals of a PyTorch checkpoint (`torch._utils._rebuild_tensor_v2`, `_rebuild_parameter`, the
+   * `torch.*Storage` types, `collections.OrderedDict`) as data. Default false.
+   */
+  torch?: boolean;
+  /**
+   * Resolves a persistent id (BINPERSID / PERSID: how `torch.save` names the storages it writes beside the pickle).
+   * Without it, a file that uses persistent ids is refused.
+   */
+  persistentLoad?: (id: PickleValue) => PickleValue;
 }
 
 /** Kinds of constructor the reader models; the allow-list maps Python names onto them. */
-type ModelledConstructor = 'reconstruct' | 'ndarray' | 'dtype' | 'scalar' | 'frombuffer' | 'codecs-encode' | 'bytes';
+type ModelledConstructor =
+  | 'reconstruct'
+  | 'ndarray'
+  | 'dtype'
+  | 'scalar'
+  | 'frombuffer'
+  | 'codecs-encode'
+  | 'bytes'
+  | 'ordered-dict'
+  | 'rebuild-tensor'
+  | 'rebuild-parameter'
+  | 'storage-type';
+
+/** The globals of `torch.save` files, accepted with `PickleReadOptions.torch`. */
+const TORCH_GLOBALS: ReadonlyMap<string, ModelledConstructor> = new Map([
+  ['collections.OrderedDict', 'ordered-dict'],
+  ['torch._utils._rebuild_tensor_v2', 'rebuild-tensor'],
+  ['torch._utils._rebuild_parameter', 'rebuild-parameter'],
+  ...['Float', 'Half', 'BFloat16', 'Double', 'Long', 'Int', 'Short', 'Char', 'Byte', 'Bool'].map(
+    (type) => [`torch.${type}Storage`, 'storage-type'] as const,
+  ),
+]);
 
 const ALLOWED_GLOBALS: ReadonlyMap<string, ModelledConstructor> = new Map([
   // numpy 1.x names (what DragBench's files use) and numpy 2.x names.
@@ -86,13 +131,23 @@ type StackItem = PickleValue | typeof MARK;
 
 /** Parses a whole pickle and returns the object it describes. Throws `PickleError` for anything outside the subset. */
 export function readPickle(bytes: Uint8Array, options: PickleReadOptions = {}): PickleValue {
-  return new PickleMachine(bytes, options).run();
+  // Like Python's pickle.load, whatever follows the STOP opcode is not read.
+  return readPickleAt(bytes, 0, options).value;
+}
+
+/** Parses one pickle starting at `offset` of `bytes` (files such as legacy `torch.save` output hold several in a row). */
+export function readPickleAt(bytes: Uint8Array, offset: number, options: PickleReadOptions = {}): { value: PickleValue; end: number } {
+  const machine = new PickleMachine(bytes, options, offset);
+  const value = machine.run();
+  return { value, end: machine.position };
 }
 
 class PickleMachine {
   private readonly view: DataView;
   private readonly source: string;
   private readonly maxLongBytes: number;
+  private readonly allowed: ReadonlyMap<string, ModelledConstructor>;
+  private readonly persistentLoad: ((id: PickleValue) => PickleValue) | undefined;
   private pos = 0;
   private opStart = 0;
   private stack: StackItem[] = [];
@@ -103,14 +158,22 @@ class PickleMachine {
   constructor(
     private readonly bytes: Uint8Array,
     options: PickleReadOptions,
+    start = 0,
   ) {
+    this.pos = start;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.source = options.source ?? 'the pickle';
     this.maxLongBytes = options.maxLongBytes ?? 64;
+    this.allowed = options.torch ? new Map([...ALLOWED_GLOBALS, ...TORCH_GLOBALS]) : ALLOWED_GLOBALS;
+    this.persistentLoad = options.persistentLoad;
+  }
+
+  get position(): number {
+    return this.pos;
   }
 
   run(): PickleValue {
-    if (this.bytes.length === 0) throw new PickleError(`${this.source} is empty; expected a Python pickle.`, 0);
+    if (this.bytes.length === this.pos) throw new PickleError(`${this.source} is empty; expected a Python pickle.`, 0);
     for (;;) {
       this.opStart = this.pos;
       const op = this.byte();
@@ -243,6 +306,12 @@ class PickleMachine {
         const callable = this.popValue();
         return this.push(this.reduce(callable, args));
       }
+      case 0x51: // Q BINPERSID
+        if (!this.persistentLoad) return this.refuseOpcode(op);
+        return this.push(this.persistent(this.popValue()));
+      case 0x50: // P PERSID (protocol 0: the id is a line of text)
+        if (!this.persistentLoad) return this.refuseOpcode(op);
+        return this.push(this.persistent(this.line()));
       case 0x62: { // b BUILD
         const state = this.popValue();
         this.build(this.top(), state);
@@ -258,10 +327,11 @@ class PickleMachine {
 
   private resolveGlobal(module: string, name: string): PickleGlobal {
     const qualified = `${PY2_MODULE_NAMES.get(module) ?? module}.${name}`;
-    if (!ALLOWED_GLOBALS.has(qualified)) {
+    if (!this.allowed.has(qualified)) {
       throw new PickleError(
         `Unsupported object ${qualified} in ${this.source} (at byte ${this.opStart}): CLIPDrag reads only plain data (dicts, lists, tuples, text, ` +
-          'numbers, booleans, None) and numpy arrays from pickles and never runs code from them. Re-save the file with only such values.',
+          `numbers, booleans, None) and ${this.allowed === ALLOWED_GLOBALS ? 'numpy arrays' : 'tensors'} from pickles and never runs code from them. ` +
+          'Re-save the file with only such values.',
         this.opStart,
       );
     }
@@ -270,7 +340,7 @@ class PickleMachine {
 
   private constructorOf(callable: PickleValue, what: string): ModelledConstructor {
     if (!(callable instanceof PickleGlobal)) this.fail(`${what} on a ${describe(callable)}, which is not callable data`);
-    return ALLOWED_GLOBALS.get((callable as PickleGlobal).qualifiedName)!;
+    return this.allowed.get((callable as PickleGlobal).qualifiedName)!;
   }
 
   private reduce(callable: PickleValue, args: PickleValue): PickleValue {
@@ -318,10 +388,45 @@ class PickleMachine {
       }
       case 'ndarray':
         return this.fail('calls numpy.ndarray directly, which is not supported', 'unsupported');
+      case 'ordered-dict':
+        if (argv.length !== 0) this.fail('creates an OrderedDict from arguments; only the empty form torch.save writes is supported', 'unsupported');
+        return new Map();
+      case 'rebuild-tensor': {
+        // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+        const [storage, offset, size, stride] = argv;
+        if (storage === undefined) this.fail('rebuilds a tensor without a storage');
+        return new TorchTensorRecord(storage!, this.count(offset ?? null, 'a tensor offset'), this.shape(size ?? null), this.shape(stride ?? null));
+      }
+      case 'rebuild-parameter': {
+        // _rebuild_parameter(data, requires_grad, backward_hooks): a Parameter is its tensor here.
+        const [data] = argv;
+        if (!(data instanceof TorchTensorRecord)) this.fail(`rebuilds a parameter from a ${describe(data ?? null)}; expected a tensor`);
+        return data!;
+      }
+      case 'storage-type':
+        return this.fail(`calls ${(callable as PickleGlobal).qualifiedName}; storages are only named in persistent ids`, 'unsupported');
     }
   }
 
+  private persistent(id: PickleValue): PickleValue {
+    return this.guard(() => this.persistentLoad!(id));
+  }
+
+  private count(value: PickleValue, what: string): number {
+    const n = typeof value === 'bigint' ? Number(value) : value;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) this.fail(`gives ${what} as ${describe(value)}; expected a non-negative integer`);
+    return n as number;
+  }
+
   private build(target: PickleValue, state: PickleValue): void {
+    if (target instanceof Map && this.allowed === ALLOWED_GLOBALS) {
+      this.fail('sets the state of a dict (BUILD); only numpy arrays and dtypes can be built', 'unsupported');
+    }
+    if (target instanceof Map) {
+      // An OrderedDict's instance attributes (a state_dict's `_metadata`): not part of the data.
+      if (!(state instanceof Map) && state !== null) this.fail(`sets the state of an OrderedDict to a ${describe(state)}`, 'unsupported');
+      return;
+    }
     if (target instanceof NumpyDType) {
       const fields = this.tuple(state, 'the state of a numpy dtype');
       this.guard(() => target.applyState(fields));
@@ -596,5 +701,6 @@ export function describe(value: PickleValue): string {
   if (value instanceof NumpyArray) return 'numpy array';
   if (value instanceof NumpyDType) return 'numpy dtype';
   if (value instanceof PickleGlobal) return value.qualifiedName;
+  if (value instanceof TorchTensorRecord) return 'tensor';
   return isPickleTuple(value) ? 'tuple' : 'list';
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { NumpyArray, NumpyDType, PickleError, PickleGlobal, isPickleTuple, readPickle, type PickleValue } from '../../../src/sidecar/batch/pickle';
+import { NumpyArray, NumpyDType, PickleError, PickleGlobal, isPickleTuple, readPickle, type PickleValue } from '../../../src/sidecar/formats/pickle';
 
 const PICKLES = path.resolve(__dirname, '..', '..', 'fixtures', 'batch', 'pickles');
 

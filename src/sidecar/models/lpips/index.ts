@@ -1,0 +1,1 @@
+export { lpipsAlex, type LpipsOutputs } from './lpips';
