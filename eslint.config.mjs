@@ -16,7 +16,7 @@ const LAYERING_ZONES = [
   { from: sidecar('formats')[0], forbid: sidecar('engine', 'models', 'hub', 'io', 'pipeline', 'batch', 'rpc', 'cli'), reason: 'file formats are read by every layer and use none' },
   { from: sidecar('engine')[0], forbid: sidecar('models', 'hub', 'io', 'pipeline', 'batch', 'rpc', 'cli'), reason: 'the engine knows no model, file or edit' },
   { from: sidecar('models')[0], forbid: sidecar('hub', 'io', 'pipeline', 'batch', 'rpc', 'cli'), reason: 'models are written against the engine only' },
-  { from: sidecar('hub')[0], forbid: sidecar('io', 'pipeline', 'batch', 'rpc', 'cli'), reason: 'the model store sits below io and the pipeline' },
+  { from: sidecar('hub')[0], forbid: sidecar('pipeline', 'batch', 'rpc', 'cli'), reason: 'the model store sits below the pipeline' },
   { from: sidecar('io')[0], forbid: sidecar('pipeline', 'batch', 'rpc', 'cli'), reason: 'io sits below the pipeline' },
   { from: sidecar('pipeline')[0], forbid: sidecar('batch', 'rpc', 'cli'), reason: 'the pipeline sits below batch runs and the front doors' },
   { from: sidecar('batch')[0], forbid: sidecar('models', 'rpc', 'cli'), reason: 'batch runs use models through the pipeline' },

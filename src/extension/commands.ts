@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import { DEVICE_PREFERENCES, type DevicePreference, type InitializeResult } from '../shared/protocol';
 import { devicePreference, setDevicePreference } from './config';
 import { runBatchCommand } from './batch-command';
+import { detectSlurm, submitSlurmBatch } from './slurm-command';
 import { EDITOR_VIEW_TYPE } from './editor/image-editor-provider';
 import { downloadModels } from './models-command';
 import type { SidecarClient } from './sidecar/sidecar-client';
@@ -11,6 +12,7 @@ import type { SidecarClient } from './sidecar/sidecar-client';
 export const COMMANDS = {
   openEditor: 'clipdrag.openEditor',
   runBatch: 'clipdrag.runBatch',
+  submitSlurmBatch: 'clipdrag.submitSlurmBatch',
   downloadModels: 'clipdrag.downloadModels',
   chooseDevice: 'clipdrag.chooseDevice',
   showLogs: 'clipdrag.showLogs',
@@ -29,6 +31,12 @@ export function registerCommands(context: vscode.ExtensionContext, sidecar: Side
       if (requireTrust('Running a batch writes result images')) return runBatchCommand(sidecar, showError, folder, options);
       return undefined;
     }),
+    vscode.commands.registerCommand(COMMANDS.submitSlurmBatch, async (folder?: unknown, options?: unknown) => {
+      if (requireTrust('Submitting a batch writes a job script and result images')) {
+        return submitSlurmBatch(sidecar, context.asAbsolutePath('dist/sidecar.js'), showError, folder, options);
+      }
+      return undefined;
+    }),
     vscode.commands.registerCommand(COMMANDS.downloadModels, async () => {
       if (requireTrust('Downloading models')) await downloadModels(sidecar, showError);
     }),
@@ -43,6 +51,7 @@ export function registerCommands(context: vscode.ExtensionContext, sidecar: Side
       }
     }),
   );
+  void detectSlurm(log);
 }
 
 function requireTrust(what: string): boolean {

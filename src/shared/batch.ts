@@ -87,6 +87,8 @@ export interface BatchItemResult {
   executionProvider?: string;
   /** Why it failed or did not run. */
   error?: string;
+  /** In a batch shared by workers: the worker that ran it (see `BatchReport.workers`). */
+  worker?: string;
 }
 
 export interface BatchTotals {
@@ -115,6 +117,39 @@ export interface BatchReport {
   device: DevicePreference;
   items: BatchItemResult[];
   totals: BatchTotals;
+  /** A batch shared by workers (`--worker`, `--shard`): one entry per worker, from its report part. */
+  workers?: BatchWorkerSummary[];
+}
+
+/** One of `count` deterministic slices of a plan: the items whose position modulo `count` is `index` (0-based). */
+export interface BatchShard {
+  index: number;
+  count: number;
+}
+
+/** A worker of a shared batch, as its report part and the merged report describe it. */
+export interface BatchWorkerSummary {
+  /** `<host>-<pid>-<start>`; also the name of its report part. */
+  id: string;
+  host: string;
+  pid: number;
+  shard?: BatchShard;
+  startedAt: string;
+  /** Absent while it runs, or when it was killed. */
+  finishedAt?: string;
+  state: BatchReport['state'];
+  /** Items it ran (not those it skipped or left to others), and how they ended. */
+  ran: number;
+  succeeded: number;
+  failed: number;
+  /** Seconds it spent editing; seconds from its start to its end (or to its last report). */
+  editSeconds: number;
+  wallSeconds: number;
+}
+
+/** A worker's report part (`.clipdrag-batch/parts/<id>.json`): the items of its slice as it saw them, and itself. */
+export interface BatchReportPart extends BatchReport {
+  worker: BatchWorkerSummary;
 }
 
 /** What `batch/run` reports while it runs (`$/progress` with the request's token) and what the CLI prints. */
@@ -146,4 +181,22 @@ export function formatDuration(seconds: number): string {
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
   return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+}
+
+/** How far the workers of a shared batch are, from their report parts (those started at or after `since`). */
+export function sharedBatchProgress(parts: readonly BatchReportPart[], since = ''): { ran: number; failed: number; runningWorkers: number } {
+  const recent = parts.filter((part) => part.worker.startedAt >= since);
+  const ran = new Map<string, BatchItemStatus>();
+  for (const part of recent) {
+    for (const item of part.items) {
+      if (item.status === 'succeeded' || (item.status === 'failed' && item.worker !== undefined)) {
+        if (ran.get(item.image) !== 'succeeded') ran.set(item.image, item.status);
+      }
+    }
+  }
+  return {
+    ran: ran.size,
+    failed: [...ran.values()].filter((status) => status === 'failed').length,
+    runningWorkers: recent.filter((part) => part.worker.finishedAt === undefined).length,
+  };
 }

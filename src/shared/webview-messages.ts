@@ -51,13 +51,15 @@ export type MaskUpdate =
   | { kind: 'reset'; revision: number; base: MaskBaseView; strokes: MaskStroke[] };
 
 /** What the user can do about a message, as buttons. */
-export const USER_ACTIONS = ['showLogs', 'downloadModels', 'chooseDevice', 'manageTrust', 'openSpec', 'save'] as const;
+export const USER_ACTIONS = ['showLogs', 'downloadModels', 'openModelSetting', 'openClipModelSetting', 'chooseDevice', 'manageTrust', 'openSpec', 'save'] as const;
 export type UserAction = (typeof USER_ACTIONS)[number];
 
 /** The button text of each action, the same in the editor page and in VS Code's notifications. */
 export const USER_ACTION_LABELS: Readonly<Record<UserAction, string>> = {
   showLogs: 'Show Logs',
   downloadModels: 'Download Models',
+  openModelSetting: 'Open Model Setting',
+  openClipModelSetting: 'Open CLIP Model Setting',
   chooseDevice: 'Choose Device',
   manageTrust: 'Manage Workspace Trust',
   openSpec: 'Open Spec File',

@@ -301,6 +301,7 @@ class Editor {
   // View and tools
 
   private resize(): void {
+    if (this.stack.hidden) return; // compare view: a hidden canvas has no size to fit (it made the zoom read 2%)
     const rect = this.stack.getBoundingClientRect();
     this.viewport.setView(rect.width, rect.height);
     this.renderer.resize(rect.width, rect.height, window.devicePixelRatio || 1);
@@ -346,6 +347,8 @@ class Editor {
     this.mode = mode;
     this.stack.hidden = mode !== 'edit';
     this.results.setVisible(mode === 'compare');
+    // Tools, mask and zoom act on the editing canvas only.
+    for (const element of document.querySelectorAll<HTMLElement>('[data-edit-only]')) element.hidden = mode !== 'edit';
     for (const element of document.querySelectorAll<HTMLButtonElement>('.view-mode')) element.setAttribute('aria-checked', String(element.dataset.view === mode));
     if (mode === 'edit') this.resize();
   }

@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import util from 'node:util';
 import { chromium } from 'playwright-core';
 import { testEnvPaths } from './test-env.mjs';
+import { copySamples } from '../../scripts/samples.mjs';
 
 /* global document, HTMLImageElement -- used only inside page.evaluate callbacks, which run in the browser */
 
@@ -100,8 +101,9 @@ function prepareRunFolder() {
       2,
     ),
   );
-  // A copy of the samples: the tests may open and change files without touching the repository.
-  fs.cpSync(path.join(repo, 'media', 'samples'), dirs.workspace, { recursive: true });
+  // A pristine copy of the samples: the tests may open and change files without touching the repository, and
+  // nothing a user left in media/samples (a saved spec, results) changes what they read.
+  copySamples(repo, dirs.workspace);
   fs.writeFileSync(path.join(dirs.channel, 'runner.json'), JSON.stringify({ pageQueries: true }));
   return dirs;
 }

@@ -353,11 +353,20 @@ describe('editor page in Chromium', { skip }, () => {
       const since = page.received.length;
       await page.page.click('#results button[aria-label="Reveal sample.clipdrag.png in the Explorer"]');
       await page.waitFor((m): m is Of<'result'> => m.type === 'result' && m.action === 'reveal' && m.file === 'sample.clipdrag.png', { since });
+      const zoomBefore = await page.page.textContent('#zoom-level');
+      assert.match(zoomBefore ?? '', /^\d+%$/);
       await page.page.click('#results button[aria-label="Compare sample.clipdrag.png with the source"]');
       await settle(page);
       assert.equal(await page.page.isVisible('#compare-slider'), true);
       assert.equal(await page.page.isHidden('#canvas-stack'), true);
       assert.equal(await page.page.getAttribute('.view-mode[data-view="compare"]', 'aria-checked'), 'true');
+      // The editing canvas's tools, mask and zoom do not apply to the comparison, and its zoom stays what it was.
+      for (const control of ['.tool[data-tool="brush"]', '.tool[data-tool="eraser"]', '#brush-size', '#toggle-mask', '#clear-mask', '#zoom-level', '#zoom-in']) {
+        assert.equal(await page.page.isHidden(control), true, `${control} is hidden while comparing`);
+      }
+      await page.page.setViewportSize({ width: 1100, height: 700 }); // a resize while the canvas is hidden
+      await settle(page);
+      assert.equal(await page.page.textContent('#zoom-level'), zoomBefore, 'the hidden canvas keeps its zoom');
       await page.page.locator('#compare-position').fill('30');
       assert.equal(await page.page.locator('#compare-after-overlay').evaluate((img) => (img as unknown as { style: { clipPath: string } }).style.clipPath), 'inset(0px 0px 0px 30%)');
       await page.page.click('.compare-mode[data-compare="side"]');
@@ -365,6 +374,10 @@ describe('editor page in Chromium', { skip }, () => {
       assert.equal(await page.page.isHidden('#compare-slider'), true);
       await page.page.keyboard.press('c');
       assert.equal(await page.page.isVisible('#canvas-stack'), true, 'C goes back to editing');
+      await settle(page);
+      assert.equal(await page.page.isVisible('#toggle-mask'), true);
+      assert.equal(await page.page.isVisible('#zoom-level'), true);
+      assert.notEqual(await page.page.textContent('#zoom-level'), '2%');
       assert.deepEqual(await page.cspViolations(), []);
     } finally {
       await page.close();

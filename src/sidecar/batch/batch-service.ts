@@ -9,6 +9,7 @@ import { edit, type EditRequest } from '../pipeline/edit/edit';
 import { EditSession } from '../pipeline/edit/edit-session';
 import type { BatchPlanning, RunnableItem } from './plan';
 import { runBatch, type ItemEditor } from './runner';
+import { runWorker, type RunWorkerOptions } from './worker';
 
 /** Where the engine keeps things, for tests and front doors that know better than the defaults. */
 export interface BatchEnvironment {
@@ -21,6 +22,8 @@ export interface BatchEnvironment {
 }
 
 export interface RunPlannedBatchOptions {
+  /** Run as one of several workers sharing the folder (claims, a report part, the merged report). */
+  worker?: Pick<RunWorkerOptions, 'shard' | 'claimTimeoutMs' | 'pollMs'>;
   signal?: AbortSignal;
   onProgress?: (progress: BatchProgress) => void;
   onReportError?: (error: unknown) => void;
@@ -54,14 +57,16 @@ export async function runPlannedBatch(planning: BatchPlanning, options: BatchOpt
     return edit(request, editOptions);
   };
   try {
-    return await runBatch(planning, {
+    const runOptions = {
       editItem,
       device,
       isFatal: usesBatchModelsAndTheyFailed,
       ...(run.signal ? { signal: run.signal } : {}),
       ...(run.onProgress ? { onProgress: run.onProgress } : {}),
       ...(run.onReportError ? { onReportError: run.onReportError } : {}),
-    });
+    };
+    if (run.worker) return await runWorker(planning, { ...runOptions, ...run.worker, ...(options.force ? { force: true } : {}) });
+    return await runBatch(planning, runOptions);
   } finally {
     await session.close();
   }

@@ -34,7 +34,12 @@ export function batchReportMarkdown(report: BatchReport): string {
       `${formatDuration(t.seconds)} of editing.`,
   );
   if (t.meanDistance !== null) lines.push(`Mean final handle-to-target distance: ${t.meanDistance} px.`);
-  lines.push('', '| # | image | source | status | time | handle → target (px) | result |', '|---|---|---|---|---|---|---|');
+  const byWorker = report.workers !== undefined;
+  lines.push(
+    '',
+    `| # | image | source | status | time | handle → target (px) | result |${byWorker ? ' worker |' : ''}`,
+    `|---|---|---|---|---|---|---|${byWorker ? '---|' : ''}`,
+  );
   report.items.forEach((item, i) => {
     const cells = [
       String(i + 1),
@@ -44,9 +49,18 @@ export function batchReportMarkdown(report: BatchReport): string {
       item.seconds !== undefined ? formatDuration(item.seconds) : '',
       item.distances?.map((d) => d.toFixed(2)).join(', ') ?? '',
       item.result ? code(item.result) : '',
+      ...(byWorker ? [item.worker ? code(item.worker) : ''] : []),
     ];
     lines.push(`| ${cells.join(' | ')} |`);
   });
+  if (report.workers && report.workers.length > 0) {
+    lines.push('', '## Workers', '', '| worker | shard | state | ran | done | failed | editing | wall time |', '|---|---|---|---|---|---|---|---|');
+    for (const w of report.workers) {
+      const state = w.finishedAt ? w.state : 'did not finish (still running, or killed)';
+      const shard = w.shard ? `${w.shard.index}/${w.shard.count}` : 'all';
+      lines.push(`| ${code(w.id)} | ${shard} | ${state} | ${w.ran} | ${w.succeeded} | ${w.failed} | ${formatDuration(w.editSeconds)} | ${formatDuration(w.wallSeconds)} |`);
+    }
+  }
   const problems = report.items.filter((item) => item.error !== undefined && item.status !== 'not-run');
   if (problems.length > 0) {
     lines.push('', '## Problems', '');

@@ -3,11 +3,14 @@
 // skipped, so an interrupted batch continues where it stopped. Progress on stderr; the summary on stdout (--json:
 // the report as one object). Ctrl-C cancels after the current step; the report says what was done.
 import * as path from 'node:path';
-import { formatDuration, type BatchOptions, type BatchPlan, type BatchProgress, type BatchReport } from '../../shared/batch';
+import { formatDuration, type BatchOptions, type BatchPlan, type BatchProgress, type BatchReport, type BatchReportPart, type BatchShard } from '../../shared/batch';
 import { EDIT_PARAMETER_DEFINITIONS, EDIT_PARAMETER_NAMES, type EditParameterName, type EditParameters } from '../../shared/edit-parameters';
 import { isDevicePreference, isPrecisionPreference } from '../../shared/protocol';
 import { runPlannedBatch, type BatchEnvironment } from '../batch/batch-service';
 import { BatchFolderError, planBatch } from '../batch/plan';
+import { mergeBatchReport } from '../batch/report-parts';
+import { inShard, parseShard, ShardError, shardFromEnvironment } from '../batch/shard';
+import { skeleton } from '../batch/worker';
 import { parseModelSource } from '../hub';
 import { UsageError, type CliIo } from './io';
 
@@ -22,24 +25,35 @@ export const BATCH_USAGE = `clipdrag batch <folder> [options]
   --working-width N      width images are edited at (default 512)
   --force                run every item again, even when a matching result exists
   --plan                 only show what would run, and the time estimate
-  --json                 print one JSON object (the plan with --plan, else the report) instead of the summary`;
+  --json                 print one JSON object (the plan with --plan, else the report) instead of the summary
+  --worker               share the folder with other workers (other processes or machines): claim each item first
+  --shard K/N | auto     run only slice K (0 … N-1) of N (implies --worker); auto: from SLURM_ARRAY_TASK_ID or
+                         JOB_COMPLETION_INDEX
+  --shards N             the number of slices, for --shard auto (required with JOB_COMPLETION_INDEX)
+  --claim-timeout S      take over a claim whose worker gave no sign of life for S seconds (default 600)
+  --report               only merge the workers' report parts into clipdrag-batch-report.md/.json`;
 
 export interface BatchCommandOptions {
   batch: BatchOptions;
   planOnly: boolean;
   json: boolean;
+  /** Present with --worker or --shard: run as one of several workers. */
+  worker?: { shard?: BatchShard; claimTimeoutMs?: number };
+  /** --report: only merge the report parts. */
+  mergeOnly?: boolean;
 }
 
-const VALUE_FLAGS = ['--model', '--clip', '--device', '--precision', '--param', '--working-width'] as const;
+const VALUE_FLAGS = ['--model', '--clip', '--device', '--precision', '--param', '--working-width', '--shard', '--shards', '--claim-timeout'] as const;
+const BOOLEAN_FLAGS = ['--json', '--plan', '--force', '--worker', '--report'] as const;
 
-export function parseBatchOptions(args: readonly string[], cwd = process.cwd()): BatchCommandOptions {
+export function parseBatchOptions(args: readonly string[], cwd = process.cwd(), env: NodeJS.ProcessEnv = process.env): BatchCommandOptions {
   let folder: string | undefined;
   const values = new Map<string, string>();
   const parameters: Partial<EditParameters> = {};
-  const flags = { json: false, plan: false, force: false };
+  const flags = { json: false, plan: false, force: false, worker: false, report: false };
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
-    if (arg === '--json' || arg === '--plan' || arg === '--force') flags[arg.slice(2) as keyof typeof flags] = true;
+    if ((BOOLEAN_FLAGS as readonly string[]).includes(arg)) flags[arg.slice(2) as keyof typeof flags] = true;
     else if (arg.startsWith('--')) {
       const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
       if (!(VALUE_FLAGS as readonly string[]).includes(flag)) throw new UsageError(`batch: unknown option ${flag}`);
@@ -75,7 +89,39 @@ export function parseBatchOptions(args: readonly string[], cwd = process.cwd()):
   }
   if (Object.keys(parameters).length > 0) batch.dragBenchParameters = parameters;
   if (flags.force) batch.force = true;
-  return { batch, planOnly: flags.plan, json: flags.json };
+  const options: BatchCommandOptions = { batch, planOnly: flags.plan, json: flags.json };
+  const worker = parseWorkerOptions(values, env);
+  if (worker || flags.worker) options.worker = worker ?? {};
+  if (flags.report) options.mergeOnly = true;
+  return options;
+}
+
+/** --shard, --shards and --claim-timeout (any of them makes the run a worker's). */
+function parseWorkerOptions(values: ReadonlyMap<string, string>, env: NodeJS.ProcessEnv): BatchCommandOptions['worker'] {
+  const shardText = values.get('--shard');
+  const shardsText = values.get('--shards');
+  const timeoutText = values.get('--claim-timeout');
+  if (shardText === undefined && shardsText === undefined && timeoutText === undefined) return undefined;
+  const worker: NonNullable<BatchCommandOptions['worker']> = {};
+  let shards: number | undefined;
+  if (shardsText !== undefined) {
+    shards = Number(shardsText);
+    if (!Number.isSafeInteger(shards) || shards < 1) throw new UsageError(`batch: --shards must be a whole number of at least 1 (got ${JSON.stringify(shardsText)})`);
+    if (shardText !== 'auto') throw new UsageError('batch: --shards goes with --shard auto (with --shard K/N the N says it)');
+  }
+  try {
+    if (shardText === 'auto') worker.shard = shardFromEnvironment(env, shards);
+    else if (shardText !== undefined) worker.shard = parseShard(shardText);
+  } catch (error) {
+    if (error instanceof ShardError) throw new UsageError(`batch: ${error.message}`);
+    throw error;
+  }
+  if (timeoutText !== undefined) {
+    const seconds = Number(timeoutText);
+    if (timeoutText.trim() === '' || !Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`batch: --claim-timeout must be a positive number of seconds (got ${JSON.stringify(timeoutText)})`);
+    worker.claimTimeoutMs = seconds * 1000;
+  }
+  return worker;
 }
 
 /** A folder becomes its absolute path, so results record the same model whatever folder the command ran from. */
@@ -120,13 +166,25 @@ export async function runBatchCommand(options: BatchCommandOptions, io: CliIo, e
   try {
     const planning = await planBatch(options.batch);
     const { plan } = planning;
+    if (options.mergeOnly) {
+      const merged = await mergeBatchReport(planning.root, { planned: skeleton(planning), onProblem: (file, error) => io.err(`clipdrag: skipped report part ${file}: ${error instanceof Error ? error.message : String(error)}`) });
+      if (!merged) {
+        io.err(`clipdrag: ${plan.folder} has no report parts (no worker has run there); nothing to merge`);
+        return 1;
+      }
+      if (options.json) io.out(JSON.stringify({ ...merged, reportFiles: plan.reportFiles }));
+      else summary(merged, plan).forEach((line) => io.out(line));
+      return merged.totals.failed > 0 ? 1 : 0;
+    }
     if (options.planOnly) {
       if (options.json) io.out(JSON.stringify(plan));
       else describePlan(plan).forEach((line) => io.out(line));
       return 0;
     }
     describePlan(plan).forEach((line) => io.err(line));
+    if (options.worker?.shard) io.err(`shard ${options.worker.shard.index}/${options.worker.shard.count}: ${plan.items.filter((_, i) => inShard(i, options.worker!.shard)).length} of the items`);
     const report = await runPlannedBatch(planning, options.batch, environment, {
+      ...(options.worker ? { worker: options.worker } : {}),
       signal: controller.signal,
       onProgress: progressPrinter(io),
       onReportError: (error) => io.err(`clipdrag: could not update the report: ${error instanceof Error ? error.message : String(error)}`),
@@ -185,8 +243,10 @@ function progressPrinter(io: CliIo): (progress: BatchProgress) => void {
 
 function summary(report: BatchReport, plan: BatchPlan): string[] {
   const t = report.totals;
+  const worker = 'worker' in report ? `Worker ${(report as BatchReportPart).worker.id}: ` : '';
+  const state = { completed: 'Batch finished', cancelled: 'Batch cancelled', stopped: 'Batch stopped', running: 'Batch not finished (workers still running, or killed)' }[report.state];
   const lines = [
-    `${report.state === 'completed' ? 'Batch finished' : report.state === 'cancelled' ? 'Batch cancelled' : 'Batch stopped'}: ${t.succeeded} done, ${t.skipped} skipped, ${t.failed} failed, ${t.cancelled} cancelled, ${t.notRun} not run (${formatDuration(t.seconds)})`,
+    `${worker}${state}: ${t.succeeded} done, ${t.skipped} skipped, ${t.failed} failed, ${t.cancelled} cancelled, ${t.notRun} not run (${formatDuration(t.seconds)})`,
   ];
   if (report.stopReason) lines.push(report.stopReason);
   if (t.meanDistance !== null) lines.push(`mean final handle-to-target distance: ${t.meanDistance} px`);

@@ -1,6 +1,6 @@
 // `clipdrag edit`: one edit from the command line. The spec comes from --spec (or the image's saved spec
 // file), or is built from --points/--prompt; flags override it. Progress goes to stderr, the result's paths
-// to stdout (with --json: one JSON object). Ctrl-C cancels (nothing is written).
+// to stdout (with --json: one JSON object). Ctrl-C or SIGTERM cancels (nothing is written).
 import * as path from 'node:path';
 import { encodeMaskRle, type EditMode, type EditSpec, type PointPair } from '../../shared/edit-spec';
 import { isDevicePreference, isPrecisionPreference, type DevicePreference, type EditProgress, type PrecisionPreference } from '../../shared/protocol';
@@ -160,16 +160,19 @@ function formatProgress(p: EditProgress): string {
   return parts.join(' ');
 }
 
-/** Exit codes: 0 written, 1 failed, 130 cancelled (Ctrl-C). */
+/** Exit codes: 0 written, 1 failed, 130 cancelled by Ctrl-C (SIGINT), 143 by SIGTERM (128 + the signal's number). */
 export async function runEdit(options: EditCommandOptions, io: CliIo, extra: Partial<EditRequest> = {}): Promise<number> {
   const imagePath = path.resolve(options.image);
   const controller = new AbortController();
-  const onSigint = () => {
-    io.err('clipdrag: cancelling (Ctrl-C again to quit at once)');
-    process.off('SIGINT', onSigint);
+  let stoppedBy: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    stoppedBy ??= signal;
+    io.err(`clipdrag: ${signal}: cancelling, nothing will be written (${signal === 'SIGINT' ? 'Ctrl-C' : 'SIGTERM'} again to quit at once)`);
+    process.off(signal, onSignal); // a second one gets the default action
     controller.abort();
   };
-  process.on('SIGINT', onSigint);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     const { spec, specPath } = await buildSpec(options, imagePath);
     const outcome = await edit(
@@ -205,11 +208,12 @@ export async function runEdit(options: EditCommandOptions, io: CliIo, extra: Par
   } catch (error) {
     if (isEditCancelled(error)) {
       io.err(`clipdrag: ${error.message}`);
-      return 130;
+      return stoppedBy === 'SIGTERM' ? 143 : 130;
     }
     io.err(`clipdrag: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
   } finally {
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }

@@ -105,7 +105,7 @@ const CHUNK = 1 << 20;
  * On failure the temporary file is removed and the error rethrown.
  */
 export async function writeTempFile(dir: string, finalName: string, data: Uint8Array, ops: FileOps = nodeFileOps): Promise<string> {
-  const temp = path.join(dir, `.${finalName}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = path.join(dir, `.${finalName}.${randomBytes(6).toString('hex')}.tmp`); // matches TEMPORARY_NAME
   const handle = await ops.open(temp, 'wx', 0o644);
   try {
     let offset = 0;
@@ -127,6 +127,41 @@ export async function writeTempFile(dir: string, finalName: string, data: Uint8A
     throw error;
   }
   return temp;
+}
+
+/** The name writeTempFile gives: `.<final name>.<12 hex digits>.tmp`. */
+const TEMPORARY_NAME = /^\..+\.[0-9a-f]{12}\.tmp$/;
+
+/** A temporary file older than this was left by a write that was killed (a live write takes seconds). */
+export const STALE_TEMPORARY_AGE_MS = 60 * 60 * 1000;
+
+/**
+ * Removes temporary files a killed write left in `dir`: names of our own pattern, plain files, owned by the user
+ * running this process, not modified for `olderThanMs`. Returns the names removed. Failures are ignored (a folder
+ * that cannot be listed is reported by the write that follows).
+ */
+export async function removeStaleTemporaries(dir: string, options: { olderThanMs?: number; now?: number } = {}): Promise<string[]> {
+  const cutoff = (options.now ?? Date.now()) - (options.olderThanMs ?? STALE_TEMPORARY_AGE_MS);
+  const uid = process.getuid?.();
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names.filter((n) => TEMPORARY_NAME.test(n))) {
+    const file = path.join(dir, name);
+    try {
+      const info = await fsp.lstat(file);
+      if (!info.isFile() || info.mtimeMs > cutoff || (uid !== undefined && info.uid !== uid)) continue;
+      await fsp.unlink(file);
+      removed.push(name);
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
+  return removed;
 }
 
 /** Codes with which `link` says "not on this file system" (FAT, some network shares), not "you may not". */

@@ -4,7 +4,7 @@
 import { ResponseError } from 'vscode-jsonrpc/node';
 import { EditSpecError } from '../../shared/edit-spec';
 import { errorKind } from '../../shared/error-kind';
-import { SidecarErrorCodes } from '../../shared/protocol';
+import { SidecarErrorCodes, type ModelUnavailableData } from '../../shared/protocol';
 
 export function toResponseError(error: unknown, what: string): ResponseError<unknown> {
   const message = error instanceof Error ? error.message : String(error);
@@ -14,8 +14,12 @@ export function toResponseError(error: unknown, what: string): ResponseError<unk
     case 'invalid-input':
       // A spec's problems travel as data too, so the editor can show each next to its field.
       return new ResponseError(SidecarErrorCodes.InvalidEditInput, message, error instanceof EditSpecError ? { issues: error.issues } : undefined);
-    case 'model-unavailable':
-      return new ResponseError(SidecarErrorCodes.ModelUnavailable, message);
+    case 'model-unavailable': {
+      // The model store's errors say why (OFFLINE, NOT_FOUND, …) in their `code`.
+      const code = (error as { code?: unknown }).code;
+      const data: ModelUnavailableData = typeof code === 'string' ? { storeCode: code } : {};
+      return new ResponseError(SidecarErrorCodes.ModelUnavailable, message, data);
+    }
     case 'write-failed':
       return new ResponseError(SidecarErrorCodes.EditFailed, message);
     default:

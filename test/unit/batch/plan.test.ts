@@ -107,6 +107,24 @@ describe('planBatch: path safety', () => {
   });
 });
 
+describe('planBatch: DragBench meta data', () => {
+  it('plans a sample with a 1 MiB prompt and a 512 × 512 mask, and names the file and the reason for a damaged one', async () => {
+    const root = path.join(dir, 'dragbench-large');
+    const large = await fs.readFile(path.resolve(__dirname, '..', '..', 'fixtures', 'batch', 'pickles', 'large-dragbench-python2.pkl'));
+    const png512 = await encodePng(blobImage(512, 512, 100, 200, 20));
+    await write(path.join(root, 'large', 'original_image.png'), png512);
+    await write(path.join(root, 'large', 'meta_data.pkl'), large);
+    await write(path.join(root, 'cut', 'original_image.png'), png512);
+    await write(path.join(root, 'cut', 'meta_data.pkl'), large.subarray(0, 600_000));
+    const { plan } = await planBatch({ folder: root, dragBenchParameters: BATCH_TEST_PARAMETERS });
+    const planned = itemOf(plan.items, 'large/original_image.png');
+    assert.equal(planned.state, 'pending', planned.problem);
+    const cut = itemOf(plan.items, 'cut/original_image.png');
+    assert.equal(cut.state, 'invalid');
+    assert.match(cut.problem!, /^Cannot read cut\/meta_data\.pkl: it is cut off: an item needs \d+ bytes, but only \d+ remain \(at byte \d+\)\.$/);
+  });
+});
+
 describe('planBatch: resume and estimates (tiny models, CPU)', () => {
   let root: string;
   let engine: Engine;

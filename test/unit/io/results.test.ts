@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chown, mkdir, mkdtemp, readFile, readdir, rm, stat, statfs, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -8,7 +8,7 @@ import { withDefaults } from '../../../src/shared/edit-spec';
 import type { Recipe } from '../../../src/shared/recipe';
 import { FileWriteError, nodeFileOps, writeFileAtomic, type FileOps, type WritableFileHandle } from '../../../src/sidecar/io/atomic-write';
 import { encodePng, readImageFile, type RgbImage } from '../../../src/sidecar/io/image';
-import { describeSourceFile, resultPaths, writeEditResult, writeExplicitResult, type RecipeDraft } from '../../../src/sidecar/io/results';
+import { describeSourceFile, resultPaths, writeEditResult, type RecipeDraft } from '../../../src/sidecar/io/results';
 
 let root: string;
 let folderCount = 0;
@@ -246,6 +246,46 @@ describe('writeEditResult', () => {
     assert.equal((await listing(dir)).filter((name) => name.startsWith('.')).length, 0);
   });
 
+  it('removes temporary files that killed writes left in the folder, when old and ours', async () => {
+    const { dir, source } = await folderWithSource();
+    // A writer killed between writing its temporary file and publishing it.
+    const killed = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '-e', `import('./src/sidecar/io/atomic-write.ts').then(async (m) => { await (m.writeTempFile ?? m.default.writeTempFile)(${JSON.stringify(dir)}, 'cat.clipdrag.png', new Uint8Array(1000)); process.kill(process.pid, 'SIGKILL'); })`],
+      { cwd: path.resolve(__dirname, '..', '..', '..') },
+    );
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr.toString());
+    const [left] = (await readdir(dir)).filter((n) => n.endsWith('.tmp'));
+    assert.match(left!, /^\.cat\.clipdrag\.png\.[0-9a-f]{12}\.tmp$/);
+    const hoursAgo = (h: number) => new Date(Date.now() - h * 3600_000);
+    await utimes(path.join(dir, left!), hoursAgo(2), hoursAgo(2));
+    // Kept: a write in progress (recent), names not of our pattern, and (when we can give it away) another user's file.
+    await writeFile(path.join(dir, '.cat.clipdrag.json.0123456789ab.tmp'), '{');
+    for (const name of ['.notes.tmp', 'cat.clipdrag.png.0123456789ab.tmp', '.cat.png.0123456789ab.tmp.bak']) {
+      await writeFile(path.join(dir, name), 'x');
+      await utimes(path.join(dir, name), hoursAgo(2), hoursAgo(2));
+    }
+    const canChown = process.getuid?.() === 0;
+    if (canChown) {
+      const foreign = path.join(dir, '.dog.clipdrag.png.fedcba987654.tmp');
+      await writeFile(foreign, 'x');
+      await chown(foreign, 4321, 4321);
+      await utimes(foreign, hoursAgo(2), hoursAgo(2));
+    }
+
+    await writeEditResult({ sourcePath: source, image: noiseImage(8, 8), recipe: recipeDraft() });
+    assert.deepEqual(await listing(dir), [
+      '.cat.clipdrag.json.0123456789ab.tmp',
+      '.cat.png.0123456789ab.tmp.bak',
+      ...(canChown ? ['.dog.clipdrag.png.fedcba987654.tmp'] : []),
+      '.notes.tmp',
+      'cat.clipdrag.json',
+      'cat.clipdrag.png',
+      'cat.clipdrag.png.0123456789ab.tmp',
+      'cat.png',
+    ]);
+  });
+
   it('reports when every numbered name is taken', async () => {
     const { dir, source } = await folderWithSource();
     for (const name of ['cat.clipdrag.png', 'cat.clipdrag-2.json', 'cat.clipdrag-3.png']) await writeFile(path.join(dir, name), 'x');
@@ -344,30 +384,5 @@ describe('on a real full disk (a tiny tmpfs)', () => {
     await assertSourceUnchanged(source, before);
     await rm(path.join(mountPoint, 'filler'));
     await rm(dir, { recursive: true });
-  });
-});
-
-describe('writeExplicitResult (an output path the user named)', () => {
-  it('writes the image and one recipe naming it, replacing files of those names', async () => {
-    const { dir } = await folderWithSource();
-    const imagePath = path.join(dir, 'out.png');
-    const recipePath = path.join(dir, 'out.json');
-    await writeFile(imagePath, 'old');
-    const written = await writeExplicitResult({ imagePath, recipePath, image: noiseImage(6, 4), recipe: recipeDraft(), now: new Date(0) });
-    assert.deepEqual([...(await readImageFile(imagePath)).data], [...noiseImage(6, 4).data]);
-    const recipe = JSON.parse(await readFile(recipePath, 'utf8')) as Recipe;
-    assert.deepEqual(recipe, written.recipe);
-    assert.deepEqual(recipe.result, { file: 'out.png', width: 6, height: 4 });
-    assert.equal(recipe.createdAt, '1970-01-01T00:00:00.000Z');
-    assert.deepEqual(await listing(dir), ['cat.png', 'out.json', 'out.png']);
-  });
-
-  it('takes the image back when its recipe cannot be written', async () => {
-    const { dir } = await folderWithSource();
-    const imagePath = path.join(dir, 'out.png');
-    const recipePath = path.join(dir, 'out.json');
-    await mkdir(recipePath); // a folder where the recipe should go: the rename fails
-    await assert.rejects(writeExplicitResult({ imagePath, recipePath, image: noiseImage(6, 4), recipe: recipeDraft() }), FileWriteError);
-    assert.deepEqual(await listing(dir), ['cat.png', 'out.json']);
   });
 });

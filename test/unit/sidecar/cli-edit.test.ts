@@ -24,6 +24,11 @@ describe('clipdrag edit (CLI)', () => {
   after(() => fs.rm(dir, { recursive: true, force: true }));
 
   function clipdrag(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return clipdragSignalled(undefined, ...args);
+  }
+
+  /** Runs the CLI; `signalOn` may answer a stderr line with a signal to send to it. */
+  function clipdragSignalled(signalOn: ((line: string) => NodeJS.Signals | undefined) | undefined, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
       const child = spawn(process.execPath, ['--import', 'tsx', path.join(repo, 'src', 'sidecar', 'main.ts'), ...args], {
         cwd: repo,
@@ -32,7 +37,15 @@ describe('clipdrag edit (CLI)', () => {
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      let signalled = false;
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        const signal = signalled ? undefined : stderr.split('\n').map((line) => signalOn?.(line)).find((s) => s !== undefined);
+        if (signal) {
+          signalled = true;
+          child.kill(signal);
+        }
+      });
       child.on('close', (code) => resolve({ code, stdout, stderr }));
     });
   }
@@ -72,6 +85,40 @@ describe('clipdrag edit (CLI)', () => {
     assert.deepEqual(recipe.spec.mask.rle, [0, 64 * 40, 64 * 24]);
     assert.equal(recipe.drag.iterations, 2);
     assert.match(stderr, /\[drag 2\/2\] motion [\d.e+-]+, mask /);
+  });
+
+  it('never replaces a file beside --out that it did not write: the recipe takes a free name, and says so', async () => {
+    const folder = path.join(dir, 'out-taken');
+    await fs.mkdir(folder);
+    const out = path.join(folder, 'x.png');
+    const notes = path.join(folder, 'x.json');
+    await fs.writeFile(notes, '{"mine": "not a recipe"}\n');
+    const first = await clipdrag('edit', imagePath, '--points', '20,32,30,32', '--prompt', 'a bright blob', '--max-iters', '1', '--out', out, ...common());
+    assert.equal(first.code, 0, first.stderr);
+    const recipePath = path.join(folder, 'x.recipe.json');
+    assert.deepEqual(first.stdout.trim().split('\n'), [out, recipePath]);
+    assert.match(first.stderr, /x\.json exists and is not a recipe of x\.png; it was left unchanged, and the recipe is .*x\.recipe\.json/);
+    assert.equal(await fs.readFile(notes, 'utf8'), '{"mine": "not a recipe"}\n');
+    const recipe = JSON.parse(await fs.readFile(recipePath, 'utf8')) as { result: { file: string } };
+    assert.equal(recipe.result.file, 'x.png');
+    // The same output again: the image the user named and its own recipe are replaced, nothing else appears.
+    const second = await clipdrag('edit', imagePath, '--points', '20,32,30,32', '--prompt', 'a bright blob', '--max-iters', '1', '--out', out, ...common());
+    assert.equal(second.code, 0, second.stderr);
+    assert.deepEqual(second.stdout.trim().split('\n'), [out, recipePath]);
+    assert.deepEqual((await fs.readdir(folder)).sort(), ['x.json', 'x.png', 'x.recipe.json']);
+  });
+
+  it('cancels on SIGTERM like on Ctrl-C: says so, writes nothing, exits 143', async () => {
+    const folder = path.join(dir, 'terminated');
+    await fs.mkdir(folder);
+    const image = path.join(folder, 'blob.png');
+    await fs.copyFile(imagePath, image);
+    const run = await clipdragSignalled((line) => (line.startsWith('[drag ') ? 'SIGTERM' : undefined), 'edit', image, '--points', '20,32,40,32', '--prompt', 'a bright blob', '--max-iters', '200', ...common());
+    assert.equal(run.code, 143, run.stderr);
+    assert.match(run.stderr, /^clipdrag: SIGTERM: cancelling, nothing will be written/m);
+    assert.match(run.stderr, /^clipdrag: The edit was cancelled during .*; nothing was written\.$/m);
+    assert.equal(run.stdout, '');
+    assert.deepEqual(await fs.readdir(folder), ['blob.png']);
   });
 
   it('rejects bad usage with exit code 2 and bad input with exit code 1, naming the problem', async () => {

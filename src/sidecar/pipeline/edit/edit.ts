@@ -21,7 +21,7 @@ import { onnxruntimeVersion } from '../../engine/runtime/providers';
 import type { HubSettingsOverrides } from '../../hub/hub-settings';
 import { rgbToSignedChw, unitChwToRgb, type RgbImage } from '../../io/image';
 import { resizeBilinearLikePil } from '../../io/resize';
-import { describeSourceFile, writeEditResult, writeExplicitResult, type RecipeDraft } from '../../io/results';
+import { describeSourceFile, writeEditResult, writeNamedResult, type RecipeDraft } from '../../io/results';
 import { specWithInlineMask } from '../../io/spec-file';
 import { SD15_DRAG_SCHEDULER_CONFIG } from '../../models/config';
 import { featureNames } from '../../models/unet/plan';
@@ -244,7 +244,7 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
         precision,
       },
     };
-    const written = await writeResult(input, result, draft, request.outPath);
+    const written = await writeResult(input, result, draft, request.outPath, (message) => progress.note('write', message));
     progress.step('write', 2, 2);
     return {
       imagePath: written.imagePath,
@@ -529,13 +529,14 @@ async function writeResult(
   image: RgbImage,
   draft: RecipeDraft & { pipeline: RecipePipelineSettings },
   outPath: string | undefined,
+  note: (message: string) => void,
 ): Promise<{ imagePath: string; recipePath: string; recipe: PipelineRecipe }> {
-  if (outPath === undefined) {
-    const written = await writeEditResult({ sourcePath: input.imagePath, image, recipe: draft });
-    return { imagePath: written.imagePath, recipePath: written.recipePath, recipe: written.recipe as PipelineRecipe };
-  }
-  const written = await writeExplicitResult({ ...outputPaths(outPath, input), image, recipe: draft });
-  return { ...written, recipe: written.recipe as PipelineRecipe };
+  const written =
+    outPath === undefined
+      ? await writeEditResult({ sourcePath: input.imagePath, image, recipe: draft })
+      : await writeNamedResult({ imagePath: outputPaths(outPath, input).imagePath, image, recipe: draft });
+  if ('recipeMoved' in written && written.recipeMoved) note(written.recipeMoved);
+  return { imagePath: written.imagePath, recipePath: written.recipePath, recipe: written.recipe as PipelineRecipe };
 }
 
 /** The result and recipe paths of an explicit output, refused when it would overwrite the source or its spec. */
