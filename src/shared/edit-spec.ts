@@ -16,6 +16,7 @@ import {
   type NumericParameterDefinition,
 } from './edit-parameters';
 import { rleProblems, type RleMask } from './mask-rle';
+import type { ErrorKind } from './error-kind';
 
 export { DEFAULT_EDIT_PARAMETERS, EDIT_MODES, EDIT_PARAMETER_DEFINITIONS, defaultParametersFor, type EditMode, type EditParameters } from './edit-parameters';
 export { decodeMaskRle, encodeMaskRle, type MaskBitmap, type RleMask } from './mask-rle';
@@ -157,6 +158,7 @@ export function parseEditSpec(text: string, options: ValidateOptions = {}): Spec
 /** Thrown by `assertEditSpec`; its message lists every problem with its path. */
 export class EditSpecError extends Error {
   override readonly name = 'EditSpecError';
+  readonly kind: ErrorKind = 'invalid-input';
   constructor(
     readonly issues: readonly SpecIssue[],
     /** The spec's file name or another label for messages. */

@@ -2,10 +2,9 @@
 // compiled graphs reused from one image to the next), each item through edit() with the batch's settings.
 import * as path from 'node:path';
 import type { BatchOptions, BatchProgress, BatchReport } from '../../shared/batch';
-import { isModelStoreError } from '../hub';
+import { errorKind } from '../../shared/error-kind';
 import type { Engine } from '../engine/runtime/engine';
 import { resolveInsideFolder } from '../io/paths';
-import { ModelLayoutError } from '../models/checkpoint/layout';
 import { edit, type EditRequest } from '../pipeline/edit/edit';
 import { EditSession } from '../pipeline/edit/edit-session';
 import type { BatchPlanning, RunnableItem } from './plan';
@@ -75,6 +74,5 @@ export async function runPlannedBatch(planning: BatchPlanning, options: BatchOpt
 
 /** The batch's own models cannot be found, downloaded or opened: every later item would fail the same way. */
 function usesBatchModelsAndTheyFailed(error: unknown, item: RunnableItem): boolean {
-  const modelError = isModelStoreError(error) || error instanceof ModelLayoutError;
-  return modelError && item.spec.model === undefined && item.spec.clipModel === undefined;
+  return errorKind(error) === 'model-unavailable' && item.spec.model === undefined && item.spec.clipModel === undefined;
 }

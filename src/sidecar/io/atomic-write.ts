@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import type { ErrorKind } from '../../shared/error-kind';
 
 /** The part of a file handle the writer uses. */
 export interface WritableFileHandle {
@@ -58,6 +59,7 @@ export const nodeFileOps: FileOps = {
 /** A write that failed; nothing was left behind. The message says what failed and what to do. */
 export class FileWriteError extends Error {
   override readonly name = 'FileWriteError';
+  readonly kind: ErrorKind = 'write-failed';
   constructor(
     message: string,
     /** The system error code (ENOSPC, EACCES, ...) or `EEXIST` when no free name was found. */

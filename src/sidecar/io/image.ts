@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
 import type { ImageSize, MaskBitmap } from '../../shared/edit-spec';
+import type { ErrorKind } from '../../shared/error-kind';
 import { findPngChunkDamage, isPng } from './png-chunks';
 
 /** 8-bit RGB, interleaved, row-major (H × W × 3). */
@@ -28,6 +29,7 @@ export type ImageFileProblem = 'not-found' | 'unreadable' | 'unsupported' | 'cor
 /** A file that cannot be used as an image or mask; the message names the file and says what to do. */
 export class ImageFileError extends Error {
   override readonly name = 'ImageFileError';
+  readonly kind: ErrorKind = 'invalid-input';
   constructor(
     readonly problem: ImageFileProblem,
     readonly file: string,

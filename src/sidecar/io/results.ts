@@ -83,12 +83,7 @@ export async function writeEditResult(request: WriteResultRequest): Promise<Writ
       // Cheap check first: skipping a half-taken number (say, a recipe whose image was deleted) keeps pairs together.
       if ((await ops.exists(imagePath)) || (await ops.exists(recipePath))) continue;
 
-      const recipe: Recipe = {
-        recipeVersion: RECIPE_VERSION,
-        createdAt,
-        ...request.recipe,
-        result: { file: path.basename(imagePath), width: request.image.width, height: request.image.height },
-      };
+      const recipe = completeRecipe(request.recipe, imagePath, request.image, createdAt);
       if (!pngTemp) {
         pngTemp = await writeTempFile(dir, path.basename(imagePath), png, ops);
         temporaries.add(pngTemp);
@@ -176,12 +171,7 @@ export async function writeNamedResult(request: WriteNamedResultRequest): Promis
   const stem = imagePath.replace(/\.png$/i, '');
   const png = await encodePng(request.image);
   await removeStaleTemporaries(dir);
-  const recipe: Recipe = {
-    recipeVersion: RECIPE_VERSION,
-    createdAt: (request.now ?? new Date()).toISOString(),
-    ...request.recipe,
-    result: { file: imageName, width: request.image.width, height: request.image.height },
-  };
+  const recipe = completeRecipe(request.recipe, imagePath, request.image, (request.now ?? new Date()).toISOString());
 
   const temporaries = new Set<string>();
   let publishedRecipe: string | undefined;
@@ -240,6 +230,16 @@ async function isRecipeOf(file: string, imageName: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** The draft with what the writer decides: version, time and the result's file name and size. */
+function completeRecipe(draft: RecipeDraft, imagePath: string, image: RgbImage, createdAt: string): Recipe {
+  return {
+    recipeVersion: RECIPE_VERSION,
+    createdAt,
+    ...draft,
+    result: { file: path.basename(imagePath), width: image.width, height: image.height },
+  };
 }
 
 async function discard(temp: string, temporaries: Set<string>, ops: FileOps): Promise<void> {

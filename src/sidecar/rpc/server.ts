@@ -15,6 +15,7 @@ import type { Logger } from '../log';
 import { defaultPipelineCacheDir } from '../pipeline/runtime/cache-dir';
 import { SIDECAR_VERSION } from '../version';
 import { registerBatchHandlers } from './batch-handlers';
+import { DeviceQueue } from './front-door';
 import { registerPipelineHandlers } from './pipeline-handlers';
 
 export interface RpcServerOptions {
@@ -55,8 +56,10 @@ export function startRpcServer({ input, output, log, onExit }: RpcServerOptions)
     setTimeout(() => exit(0, 'shutdown'), SHUTDOWN_GRACE_MS).unref();
   });
 
-  registerPipelineHandlers(connection, { log, devicePreference: () => devicePreference });
-  registerBatchHandlers(connection, { log, devicePreference: () => devicePreference });
+  // One queue for everything that runs on the device: an edit asked for during a batch waits for it (and v.v.).
+  const queue = new DeviceQueue();
+  registerPipelineHandlers(connection, { log, queue, devicePreference: () => devicePreference });
+  registerBatchHandlers(connection, { log, queue, devicePreference: () => devicePreference });
 
   connection.onClose(() => exit(0, 'input closed'));
   connection.onError(([error]) => log.error(`protocol error: ${error.message}`));

@@ -98,6 +98,7 @@ export async function runFreeDragLoop(request: FreeDragLoopRequest): Promise<Fre
       if (s === 0) lossInitial = pairLosses;
       const predX0 = step.extra[DRAG_IO.predX0];
       await request.onIteration?.({
+        latent: z,
         iteration: steps,
         maxIterations,
         handles: current,

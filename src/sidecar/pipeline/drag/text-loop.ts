@@ -39,6 +39,7 @@ export async function runTextLoop(request: TextLoopRequest): Promise<{ latent: F
     adam = next.state;
     const image = step.extra[DRAG_IO.predImage];
     await request.onIteration?.({
+      latent: z,
       iteration: k + 1,
       maxIterations: request.iterations,
       handles: [],

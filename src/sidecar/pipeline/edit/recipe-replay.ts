@@ -8,9 +8,11 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { assertEditSpec } from '../../../shared/edit-spec';
 import type { EditRequest, PipelineRecipe } from './edit';
+import type { ErrorKind } from '../../../shared/error-kind';
 
 export class RecipeError extends Error {
   override readonly name = 'RecipeError';
+  readonly kind: ErrorKind = 'invalid-input';
 }
 
 /** The edit request that reproduces a recipe's result (add `outPath`, `cacheDir`, ... as needed). */
