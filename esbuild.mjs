@@ -4,13 +4,17 @@
 //   dist/sidecar.js         the engine process: RPC server and CLI (node, cjs)
 //   dist/engine-worker.js   the worker thread that owns the onnxruntime sessions
 //   dist/test/integration/index.js  the mocha suite that runs inside VS Code (`vscode` and `mocha` external)
+//   dist/test/integration/installed.js  the suite run against the installed VSIX (test/integration/run.mjs --installed)
 // Native packages (onnxruntime-node, sharp) stay external: they load their binaries at run time.
-// Usage: node esbuild.mjs [--watch] [--production]
+// Usage: node esbuild.mjs [--watch] [--production] [--outdir=DIR]
+//   --outdir: write the three programs (not the test suite) to DIR instead of dist/ (the packaging script uses it).
 import * as esbuild from 'esbuild';
 import { existsSync } from 'node:fs';
 
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
+const outdirOption = process.argv.find((arg) => arg.startsWith('--outdir='))?.slice('--outdir='.length);
+const outdir = outdirOption ?? 'dist';
 
 const common = {
   bundle: true,
@@ -23,20 +27,18 @@ const nodeTarget = { ...common, platform: 'node', format: 'cjs', target: 'node20
 
 /** @type {esbuild.BuildOptions[]} */
 const builds = [
-  { ...nodeTarget, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist', external: ['vscode'] },
-  { ...common, platform: 'browser', format: 'iife', target: 'es2022', entryPoints: { webview: 'src/webview/main.ts' }, outdir: 'dist' },
+  { ...nodeTarget, entryPoints: { extension: 'src/extension/extension.ts' }, outdir, external: ['vscode'] },
+  { ...common, platform: 'browser', format: 'iife', target: 'es2022', entryPoints: { webview: 'src/webview/main.ts' }, outdir },
   {
     ...nodeTarget,
     entryPoints: { sidecar: 'src/sidecar/main.ts', 'engine-worker': 'src/sidecar/engine/runtime/worker.ts' },
-    outdir: 'dist',
+    outdir,
     external: ['onnxruntime-node', 'sharp'],
   },
-  {
-    ...nodeTarget,
-    entryPoints: { 'test/integration/index': 'test/integration/suite/index.ts' },
-    outdir: 'dist',
-    external: ['vscode', 'mocha'],
-  },
+  // A separate output folder is for shipping: it gets no test suite.
+  ...(outdirOption
+    ? []
+    : [{ ...nodeTarget, entryPoints: { 'test/integration/index': 'test/integration/suite/index.ts', 'test/integration/installed': 'test/integration/installed/index.ts' }, outdir, external: ['vscode', 'mocha'] }]),
 ];
 
 // Skip entry points whose source does not exist yet (modules still being written), so the build works before and after they land.

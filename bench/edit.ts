@@ -60,7 +60,8 @@ import type { Benchmark, Configuration, Flags } from './lib/types';
 const REPO = path.resolve(__dirname, '..');
 const TINY_SD = path.join(REPO, 'test', 'fixtures', 'tiny-sd15');
 const TINY_CLIP = path.join(REPO, 'test', 'fixtures', 'tiny-clip-vit-b16');
-const PROMPT = 'a bright blob on a dark background';
+export const PROMPT = 'a bright blob on a dark background';
+export const EDIT_PROMPT = 'move the blob to the right';
 
 type Kind = 'stages' | 'stages-remat' | 'clip-split' | 'converge-fast' | 'converge-plain' | 'cli';
 
@@ -120,7 +121,7 @@ export const benchmark: Benchmark<EditConfiguration> = {
     const session = new GraphSession(engine, { device: 'auto' });
     try {
       const tokenizerFolder = path.join(dir, 'tokenizer');
-      await writeBpeFiles(tokenizerFolder, buildTinyBpeVocabulary([PROMPT, 'move the blob to the right']));
+      await writeBpeFiles(tokenizerFolder, buildTinyBpeVocabulary([PROMPT, EDIT_PROMPT]));
       const models = await openPipelineModels({
         stableDiffusionFolder: path.resolve(REPO, config.model),
         clipFolder: path.resolve(REPO, config.clip),
@@ -141,7 +142,7 @@ export const benchmark: Benchmark<EditConfiguration> = {
   },
 };
 
-interface Setup {
+export interface Setup {
   readonly models: PipelineModels;
   readonly size: number;
   readonly latent: number;
@@ -153,10 +154,10 @@ interface Setup {
   readonly provider: () => string;
 }
 
-async function setUp(session: GraphSession, models: PipelineModels, size: number): Promise<Setup> {
+export async function setUp(session: GraphSession, models: PipelineModels, size: number): Promise<Setup> {
   const latent = size / 8;
   const prompt = await encodePrompt(session, models.textEncoder, models.tokenizer, PROMPT);
-  const textEmbeds = await encodeGuidanceText(session, models.clip!, models.tokenizer, 'move the blob to the right');
+  const textEmbeds = await encodeGuidanceText(session, models.clip!, models.tokenizer, EDIT_PROMPT);
   const schedule = createDdimSchedule(SD15_DRAG_SCHEDULER_CONFIG, 50);
   const channels = featureShapes(models.unet.plan, 1, latent, latent)[featureNames(models.unet.plan)[DRAG_FEATURE_INDEX]!]![1]!;
   const z = new Float32Array(4 * latent * latent).map((_, i) => Math.sin(i * 0.37));
@@ -197,7 +198,7 @@ function assertFinite(what: string, values: ArrayLike<number>): void {
 
 const POINTS = (size: number) => ({ handles: [[size / 4, size / 8]] as const, targets: [[size / 4, size / 8 + 16]] as const });
 
-async function dragIterationMs(session: GraphSession, setup: Setup, spec: DragStepperSpec, context: { repeat: number; warmup: number }): Promise<number> {
+export async function dragIterationMs(session: GraphSession, setup: Setup, spec: DragStepperSpec, context: { repeat: number; warmup: number }): Promise<number> {
   const stepper = await DragStepper.create(session, spec);
   const { handles, targets } = POINTS(setup.size);
   await stepper.reference(setup.z, handles.map((p) => [...p] as [number, number]));
@@ -239,7 +240,7 @@ async function stages(session: GraphSession, setup: Setup, rematerialize: boolea
 }
 
 /** A few LoRA training steps at the default batch (4) and rank (16); the first step compiles and is not counted. */
-async function loraStepMs(session: GraphSession, setup: Setup, rematerialize: boolean, context: { repeat: number; warmup: number }): Promise<number> {
+export async function loraStepMs(session: GraphSession, setup: Setup, rematerialize: boolean, context: { repeat: number; warmup: number }): Promise<number> {
   const { models } = setup;
   const schedule = setup.stepperSpec.schedule;
   const stepEnds: number[] = [];
@@ -327,7 +328,7 @@ async function converge(config: EditConfiguration, engine: Engine, dir: string, 
       version: 1,
       mode: 'clipdrag',
       prompt: PROMPT,
-      editPrompt: 'move the blob to the right',
+      editPrompt: EDIT_PROMPT,
       // 16 supervision pixels to the right.
       points: [{ handle: [size / 4, size / 2], target: [size / 4 + 32, size / 2] }],
       parameters: { loraSteps: 0, dragSteps: 60, previewInterval: 0 },

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describeMachine, machineSlug } from './lib/machine';
 import { peakRssMb, round } from './lib/measure';
-import { formatTable, previousRun, saveRun, type BenchmarkRun, type ConfigurationResult } from './lib/results';
+import { formatComparison, formatTable, previousRun, saveRun, type BenchmarkRun, type ConfigurationResult } from './lib/results';
 import type { Benchmark, Configuration, Flags, MeasureContext, Metrics } from './lib/types';
 
 const RESULTS_DIR = path.join(__dirname, 'results');
@@ -140,6 +140,7 @@ async function main(argv: readonly string[]): Promise<void> {
     machineSlug: machineSlug(machine),
     settings: { repeat: context.repeat, warmup: context.warmup, flags: context.flags },
     results,
+    ...(benchmark.compare ? { comparison: benchmark.compare(results) } : {}),
   };
   const previous = previousRun(RESULTS_DIR, name, run.machineSlug);
   const saved = flags['no-save'] || flags.save === 'false' ? undefined : saveRun(RESULTS_DIR, run);
@@ -152,6 +153,7 @@ async function main(argv: readonly string[]): Promise<void> {
   console.log(`${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GB${gpus}; node ${machine.node}, onnxruntime ${machine.onnxruntime}; ${run.date}`);
   console.log(`median of ${context.repeat} after ${context.warmup} warm-up\n`);
   console.log(formatTable(run, previous));
+  if (run.comparison && run.comparison.length > 0) console.log(`\n${formatComparison(run.comparison)}`);
   if (saved) console.log(`\nsaved ${path.relative(process.cwd(), saved)}`);
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Installs what the integration tests need to run the extension inside a real VS Code, offline-safe:
 //   - code-server 4.100.3 (VS Code 1.100.3; the newest code-server whose engines allow Node 20), from npm;
-//   - Debian's chromium, extracted from its .debs (not installed system-wide), for headless Playwright.
+//   - Debian's chromium, extracted from its .debs (not installed system-wide), for headless Playwright;
+//   - as root only: Debian's Slurm (slurmctld, slurmd, slurm-client) and munge, installed system-wide, for the
+//     cluster test (test/cluster/), which configures and starts its own single-node Slurm and stops it after.
 // Both land in a per-user cache folder (see test/integration/test-env.mjs) and are reused when present.
 // Only needs the npm registry and Debian's apt repositories: the steps that would reach other hosts
 // (ripgrep from GitHub, Node headers from nodejs.org) are satisfied locally first.
@@ -144,8 +146,25 @@ function installChromium() {
   log(`chromium: ${version}`);
 }
 
+/** The cluster test's Slurm: system packages, so only as root (CI); elsewhere that test says it is skipped. */
+function installSlurm() {
+  const present = ['sbatch', 'slurmctld', 'slurmd', 'munged'].every((binary) => spawnSync('sh', ['-c', `command -v ${binary} || test -x /usr/sbin/${binary}`]).status === 0);
+  if (present) {
+    log('slurm: installed');
+    return;
+  }
+  if (process.getuid?.() !== 0) {
+    log('slurm: not installed and not root; the Slurm test will be skipped (as root: apt-get install slurmctld slurmd slurm-client munge)');
+    return;
+  }
+  log('slurm: installing slurmctld, slurmd, slurm-client and munge with apt-get');
+  withAptRetry('apt-get install of Slurm and munge', () =>
+    run('apt-get', ['install', '-y', '--no-install-recommends', 'slurmctld', 'slurmd', 'slurm-client', 'munge'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } }));
+}
+
 checkPlatform();
 fs.mkdirSync(paths.root, { recursive: true });
 installCodeServer();
 installChromium();
+installSlurm();
 log(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s: ${paths.root}`);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `npm start`: installs dependencies if they are missing, builds, and opens media/samples in a VS Code
-// with the extension loaded from this folder:
+// `npm start`: installs dependencies if they are missing, builds, and opens a scratch copy of media/samples (in the
+// per-user cache, kept between starts, so trying the product never writes into the repository) in a VS Code with
+// the extension loaded from this folder:
 //   - desktop VS Code (`code --extensionDevelopmentPath=…`) when `code` is on PATH;
 //   - otherwise code-server 4.100.3 on 127.0.0.1 (installed by scripts/setup-test-env.mjs into the per-user
 //     cache), printing the URL to open in a browser. Ctrl+C stops it.
@@ -11,9 +12,11 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CODE_SERVER_VERSION, testEnvPaths } from '../test/integration/test-env.mjs';
+import { copySamples } from './samples.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const samples = path.join(repo, 'media', 'samples');
+/** Where `npm start` opens the samples; a sample already there (perhaps edited) is kept. */
+const samples = path.join(testEnvPaths().root, 'start', 'samples');
 const say = (message) => console.log(`[start] ${message}`);
 const isWindows = process.platform === 'win32';
 
@@ -89,10 +92,14 @@ async function startCodeServer() {
 
 if (!fs.existsSync(path.join(repo, 'node_modules'))) {
   say('installing dependencies (npm ci)');
+  // Skip onnxruntime-node's CUDA download (outside the npm registry); CUDA is added later, see docs/gpu.md.
+  process.env.ONNXRUNTIME_NODE_INSTALL = 'skip';
   run('npm', ['ci']);
 }
 say('building');
 run('npm', ['run', 'build']);
+const copied = copySamples(repo, samples, { keepExisting: true });
+say(`samples in ${samples}${copied.length > 0 ? ` (copied ${copied.join(', ')})` : ''}`);
 const mode = process.env.CLIPDRAG_START ?? (onPath('code') ? 'desktop' : 'code-server');
 if (mode === 'desktop') startDesktop();
 else if (mode === 'code-server') await startCodeServer();

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { MachineDescription } from './machine';
-import type { Configuration, Flags, Metrics } from './types';
+import type { ComparisonRow, Configuration, Flags, Metrics } from './types';
 
 export interface ConfigurationResult {
   readonly configuration: string;
@@ -22,6 +22,8 @@ export interface BenchmarkRun {
   readonly machineSlug: string;
   readonly settings: { readonly repeat: number; readonly warmup: number; readonly flags: Flags };
   readonly results: readonly ConfigurationResult[];
+  /** The benchmark's rows derived from the results (`Benchmark.compare`), when it has any. */
+  readonly comparison?: readonly ComparisonRow[];
 }
 
 /** `<dir>/<name>-<YYYY-MM-DD>-<machine>.json`, numbered `-2`, `-3`... when that day already has one. */
@@ -103,4 +105,24 @@ function formatGroup(results: readonly ConfigurationResult[], previous: Benchmar
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** The rows of `Benchmark.compare`: one per row, one column per metric (rows with other metrics get their own table). */
+export function formatComparison(rows: readonly ComparisonRow[]): string {
+  const groups: ComparisonRow[][] = [];
+  for (const row of rows) {
+    const last = groups.at(-1);
+    if (last && Object.keys(last[0]!.metrics).join('|') === Object.keys(row.metrics).join('|')) last.push(row);
+    else groups.push([row]);
+  }
+  return groups
+    .map((group) => {
+      const names = Object.keys(group[0]!.metrics);
+      const header = ['comparison', ...names];
+      const cells = group.map((row) => [row.name, ...names.map((name) => formatValue(row.metrics[name]!))]);
+      const widths = header.map((title, i) => Math.max(title.length, ...cells.map((c) => c[i]!.length)));
+      const line = (c: string[]) => c.map((text, i) => (i === 0 ? text.padEnd(widths[i]!) : text.padStart(widths[i]!))).join('  ');
+      return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
+    })
+    .join('\n\n');
 }

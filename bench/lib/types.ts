@@ -35,4 +35,20 @@ export interface Benchmark<C extends Configuration = Configuration> {
   configurations(flags: Flags): C[] | Promise<C[]>;
   /** Measures one configuration. Runs in a fresh child process; may set up files it needs. */
   measure(configuration: C, context: MeasureContext): Promise<Metrics>;
+  /**
+   * Rows derived from the measured configurations (ratios of one against another), printed after the table
+   * and saved with the run. Runs in the parent process.
+   */
+  compare?(results: readonly MeasuredConfiguration[]): ComparisonRow[];
+}
+
+/** What `compare` sees of each measured configuration. */
+export interface MeasuredConfiguration {
+  readonly configuration: string;
+  readonly metrics: Metrics;
+}
+
+export interface ComparisonRow {
+  readonly name: string;
+  readonly metrics: Metrics;
 }

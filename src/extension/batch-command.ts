@@ -87,7 +87,7 @@ async function pickFolder(): Promise<vscode.Uri | undefined> {
  * Models and device from the settings, and the default parameters (`clipdrag.defaults.*`) for DragBench samples,
  * which carry none. A model setting naming a folder relative to the workspace folder is made absolute.
  */
-function batchSettings(folder: vscode.Uri): Omit<BatchOptions, 'folder'> {
+export function batchSettings(folder: vscode.Uri): Omit<BatchOptions, 'folder'> {
   const config = vscode.workspace.getConfiguration(CONFIG_SECTION, folder);
   const base = vscode.workspace.getWorkspaceFolder(folder)?.uri.fsPath ?? folder.fsPath;
   const text = (key: string) => config.get<string>(key, '').trim();

@@ -4,6 +4,8 @@ import * as vscode from 'vscode';
 import { DEVICE_PREFERENCES, type DevicePreference, type InitializeResult } from '../shared/protocol';
 import { devicePreference, setDevicePreference } from './config';
 import { runBatchCommand } from './batch-command';
+import { installCudaCommand } from './cuda/cuda-command';
+import { detectSlurm, submitSlurmBatch } from './slurm-command';
 import { EDITOR_VIEW_TYPE } from './editor/image-editor-provider';
 import { downloadModels } from './models-command';
 import type { SidecarClient } from './sidecar/sidecar-client';
@@ -11,10 +13,12 @@ import type { SidecarClient } from './sidecar/sidecar-client';
 export const COMMANDS = {
   openEditor: 'clipdrag.openEditor',
   runBatch: 'clipdrag.runBatch',
+  submitSlurmBatch: 'clipdrag.submitSlurmBatch',
   downloadModels: 'clipdrag.downloadModels',
   chooseDevice: 'clipdrag.chooseDevice',
   showLogs: 'clipdrag.showLogs',
   restartSidecar: 'clipdrag.restartSidecar',
+  installCuda: 'clipdrag.installCuda',
 } as const;
 
 const IMAGE_EXTENSIONS = ['.png', '.jpg', '.jpeg', '.webp'];
@@ -29,11 +33,20 @@ export function registerCommands(context: vscode.ExtensionContext, sidecar: Side
       if (requireTrust('Running a batch writes result images')) return runBatchCommand(sidecar, showError, folder, options);
       return undefined;
     }),
+    vscode.commands.registerCommand(COMMANDS.submitSlurmBatch, async (folder?: unknown, options?: unknown) => {
+      if (requireTrust('Submitting a batch writes a job script and result images')) {
+        return submitSlurmBatch(sidecar, context.asAbsolutePath('dist/sidecar.js'), showError, folder, options);
+      }
+      return undefined;
+    }),
     vscode.commands.registerCommand(COMMANDS.downloadModels, async () => {
       if (requireTrust('Downloading models')) await downloadModels(sidecar, showError);
     }),
     vscode.commands.registerCommand(COMMANDS.chooseDevice, () => chooseDevice(sidecar)),
     vscode.commands.registerCommand(COMMANDS.showLogs, () => log.show()),
+    vscode.commands.registerCommand(COMMANDS.installCuda, async () => {
+      if (requireTrust('Installing CUDA support downloads native libraries')) await installCudaCommand(context, sidecar, log);
+    }),
     vscode.commands.registerCommand(COMMANDS.restartSidecar, async () => {
       try {
         const result = await sidecar.restart();
@@ -43,6 +56,7 @@ export function registerCommands(context: vscode.ExtensionContext, sidecar: Side
       }
     }),
   );
+  void detectSlurm(log);
 }
 
 function requireTrust(what: string): boolean {

@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import type { ClipdragApi } from './api';
 import { registerCommands } from './commands';
+import { linkInstalledCuda } from './cuda/cuda-command';
 import { ImageEditorProvider } from './editor/image-editor-provider';
 import { createSidecar } from './sidecar/sidecar-service';
 import type { SidecarClient } from './sidecar/sidecar-client';
@@ -13,6 +14,8 @@ export function activate(context: vscode.ExtensionContext): ClipdragApi {
   context.subscriptions.push(log);
   log.info(`CLIPDrag ${String((context.extension.packageJSON as { version?: unknown }).version)} activating in VS Code ${vscode.version} (${vscode.env.appHost})`);
 
+  // CUDA provider libraries installed earlier live in global storage; this copy of the extension may be new.
+  linkInstalledCuda(context, log);
   sidecar = createSidecar(context, log);
   const editor = ImageEditorProvider.register(context, log, sidecar);
   registerCommands(context, sidecar, log);

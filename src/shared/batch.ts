@@ -1,6 +1,6 @@
 // Batch runs over a folder: what the engine found (the plan), what it reports while running, and the report it leaves
 // in the folder. Shared by the sidecar (RPC and CLI) and the extension; types only, no Node- or DOM-only code.
-import type { EditParameters } from './edit-parameters';
+import type { EditMode, EditParameters } from './edit-parameters';
 import type { DevicePreference, EditProgress, PrecisionPreference } from './protocol';
 
 /** The report's file names in the batch folder (`.md` for people, `.json` for programs). */
@@ -33,6 +33,11 @@ export interface BatchOptions {
   workingWidth?: number;
   /** Run every item again, even when a matching result exists. */
   force?: boolean;
+  /**
+   * Run every item once in each of these modes (its spec's mode replaced, that mode's defaults for the parameters the
+   * spec leaves open), to compare them; absent: each item in its spec's own mode.
+   */
+  modes?: EditMode[];
 }
 
 export interface BatchPlanItem {
@@ -48,6 +53,8 @@ export interface BatchPlanItem {
   problem?: string;
   /** `pending`: estimated seconds. */
   estimateSeconds?: number;
+  /** The mode this item runs in, when the batch runs several modes (`BatchOptions.modes`). */
+  mode?: EditMode;
 }
 
 export interface BatchTimeEstimate {
@@ -75,6 +82,8 @@ export interface BatchItemResult {
   source: BatchItemSource;
   specFile: string;
   status: BatchItemStatus;
+  /** The mode it ran in, when the batch runs several modes. */
+  mode?: EditMode;
   /** Wall time of the run, in seconds (absent for items that did not run). */
   seconds?: number;
   /** The result image and its recipe, relative to the folder (a skipped item: the existing ones). */
@@ -87,6 +96,8 @@ export interface BatchItemResult {
   executionProvider?: string;
   /** Why it failed or did not run. */
   error?: string;
+  /** In a batch shared by workers: the worker that ran it (see `BatchReport.workers`). */
+  worker?: string;
 }
 
 export interface BatchTotals {
@@ -115,6 +126,39 @@ export interface BatchReport {
   device: DevicePreference;
   items: BatchItemResult[];
   totals: BatchTotals;
+  /** A batch shared by workers (`--worker`, `--shard`): one entry per worker, from its report part. */
+  workers?: BatchWorkerSummary[];
+}
+
+/** One of `count` deterministic slices of a plan: the items whose position modulo `count` is `index` (0-based). */
+export interface BatchShard {
+  index: number;
+  count: number;
+}
+
+/** A worker of a shared batch, as its report part and the merged report describe it. */
+export interface BatchWorkerSummary {
+  /** `<host>-<pid>-<start>`; also the name of its report part. */
+  id: string;
+  host: string;
+  pid: number;
+  shard?: BatchShard;
+  startedAt: string;
+  /** Absent while it runs, or when it was killed. */
+  finishedAt?: string;
+  state: BatchReport['state'];
+  /** Items it ran (not those it skipped or left to others), and how they ended. */
+  ran: number;
+  succeeded: number;
+  failed: number;
+  /** Seconds it spent editing; seconds from its start to its end (or to its last report). */
+  editSeconds: number;
+  wallSeconds: number;
+}
+
+/** A worker's report part (`.clipdrag-batch/parts/<id>.json`): the items of its slice as it saw them, and itself. */
+export interface BatchReportPart extends BatchReport {
+  worker: BatchWorkerSummary;
 }
 
 /** What `batch/run` reports while it runs (`$/progress` with the request's token) and what the CLI prints. */
@@ -146,4 +190,22 @@ export function formatDuration(seconds: number): string {
   if (s < 60) return `${s} s`;
   if (s < 3600) return `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, '0')} s`;
   return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
+}
+
+/** How far the workers of a shared batch are, from their report parts (those started at or after `since`). */
+export function sharedBatchProgress(parts: readonly BatchReportPart[], since = ''): { ran: number; failed: number; runningWorkers: number } {
+  const recent = parts.filter((part) => part.worker.startedAt >= since);
+  const ran = new Map<string, BatchItemStatus>();
+  for (const part of recent) {
+    for (const item of part.items) {
+      if (item.status === 'succeeded' || (item.status === 'failed' && item.worker !== undefined)) {
+        if (ran.get(item.image) !== 'succeeded') ran.set(item.image, item.status);
+      }
+    }
+  }
+  return {
+    ran: ran.size,
+    failed: [...ran.values()].filter((status) => status === 'failed').length,
+    runningWorkers: recent.filter((part) => part.worker.finishedAt === undefined).length,
+  };
 }

@@ -3,25 +3,32 @@
 // Types, validation with JSON-path errors, defaults and file naming; no Node- or DOM-only code (the webview uses it).
 import {
   DEFAULT_EDIT_PARAMETERS,
+  EDIT_MODES,
   EDIT_PARAMETER_DEFINITIONS,
   EDIT_PARAMETER_NAMES,
+  defaultParametersFor,
   describeRange,
   inversionStepCount,
   type EditParameterName,
+  type EditMode,
   type EditParameters,
   type EnumParameterDefinition,
   type NumericParameterDefinition,
 } from './edit-parameters';
 import { rleProblems, type RleMask } from './mask-rle';
+import type { ErrorKind } from './error-kind';
 
-export { DEFAULT_EDIT_PARAMETERS, EDIT_PARAMETER_DEFINITIONS, type EditParameters } from './edit-parameters';
+export { DEFAULT_EDIT_PARAMETERS, EDIT_MODES, EDIT_PARAMETER_DEFINITIONS, defaultParametersFor, type EditMode, type EditParameters } from './edit-parameters';
 export { decodeMaskRle, encodeMaskRle, type MaskBitmap, type RleMask } from './mask-rle';
 
 export const EDIT_SPEC_VERSION = 1;
 
-export const EDIT_MODES = ['clipdrag', 'drag'] as const;
-/** `clipdrag`: drag points plus CLIP text guidance; `drag`: drag points only (no CLIP term, `editPrompt` unused). */
-export type EditMode = (typeof EDIT_MODES)[number];
+export const EDIT_MODE_DESCRIPTIONS: Readonly<Record<EditMode, string>> = {
+  clipdrag: 'CLIPDrag: the drag points plus CLIP guidance towards the edit prompt',
+  drag: 'DragDiffusion: the drag points only (no CLIP term; editPrompt is not used)',
+  freedrag: 'FreeDrag: the drag points with adaptive templates and line search, no point tracking (editPrompt is not used)',
+  text: 'Text only: no points; the latent follows CLIP guidance towards the edit prompt (both prompts required)',
+};
 
 /** A point in pixels of the source image as stored on disk (after EXIF orientation): x to the right, y down. */
 export type ImagePoint = [x: number, y: number];
@@ -37,10 +44,14 @@ export type MaskSpec = string | RleMask;
 export interface EditSpec {
   version: typeof EDIT_SPEC_VERSION;
   mode: EditMode;
-  /** Describes the image as it is (LoRA, inversion and denoising prompt). May be empty. */
+  /** Describes the image as it is (LoRA, inversion and denoising prompt). May be empty, except in `text` mode. */
   prompt: string;
-  /** What the image should become (CLIP guidance text); empty or absent: the prompt is used. */
+  /**
+   * What the image should become (CLIP guidance text); empty or absent: the prompt is used (`clipdrag`). Required in
+   * `text` mode; unused in `drag` and `freedrag`.
+   */
   editPrompt?: string;
+  /** Handle → target pairs; none in `text` mode, at least one in the others (for a run). */
   points: PointPair[];
   /** Absent: no mask drawn (the whole image may change, and there is no background term). */
   mask?: MaskSpec;
@@ -73,13 +84,32 @@ export type SpecValidation = { ok: true; spec: EditSpec } | { ok: false; issues:
 export interface ValidateOptions {
   /** Size of the image the spec belongs to; when given, points and inline masks are checked against it. */
   imageSize?: ImageSize;
-  /** Also require what a run needs (at least one point pair); a spec being saved may still be a draft. */
+  /**
+   * Also require what a run needs (per mode: point pairs, or none and both prompts in `text` mode); a spec being
+   * saved may still be a draft.
+   */
   forRun?: boolean;
 }
 
-const TOP_LEVEL_FIELDS = ['version', 'mode', 'prompt', 'editPrompt', 'points', 'mask', 'parameters', 'model', 'clipModel'] as const;
-const POINT_PAIR_FIELDS = ['handle', 'target'] as const;
-const RLE_FIELDS = ['width', 'height', 'rle'] as const;
+/**
+ * The spec's fields: which are required and what each means. The validator checks against this table and the JSON
+ * Schema (edit-spec-schema.ts) is built from it, so both know the same fields.
+ */
+export const EDIT_SPEC_FIELDS: { readonly [K in keyof EditSpec]-?: { required: boolean; description: string } } = {
+  version: { required: true, description: `The edit spec format version (${EDIT_SPEC_VERSION}).` },
+  mode: { required: true, description: 'clipdrag: drag points with CLIP text guidance; drag: drag points only.' },
+  prompt: { required: true, description: 'What the image shows (LoRA, inversion and denoising prompt). May be empty.' },
+  editPrompt: { required: false, description: 'What the image should become (CLIP guidance text); empty or absent: the prompt.' },
+  points: { required: true, description: 'Handle → target pairs in pixels of the source image (may be empty while drafting).' },
+  mask: { required: false, description: 'The editable region: a PNG path relative to the spec, or an inline run-length mask. Absent: the whole image may change.' },
+  parameters: { required: false, description: 'Edit parameters; absent ones take their defaults.' },
+  model: { required: false, description: 'Stable Diffusion 1.5 weights: a hub id "owner/name[@revision]", a folder, or a single-file .safetensors checkpoint. Absent: the clipdrag.model setting.' },
+  clipModel: { required: false, description: 'CLIP ViT-B/16 weights: a hub id "owner/name[@revision]" or a folder. Absent: the clipdrag.clipModel setting.' },
+};
+
+const TOP_LEVEL_FIELDS = Object.keys(EDIT_SPEC_FIELDS) as (keyof EditSpec)[];
+export const POINT_PAIR_FIELDS = ['handle', 'target'] as const satisfies readonly (keyof PointPair)[];
+export const MASK_RLE_FIELDS = ['width', 'height', 'rle'] as const satisfies readonly (keyof RleMask)[];
 /** Past this many, further problems are summarised: a broken file should not produce pages of errors. */
 const MAX_ISSUES = 50;
 
@@ -102,6 +132,8 @@ export function validateEditSpec(value: unknown, options: ValidateOptions = {}):
   const model = checkModelId(value, 'model', issues);
   const clipModel = checkModelId(value, 'clipModel', issues);
 
+  // Counted as given: a pair with a bad coordinate is reported where it is, not as a missing pair.
+  if (options.forRun && mode !== undefined && points !== undefined) checkRunnable(mode, prompt, editPrompt, value.points as unknown[], issues);
   if (issues.count > 0 || mode === undefined || prompt === undefined || points === undefined) return issues.result();
   const spec: EditSpec = { version: EDIT_SPEC_VERSION, mode, prompt, points };
   if (editPrompt !== undefined) spec.editPrompt = editPrompt;
@@ -126,6 +158,7 @@ export function parseEditSpec(text: string, options: ValidateOptions = {}): Spec
 /** Thrown by `assertEditSpec`; its message lists every problem with its path. */
 export class EditSpecError extends Error {
   override readonly name = 'EditSpecError';
+  readonly kind: ErrorKind = 'invalid-input';
   constructor(
     readonly issues: readonly SpecIssue[],
     /** The spec's file name or another label for messages. */
@@ -147,9 +180,9 @@ export function formatSpecIssues(issues: readonly SpecIssue[], source?: string):
   return [head, ...issues.map((issue) => `  ${issue.path}: ${issue.message}`)].join('\n');
 }
 
-/** The spec with every parameter filled in (given values win over the defaults). */
+/** The spec with every parameter filled in (given values win over the mode's defaults). */
 export function withDefaults(spec: EditSpec): ResolvedEditSpec {
-  const parameters: EditParameters = { ...DEFAULT_EDIT_PARAMETERS };
+  const parameters: EditParameters = defaultParametersFor(spec.mode);
   const given = spec.parameters ?? {};
   for (const name of EDIT_PARAMETER_NAMES) {
     const value = given[name];
@@ -301,7 +334,7 @@ function checkUnknownFields(record: JsonRecord, path: string, known: readonly st
 }
 
 function checkMode(spec: JsonRecord, issues: IssueList): EditSpec['mode'] | undefined {
-  const expected = EDIT_MODES.map((mode) => `"${mode}"`).join(' or ');
+  const expected = `one of ${EDIT_MODES.map((mode) => `"${mode}"`).join(', ')}`;
   if (!has(spec, 'mode')) {
     issues.add('$.mode', `missing; expected ${expected}`);
     return undefined;
@@ -310,6 +343,30 @@ function checkMode(spec: JsonRecord, issues: IssueList): EditSpec['mode'] | unde
   if (typeof mode === 'string' && (EDIT_MODES as readonly string[]).includes(mode)) return mode as EditSpec['mode'];
   issues.add('$.mode', `expected ${expected}, got ${describe(mode)}`);
   return undefined;
+}
+
+/** Whether a prompt says something: empty and whitespace-only prompts count as absent everywhere. */
+export function hasText(prompt: string | undefined): prompt is string {
+  return prompt !== undefined && prompt.trim() !== '';
+}
+
+/** What each mode needs before any model work: points (or none in `text` mode) and, in `text` mode, both prompts. */
+function checkRunnable(mode: EditMode, prompt: string | undefined, editPrompt: string | undefined, points: readonly unknown[], issues: IssueList): void {
+  if (mode !== 'text') {
+    if (points.length === 0) {
+      issues.add('$.points', `no handle → target pairs; ${mode} mode drags points: place at least one handle and its target, or choose "text" mode to edit by the prompts alone`);
+    }
+    return;
+  }
+  if (points.length > 0) {
+    issues.add('$.points', `text mode edits by the prompts alone and takes no points, got ${points.length} ${points.length === 1 ? 'pair' : 'pairs'}; remove them or choose a drag mode`);
+  }
+  if (prompt !== undefined && !hasText(prompt)) {
+    issues.add('$.prompt', 'is empty; text mode needs a prompt describing the image as it is (LoRA, inversion and denoising use it)');
+  }
+  if (!hasText(editPrompt)) {
+    issues.add('$.editPrompt', `${editPrompt === undefined ? 'missing' : 'is empty'}; text mode needs an edit prompt saying what the image should become (the CLIP guidance text)`);
+  }
 }
 
 function checkString(
@@ -353,9 +410,6 @@ function checkPoints(spec: JsonRecord, options: ValidateOptions, issues: IssueLi
   if (!Array.isArray(value)) {
     issues.add('$.points', `expected ${shape}, got ${describe(value)}`);
     return undefined;
-  }
-  if (options.forRun && value.length === 0) {
-    issues.add('$.points', 'no handle → target pairs; place at least one handle and its target before running');
   }
   const pairs: PointPair[] = [];
   value.forEach((item: unknown, index) => {
@@ -429,7 +483,7 @@ function checkMask(spec: JsonRecord, imageSize: ImageSize | undefined, issues: I
     issues.add('$.mask', `expected a PNG file path relative to the spec or { "width", "height", "rle": [runs] }, got ${describe(value)}`);
     return undefined;
   }
-  checkUnknownFields(value, '$.mask', RLE_FIELDS, issues);
+  checkUnknownFields(value, '$.mask', MASK_RLE_FIELDS, issues);
   const width = checkDimension(value, 'width', issues);
   const height = checkDimension(value, 'height', issues);
   const runs = checkRuns(value, issues);

@@ -80,9 +80,15 @@ export const SidecarErrorCodes = {
   EditFailed: 1,
   /** The image, spec, mask or output path of an edit cannot be used (nothing ran); `data.issues` lists spec problems. */
   InvalidEditInput: 2,
-  /** A model could not be found, downloaded, verified or opened. */
+  /** A model could not be found, downloaded, verified or opened; `data` is a `ModelUnavailableData`. */
   ModelUnavailable: 3,
 } as const;
+
+/** What a `ModelUnavailable` error says beyond its message. */
+export interface ModelUnavailableData {
+  /** The model store's reason (OFFLINE: the hub cannot be reached or offline mode is on, and it is not cached). */
+  storeCode?: string;
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Edits and models. Progress of a request that carries a `progressToken` arrives as `$/progress` notifications

@@ -51,13 +51,15 @@ export type MaskUpdate =
   | { kind: 'reset'; revision: number; base: MaskBaseView; strokes: MaskStroke[] };
 
 /** What the user can do about a message, as buttons. */
-export const USER_ACTIONS = ['showLogs', 'downloadModels', 'chooseDevice', 'manageTrust', 'openSpec', 'save'] as const;
+export const USER_ACTIONS = ['showLogs', 'downloadModels', 'openModelSetting', 'openClipModelSetting', 'chooseDevice', 'manageTrust', 'openSpec', 'save'] as const;
 export type UserAction = (typeof USER_ACTIONS)[number];
 
 /** The button text of each action, the same in the editor page and in VS Code's notifications. */
 export const USER_ACTION_LABELS: Readonly<Record<UserAction, string>> = {
   showLogs: 'Show Logs',
   downloadModels: 'Download Models',
+  openModelSetting: 'Open Model Setting',
+  openClipModelSetting: 'Open CLIP Model Setting',
   chooseDevice: 'Choose Device',
   manageTrust: 'Manage Workspace Trust',
   openSpec: 'Open Spec File',
@@ -119,7 +121,23 @@ export type ToWebviewMessage =
   | { type: 'results'; results: ResultView[] }
   /** A message for the banner above the canvas (spec problems on disk, save failures); `clearNotice` removes it. */
   | { type: 'notice'; level: 'info' | 'warning' | 'error'; message: string; actions: UserAction[] }
-  | { type: 'clearNotice' };
+  | { type: 'clearNotice' }
+  /** A key VS Code owns (a contributed keybinding, so users see and can change it) pressed for this editor. */
+  | { type: 'shortcut'; action: KeyboundAction };
+
+/** The page's actions that VS Code keybindings trigger (package.json `keybindings`); the page does not handle their keys itself. */
+export const KEYBOUND_ACTIONS = ['run', 'tool-point', 'tool-brush', 'tool-eraser', 'tool-pan'] as const;
+export type KeyboundAction = (typeof KEYBOUND_ACTIONS)[number];
+
+/** The editor commands bound to keys in package.json, and what each does: a page action, or cancelling the run. */
+export const EDITOR_KEY_COMMANDS: Readonly<Record<string, KeyboundAction | 'cancel'>> = {
+  'clipdrag.editor.run': 'run',
+  'clipdrag.editor.cancelRun': 'cancel',
+  'clipdrag.editor.pointTool': 'tool-point',
+  'clipdrag.editor.brushTool': 'tool-brush',
+  'clipdrag.editor.eraserTool': 'tool-eraser',
+  'clipdrag.editor.panTool': 'tool-pan',
+};
 
 export const RESULT_ACTIONS = ['open', 'reveal', 'openRecipe'] as const;
 export type ResultAction = (typeof RESULT_ACTIONS)[number];

@@ -126,6 +126,10 @@ class Editor {
       case 'clearNotice':
         byId('notice').hidden = true;
         return;
+      case 'shortcut':
+        // A tool key typed into the prompt or a parameter field is text, not a tool switch.
+        if (message.action !== 'run' && isEditingText()) return;
+        return this.perform(message.action);
     }
   }
 
@@ -301,6 +305,7 @@ class Editor {
   // View and tools
 
   private resize(): void {
+    if (this.stack.hidden) return; // compare view: a hidden canvas has no size to fit (it made the zoom read 2%)
     const rect = this.stack.getBoundingClientRect();
     this.viewport.setView(rect.width, rect.height);
     this.renderer.resize(rect.width, rect.height, window.devicePixelRatio || 1);
@@ -346,6 +351,8 @@ class Editor {
     this.mode = mode;
     this.stack.hidden = mode !== 'edit';
     this.results.setVisible(mode === 'compare');
+    // Tools, mask and zoom act on the editing canvas only.
+    for (const element of document.querySelectorAll<HTMLElement>('[data-edit-only]')) element.hidden = mode !== 'edit';
     for (const element of document.querySelectorAll<HTMLButtonElement>('.view-mode')) element.setAttribute('aria-checked', String(element.dataset.view === mode));
     if (mode === 'edit') this.resize();
   }
@@ -486,9 +493,9 @@ class Editor {
       case 'clear-all':
         return this.send({ kind: 'clearAll' });
       case 'escape':
+        // Cancelling a run is VS Code's Escape keybinding (clipdrag.editor.cancelRun), so one press never does both.
         if (this.pending) this.pending = undefined;
         else if (this.selected) this.selected = undefined;
-        else if (this.runPanel.busy) post({ type: 'cancelRun' });
         return this.refreshPoints();
       case 'run':
         return this.run();
@@ -496,6 +503,15 @@ class Editor {
         return this.setMode(this.mode === 'edit' ? 'compare' : 'edit');
     }
   }
+}
+
+/** True while the page's focus is in a text field (the prompt, a parameter). */
+function isEditingText(): boolean {
+  let element = document.activeElement;
+  while (element?.shadowRoot?.activeElement) element = element.shadowRoot.activeElement;
+  if (!(element instanceof HTMLElement)) return false;
+  const tag = element.tagName.toLowerCase();
+  return element.isContentEditable || ['input', 'textarea', 'select', 'vscode-textarea', 'vscode-textfield', 'vscode-single-select'].includes(tag);
 }
 
 function clampBrush(radius: number): number {

@@ -42,7 +42,8 @@ export class PromptPanel {
       if (!typing && element.value !== text) element.value = text;
     }
     if (this.mode.value !== view.mode) this.mode.value = view.mode;
-    this.fields.editPrompt.disabled = view.mode === 'drag';
+    // The drag-only modes have no target prompt.
+    this.fields.editPrompt.disabled = view.mode === 'drag' || view.mode === 'freedrag';
   }
 
   /** Sends whatever is typed and not yet sent (before a run, for one). */

@@ -1,4 +1,5 @@
-// The result history of this image and the comparison view: before/after with a split slider, or side by side.
+// The result history of this image and the comparison view: before/after with a split slider, or side by side. The
+// "before" is the source, or any result set as the baseline (to compare two results: two modes, two parameter sets).
 // Opening a result and revealing it in the Explorer are the extension's (it decides what the file is).
 import type { ResultAction, ResultView } from '../shared/webview-messages';
 import { button } from './run-panel';
@@ -17,6 +18,8 @@ export class ResultsPanel {
   private readonly divider = document.getElementById('compare-divider') as HTMLElement;
   private results: ResultView[] = [];
   private selected: string | undefined;
+  /** The result shown as "before" instead of the source; undefined: the source. */
+  private baseline: string | undefined;
   private mode: CompareMode = 'slider';
   private sourceSrc = '';
 
@@ -33,15 +36,16 @@ export class ResultsPanel {
 
   setSource(src: string): void {
     this.sourceSrc = src;
-    for (const id of ['compare-before-overlay', 'compare-before-side']) (document.getElementById(id) as HTMLImageElement).src = src;
+    this.render();
   }
 
   show(results: ResultView[]): void {
     this.results = results;
     if (this.selected && !results.some((r) => r.file === this.selected)) this.selected = undefined;
+    if (this.baseline && !results.some((r) => r.file === this.baseline)) this.baseline = undefined;
     const items = results.map((result) => {
       const item = document.createElement('li');
-      item.className = result.file === this.selected ? 'selected' : '';
+      item.className = [result.file === this.selected ? 'selected' : '', result.file === this.baseline ? 'baseline' : ''].filter(Boolean).join(' ');
       const thumbnail = document.createElement('img');
       thumbnail.src = result.src;
       thumbnail.alt = '';
@@ -55,12 +59,16 @@ export class ResultsPanel {
       const actions = document.createElement('span');
       actions.className = 'result-actions';
       const compare = button('Compare', () => this.select(result.file));
-      compare.setAttribute('aria-label', `Compare ${result.file} with the source`);
+      compare.setAttribute('aria-label', `Compare ${result.file} with ${this.baseline && this.baseline !== result.file ? this.baseline : 'the source'}`);
+      const isBaseline = result.file === this.baseline;
+      const before = button(isBaseline ? 'Before ✓' : 'Before', () => this.setBaseline(isBaseline ? undefined : result.file));
+      before.setAttribute('aria-label', isBaseline ? `Compare with the source again instead of ${result.file}` : `Compare other results with ${result.file}`);
+      before.setAttribute('aria-pressed', String(isBaseline));
       const open = button('Open', () => this.handlers.action('open', result.file));
       open.setAttribute('aria-label', `Open ${result.file}`);
       const reveal = button('Reveal', () => this.handlers.action('reveal', result.file));
       reveal.setAttribute('aria-label', `Reveal ${result.file} in the Explorer`);
-      actions.append(compare, open, reveal);
+      actions.append(compare, before, open, reveal);
       if (result.recipe) {
         const recipe = button('Recipe', () => this.handlers.action('openRecipe', result.file));
         recipe.setAttribute('aria-label', `Open the recipe of ${result.file}`);
@@ -98,6 +106,12 @@ export class ResultsPanel {
     this.render();
   }
 
+  /** Shows `file` (a result) as "before" in the comparison; undefined: the source. */
+  setBaseline(file: string | undefined): void {
+    this.baseline = file;
+    this.show(this.results);
+  }
+
   setMode(mode: CompareMode): void {
     this.mode = mode;
     for (const modeButton of document.querySelectorAll<HTMLButtonElement>('.compare-mode')) modeButton.setAttribute('aria-pressed', String(modeButton.dataset.compare === mode));
@@ -109,7 +123,14 @@ export class ResultsPanel {
     this.empty.hidden = Boolean(result);
     this.slider.hidden = !result || this.mode !== 'slider';
     this.side.hidden = !result || this.mode !== 'side';
-    this.caption.textContent = result ? `Source vs ${result.file}` : '';
+    const baseline = this.results.find((r) => r.file === this.baseline);
+    this.caption.textContent = result ? `${baseline ? baseline.file : 'Source'} vs ${result.file}` : '';
+    const beforeSrc = baseline?.src ?? this.sourceSrc;
+    for (const id of ['compare-before-overlay', 'compare-before-side']) {
+      const image = document.getElementById(id) as HTMLImageElement;
+      if (beforeSrc && image.getAttribute('src') !== beforeSrc) image.src = beforeSrc;
+      image.alt = baseline ? `Result ${baseline.file}` : 'Source image';
+    }
     if (!result) return;
     for (const id of ['compare-after-overlay', 'compare-after-side']) {
       const image = document.getElementById(id) as HTMLImageElement;

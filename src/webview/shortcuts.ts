@@ -1,5 +1,8 @@
 // The editor's keyboard shortcuts: one table that both handles keys and lists them in the page. Undo, redo and save
-// are VS Code's own keys (Ctrl/Cmd+Z, Ctrl/Cmd+Shift+Z, Ctrl/Cmd+S), which reach the editor through VS Code.
+// are VS Code's own keys (Ctrl/Cmd+Z, Ctrl/Cmd+Shift+Z, Ctrl/Cmd+S), which reach the editor through VS Code. So do
+// Run and the tool keys: they are keybindings contributed in package.json (users see and change them in Keyboard
+// Shortcuts), which VS Code turns into a `shortcut` message; the page lists them but does not handle their keys.
+import { KEYBOUND_ACTIONS, type KeyboundAction } from '../shared/webview-messages';
 
 export type ShortcutAction =
   | 'tool-point'
@@ -64,8 +67,8 @@ const BINDINGS: readonly (Shortcut & { bindings: KeyBinding[] })[] = [
   { action: 'nudge-down', keys: '', description: '', bindings: [{ key: 'arrowdown', shift: 'any' }] },
   { action: 'delete-selected', keys: 'Delete / Backspace', description: 'Delete the selected point pair', bindings: [{ key: 'delete' }, { key: 'backspace' }] },
   { action: 'clear-all', keys: 'Shift+Delete', description: 'Remove every point pair and the mask (undoable)', bindings: [{ key: 'delete', shift: true }, { key: 'backspace', shift: true }] },
-  { action: 'escape', keys: 'Esc', description: 'Drop the unfinished pair, clear the selection, or cancel a run', bindings: [{ key: 'escape' }] },
-  { action: 'run', keys: 'Ctrl+Enter', description: 'Run the edit', bindings: [{ key: 'enter', ctrl: true }] },
+  { action: 'escape', keys: 'Esc', description: 'Drop the unfinished pair or clear the selection', bindings: [{ key: 'escape' }] },
+  { action: 'run', keys: 'Ctrl+Enter', description: 'Run the edit (Cmd+Enter on macOS; Escape cancels a run)', bindings: [{ key: 'enter', ctrl: true }] },
   { action: 'toggle-compare', keys: 'C', description: 'Switch between editing and comparing with a result', bindings: [{ key: 'c' }] },
 ];
 
@@ -84,11 +87,15 @@ export interface KeyPress {
   altKey: boolean;
 }
 
+const isKeybound = (action: ShortcutAction): action is KeyboundAction => (KEYBOUND_ACTIONS as readonly string[]).includes(action);
+
+/** The page's own action for a key press; undefined for keys VS Code handles (see the top of this file). */
 export function shortcutFor(event: KeyPress): ShortcutAction | undefined {
   if (event.altKey) return undefined;
   const key = event.key.toLowerCase();
   const ctrl = event.ctrlKey || event.metaKey;
   for (const binding of BINDINGS) {
+    if (isKeybound(binding.action)) continue;
     for (const b of binding.bindings) {
       if (b.key !== key || Boolean(b.ctrl) !== ctrl) continue;
       if (b.shift !== 'any' && Boolean(b.shift) !== event.shiftKey) continue;

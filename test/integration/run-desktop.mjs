@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { copySamples } from '../../scripts/samples.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const testsIndex = path.join(repo, 'dist', 'test', 'integration', 'index.js');
@@ -20,7 +21,7 @@ if (!fs.existsSync(testsIndex)) {
 const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'clipdrag-desktop-'));
 const workspace = path.join(runDir, 'workspace');
 const channel = path.join(runDir, 'channel');
-fs.cpSync(path.join(repo, 'media', 'samples'), workspace, { recursive: true });
+copySamples(repo, workspace);
 fs.mkdirSync(channel);
 fs.writeFileSync(path.join(channel, 'runner.json'), JSON.stringify({ pageQueries: false }));
 

@@ -7,24 +7,31 @@
 //      output through window.codeAutomationLog (mocha's report arrives that way);
 //   4. meanwhile the runner answers the suite's page queries (webview DOM, notifications) over a file channel;
 //   5. after the window closes, no sidecar process may remain; finally the whole code-server process group is killed.
+// With `--installed <vsix>` the extension under test is that package, installed into the fresh extensions folder with
+// code-server's --install-extension, and the suite is dist/test/integration/installed.js: the workbench then gets
+// only an empty stand-in as `extensionDevelopmentPath` (VS Code runs tests in a development host), so the CLIPDrag
+// that runs is the installed copy (`npm run test:installed`).
 // Needs `npm run build` and `node scripts/setup-test-env.mjs` first (`npm run test:integration` does both).
 // Env: CLIPDRAG_TEST_ENV_DIR (where code-server/chromium live), CLIPDRAG_IT_TIMEOUT_S (default 240), CLIPDRAG_IT_KEEP=1 keeps the run folder.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import util from 'node:util';
+import util, { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 import { testEnvPaths } from './test-env.mjs';
+import { copySamples } from '../../scripts/samples.mjs';
 
 /* global document, HTMLImageElement -- used only inside page.evaluate callbacks, which run in the browser */
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const env = testEnvPaths();
 const timeoutMs = Number(process.env.CLIPDRAG_IT_TIMEOUT_S ?? 240) * 1000;
+const { values: options } = parseArgs({ options: { installed: { type: 'string' } } });
+const installedVsix = options.installed ? path.resolve(options.installed) : undefined;
 const say = (message) => console.log(`[integration] ${message}`);
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -100,10 +107,34 @@ function prepareRunFolder() {
       2,
     ),
   );
-  // A copy of the samples: the tests may open and change files without touching the repository.
-  fs.cpSync(path.join(repo, 'media', 'samples'), dirs.workspace, { recursive: true });
+  // A pristine copy of the samples: the tests may open and change files without touching the repository, and
+  // nothing a user left in media/samples (a saved spec, results) changes what they read.
+  copySamples(repo, dirs.workspace);
   fs.writeFileSync(path.join(dirs.channel, 'runner.json'), JSON.stringify({ pageQueries: true }));
   return dirs;
+}
+
+/**
+ * Installs `vsix` into the run's fresh extensions folder as a user would (code-server --install-extension), tells the
+ * suite where it went and what to use from the repository (the tiny fixture models), and returns the stand-in
+ * development extension the workbench needs to run a suite at all.
+ */
+function installExtension(vsix, dirs) {
+  requireFile(vsix, 'run "npm run package -- --target linux-x64" first');
+  const result = spawnSync(env.codeServerBin, ['--user-data-dir', dirs.userData, '--extensions-dir', dirs.extensions, '--install-extension', vsix], {
+    env: cleanEnv({ XDG_CONFIG_HOME: path.join(dirs.xdg, 'config'), XDG_DATA_HOME: path.join(dirs.xdg, 'data'), XDG_CACHE_HOME: path.join(dirs.xdg, 'cache') }),
+    encoding: 'utf8',
+  });
+  if (result.status !== 0) throw new Error(`code-server --install-extension ${vsix} failed (${result.status}):\n${result.stdout}${result.stderr}`);
+  say(`installed ${path.basename(vsix)}: ${result.stdout.trim().split('\n').pop()}`);
+  const standIn = path.join(dirs.runDir, 'test-host');
+  fs.mkdirSync(standIn, { recursive: true });
+  fs.writeFileSync(
+    path.join(standIn, 'package.json'),
+    JSON.stringify({ name: 'clipdrag-installed-test-host', publisher: 'clipdrag-tests', version: '0.0.0', engines: { vscode: '*' } }),
+  );
+  fs.writeFileSync(path.join(dirs.channel, 'installed.json'), JSON.stringify({ extensionsDir: dirs.extensions, fixtures: path.join(repo, 'test', 'fixtures') }));
+  return standIn;
 }
 
 /** The page queries the suite may ask for (see test/integration/suite/runner-channel.ts). */
@@ -284,11 +315,12 @@ async function main() {
   const started = Date.now();
   requireFile(env.codeServerBin, 'run "node scripts/setup-test-env.mjs" first');
   requireFile(env.chromiumBin, 'run "node scripts/setup-test-env.mjs" first');
-  const testsIndex = path.join(repo, 'dist', 'test', 'integration', 'index.js');
+  const testsIndex = path.join(repo, 'dist', 'test', 'integration', installedVsix ? 'installed.js' : 'index.js');
   requireFile(path.join(repo, 'dist', 'extension.js'), 'run "npm run build" first');
   requireFile(testsIndex, 'run "npm run build" first');
 
   const dirs = prepareRunFolder();
+  const developmentPath = installedVsix ? installExtension(installedVsix, dirs) : repo;
   const port = await freePort();
   const childEnv = cleanEnv({
     // code-server and Chromium write config, data and caches under XDG folders: keep them in the run folder.
@@ -342,7 +374,7 @@ async function main() {
 
     const authority = `127.0.0.1:${port}`;
     const payload = JSON.stringify([
-      ['extensionDevelopmentPath', `vscode-remote://${authority}${repo}`],
+      ['extensionDevelopmentPath', `vscode-remote://${authority}${developmentPath}`],
       ['extensionTestsPath', `vscode-remote://${authority}${testsIndex}`],
     ]);
     await page.goto(`http://${authority}/?folder=${encodeURIComponent(dirs.workspace)}&payload=${encodeURIComponent(payload)}`);

@@ -75,3 +75,19 @@ export async function makeBatchFolder(folder: string): Promise<string> {
   await write(path.join(folder, 'escape-up.png.clipdrag-edit.json'), serializeEditSpec(batchSpec([{ handle: [20, 32], target: [40, 32] }], { mask: '../outside-mask.png' })));
   return folder;
 }
+
+/**
+ * A folder of `count` runnable items for workers sharing a batch: `blob-<i>.png` with a drag-mode spec each (drag
+ * mode needs no CLIP model, so each edit is a few seconds with the tiny models).
+ */
+export async function makeWorkerFolder(folder: string, count: number, first = 0): Promise<string[]> {
+  const images: string[] = [];
+  for (let i = first; i < first + count; i++) {
+    const cx = 16 + (i % 8) * 2;
+    const image = `blob-${i}.png`;
+    await write(path.join(folder, image), await encodePng(blobImage(64, 64, cx, 32, 8)));
+    await write(path.join(folder, `${image}.clipdrag-edit.json`), serializeEditSpec(batchSpec([{ handle: [cx, 32], target: [cx + 16, 32] }], { mode: 'drag' })));
+    images.push(image);
+  }
+  return images;
+}

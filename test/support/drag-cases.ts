@@ -9,7 +9,9 @@ import { STEP_INPUT, type DragGraphConfig } from '../../src/sidecar/pipeline/dra
 import { buildDragStep, buildReferenceFeatures, maskInputs, outputDragStep, STEP_OUTPUT } from '../../src/sidecar/pipeline/drag/drag-graph';
 import { referenceFeeds, stepFeeds, type DragPoints, type TrackingMode } from '../../src/sidecar/pipeline/drag/drag-plan';
 import { upsampleFeatures } from '../../src/sidecar/pipeline/drag/feature-upsample';
-import { backgroundWeights, maskTerm, resizeMaskNearest } from '../../src/sidecar/pipeline/drag/mask-term';
+import { backgroundWeights, maskTerm, meanTermWeights, resizeMaskNearest } from '../../src/sidecar/pipeline/drag/mask-term';
+import { buildFreeDragLoss, freeDragPositionFeeds, freeDragTemplateFeed, type FreeDragGraphConfig } from '../../src/sidecar/pipeline/drag/freedrag-graph';
+import { add } from '../../src/sidecar/engine/ops';
 import { interpolationSpan, type AxisSpan } from '../../src/sidecar/pipeline/drag/patch-geometry';
 import { featureGrid, sampleInterpolated } from '../../src/sidecar/pipeline/drag/patch-sampler';
 import type { Point } from '../../src/sidecar/pipeline/drag/tracking';
@@ -174,6 +176,66 @@ export async function runFeatureUpsample(feat: Float32Array, shape: readonly num
   try {
     const out = await session.run({ feat, R: cotangent });
     return { upsampled: out.upsampled as Float32Array, gradFeat: out.grad_feat as Float32Array };
+  } finally {
+    await session.release();
+  }
+}
+
+export interface FreeDragMotionResult {
+  readonly pairLosses: Float32Array;
+  readonly maskLoss: number;
+  readonly loss: number;
+  readonly gradFeature: Float32Array;
+  readonly gradXPrev: Float32Array;
+}
+
+/**
+ * FreeDrag's loss as the step graph builds it: the latent-resolution feature through the folded upsampling, the
+ * per-pair template L1 at the given positions, plus λ·mean of the background term; gradients w.r.t. the feature
+ * and x_prev by the engine's autodiff.
+ */
+export async function runFreeDragMotion(
+  feature: Float32Array,
+  featureShape: readonly number[],
+  supervision: readonly [number, number],
+  radius: number,
+  positions: readonly Point[],
+  templates: readonly Float32Array[],
+  mask: { readonly xPrev: Float32Array; readonly xPrev0: Float32Array; readonly latentShape: readonly number[]; readonly interpMask: Float32Array; readonly lam: number },
+): Promise<FreeDragMotionResult> {
+  const config: FreeDragGraphConfig = { pairs: positions.length, channels: featureShape[1]!, radius, supervision };
+  const g = new Graph('freedrag-motion');
+  const f = g.input('feature', 'float32', featureShape);
+  const x = g.input('x_prev', 'float32', mask.latentShape);
+  const loss = buildFreeDragLoss(featureGrid(f, supervision), config);
+  const inputs = maskInputs(g, mask.latentShape, 'float32');
+  const maskLoss = maskTerm(x, inputs.xPrev0, inputs.backgroundWeights);
+  const total = add(loss.motionLoss, maskLoss);
+  const [gradFeature, gradX] = grad(total, [f, x]);
+  g.output('pair_losses', loss.pairLosses);
+  g.output('mask_loss', maskLoss);
+  g.output('loss', total);
+  g.output('grad_feature', gradFeature!);
+  g.output('grad_x_prev', gradX!);
+  const session = await GraphSession.create(g);
+  try {
+    const channels = mask.latentShape[1]!;
+    const out = await session.run({
+      feature,
+      x_prev: mask.xPrev,
+      ...freeDragPositionFeeds(config, positions),
+      ...freeDragTemplateFeed(config, templates),
+      [STEP_INPUT.xPrev0]: mask.xPrev0,
+      [STEP_INPUT.backgroundWeights]: meanTermWeights(backgroundWeights(mask.interpMask, mask.lam), channels),
+    });
+    const scalar = (name: string) => (out[name] as Float32Array)[0]!;
+    return {
+      pairLosses: out.pair_losses as Float32Array,
+      maskLoss: scalar('mask_loss'),
+      loss: scalar('loss'),
+      gradFeature: out.grad_feature as Float32Array,
+      gradXPrev: out.grad_x_prev as Float32Array,
+    };
   } finally {
     await session.release();
   }

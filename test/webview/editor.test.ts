@@ -106,7 +106,7 @@ describe('editor page in Chromium', { skip }, () => {
   it('paints and erases the mask: each stroke is one edit, and the page shows what the document rasterises', async () => {
     const { page, host } = await openSample();
     try {
-      await page.page.keyboard.press('b');
+      await page.press('b');
       assert.equal(await page.page.getAttribute('#canvas-stack', 'data-tool'), 'brush');
       await page.drag([[280, 380], [380, 380], [380, 420]]);
       await settle(page);
@@ -128,7 +128,7 @@ describe('editor page in Chromium', { skip }, () => {
       assert.ok(tinted[3]! > 60 && tinted[0]! > 200, `mask pixel ${tinted}`);
       assert.equal((await layerPixel(page, 'mask', 100, 100))[3], 0);
 
-      await page.page.keyboard.press('e');
+      await page.press('e');
       await page.drag([[330, 360], [330, 400]]);
       await settle(page);
       const erase = host.edits[1]!;
@@ -205,7 +205,10 @@ describe('editor page in Chromium', { skip }, () => {
     const { page, host } = await openSample();
     try {
       for (const [key, tool] of [['e', 'eraser'], ['h', 'pan'], ['b', 'brush'], ['p', 'point']] as const) {
+        // The page alone does not switch (no double firing): VS Code's keybinding does, through the extension.
         await page.page.keyboard.press(key);
+        assert.notEqual(await page.page.getAttribute('#canvas-stack', 'data-tool'), tool);
+        await page.press(key);
         assert.equal(await page.page.getAttribute('#canvas-stack', 'data-tool'), tool);
         assert.equal(await page.page.getAttribute(`.tool[data-tool="${tool}"]`, 'aria-checked'), 'true');
       }
@@ -250,7 +253,7 @@ describe('editor page in Chromium', { skip }, () => {
       assert.ok(zoomed.scale > fitted.scale * 1.5, `scale ${fitted.scale} → ${zoomed.scale}`);
       const again = await page.pagePoint(300, 200);
       assert.ok(Math.abs(again.x - at.x) < 1 && Math.abs(again.y - at.y) < 1, 'the point under the pointer stays there');
-      await page.page.keyboard.press('h');
+      await page.press('h');
       await page.drag([[300, 200], [250, 180]]);
       const panned = await page.view();
       assert.ok(Math.abs(panned.offsetX - zoomed.offsetX + 50 * zoomed.scale) < 2, `panned by ${panned.offsetX - zoomed.offsetX}`);
@@ -307,7 +310,10 @@ describe('editor page in Chromium', { skip }, () => {
       await page.click(430, 380);
       await settle(page);
       const since = page.received.length;
-      await page.page.click('#run');
+      await page.page.keyboard.press('Control+Enter');
+      await settle(page);
+      assert.equal(page.received.slice(since).filter((m) => m.type === 'run').length, 0, 'Ctrl+Enter is VS Code\'s keybinding, not the page\'s');
+      await page.press('Control+Enter');
       await page.waitFor(isType('run'), { since });
       const message = 'Running an edit is disabled in Restricted Mode: it runs the engine and writes files. Trust this workspace to run edits.';
       await page.send({ type: 'run', run: { phase: 'unavailable', message, actions: ['manageTrust'] } });
@@ -327,7 +333,10 @@ describe('editor page in Chromium', { skip }, () => {
       const shownPreview = await layerPixel(page, 'image', 100, 100);
       assert.ok(shownPreview[2]! > 200 && shownPreview[0]! < 50, `the canvas shows the preview during the run: ${shownPreview}`);
       await page.page.keyboard.press('Escape'); // clears the selection
-      await page.page.keyboard.press('Escape'); // nothing selected or pending: cancels the run
+      await page.page.keyboard.press('Escape'); // cancelling is VS Code's Escape keybinding, not the page's
+      await settle(page);
+      assert.equal(page.received.slice(since).filter((m) => m.type === 'cancelRun').length, 0, 'the page does not cancel on its own Escape');
+      await page.page.click('#cancel');
       await page.waitFor(isType('cancelRun'), { since });
       await page.send({ type: 'run', run: { phase: 'cancelled' } });
       await settle(page);
@@ -353,11 +362,20 @@ describe('editor page in Chromium', { skip }, () => {
       const since = page.received.length;
       await page.page.click('#results button[aria-label="Reveal sample.clipdrag.png in the Explorer"]');
       await page.waitFor((m): m is Of<'result'> => m.type === 'result' && m.action === 'reveal' && m.file === 'sample.clipdrag.png', { since });
+      const zoomBefore = await page.page.textContent('#zoom-level');
+      assert.match(zoomBefore ?? '', /^\d+%$/);
       await page.page.click('#results button[aria-label="Compare sample.clipdrag.png with the source"]');
       await settle(page);
       assert.equal(await page.page.isVisible('#compare-slider'), true);
       assert.equal(await page.page.isHidden('#canvas-stack'), true);
       assert.equal(await page.page.getAttribute('.view-mode[data-view="compare"]', 'aria-checked'), 'true');
+      // The editing canvas's tools, mask and zoom do not apply to the comparison, and its zoom stays what it was.
+      for (const control of ['.tool[data-tool="brush"]', '.tool[data-tool="eraser"]', '#brush-size', '#toggle-mask', '#clear-mask', '#zoom-level', '#zoom-in']) {
+        assert.equal(await page.page.isHidden(control), true, `${control} is hidden while comparing`);
+      }
+      await page.page.setViewportSize({ width: 1100, height: 700 }); // a resize while the canvas is hidden
+      await settle(page);
+      assert.equal(await page.page.textContent('#zoom-level'), zoomBefore, 'the hidden canvas keeps its zoom');
       await page.page.locator('#compare-position').fill('30');
       assert.equal(await page.page.locator('#compare-after-overlay').evaluate((img) => (img as unknown as { style: { clipPath: string } }).style.clipPath), 'inset(0px 0px 0px 30%)');
       await page.page.click('.compare-mode[data-compare="side"]');
@@ -365,6 +383,69 @@ describe('editor page in Chromium', { skip }, () => {
       assert.equal(await page.page.isHidden('#compare-slider'), true);
       await page.page.keyboard.press('c');
       assert.equal(await page.page.isVisible('#canvas-stack'), true, 'C goes back to editing');
+      await settle(page);
+      assert.equal(await page.page.isVisible('#toggle-mask'), true);
+      assert.equal(await page.page.isVisible('#zoom-level'), true);
+      assert.notEqual(await page.page.textContent('#zoom-level'), '2%');
+      assert.deepEqual(await page.cspViolations(), []);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('chooses each mode, and in text mode runs with no points (the target prompt is on, off in the drag-only modes)', async () => {
+    const { page, host } = await openSample();
+    try {
+      const disabled = () => page.page.locator('#edit-prompt').evaluate((e) => (e as unknown as { disabled: boolean }).disabled);
+      const modes: string[] = [];
+      for (const [downs, mode, editPromptOff] of [[2, 'freedrag', true], [1, 'text', false]] as const) {
+        await page.page.locator('#mode').click();
+        for (let i = 0; i < downs; i++) await page.page.keyboard.press('ArrowDown');
+        await page.page.keyboard.press('Enter');
+        await settle(page);
+        assert.deepEqual(host.edits.at(-1), { kind: 'setMode', mode });
+        assert.equal(host.model.mode, mode);
+        assert.equal(await disabled(), editPromptOff, `target prompt in ${mode} mode`);
+        modes.push(mode);
+      }
+      assert.deepEqual(modes, ['freedrag', 'text']);
+      await page.page.locator('#prompt textarea').fill('a photo of a dog');
+      await page.page.locator('#edit-prompt textarea').fill('a photo of a cat');
+      assert.equal(host.model.points.length, 0);
+      const since = page.received.length;
+      await page.page.click('#run');
+      await page.waitFor(isType('run'), { since });
+      // The prompts typed just before are sent first, so the run sees them.
+      assert.deepEqual(host.edits.slice(-2), [
+        { kind: 'setPrompt', field: 'prompt', text: 'a photo of a dog' },
+        { kind: 'setPrompt', field: 'editPrompt', text: 'a photo of a cat' },
+      ]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('compares two results with each other: one set as "before", before/after and side by side', async () => {
+    const { page } = await openSample();
+    try {
+      const result = (file: string, hour: number) => ({ file, src: `${ORIGIN}/files/${file}`, modified: Date.UTC(2026, 10, 26, hour), recipe: file.replace(/\.png$/, '.json') });
+      await page.send({ type: 'results', results: [result('sample.clipdrag-2.png', 13), result('sample.clipdrag.png', 12)] });
+      await settle(page);
+      await page.page.click('#results button[aria-label="Compare other results with sample.clipdrag.png"]');
+      await settle(page);
+      await page.page.click('#results button[aria-label="Compare sample.clipdrag-2.png with sample.clipdrag.png"]');
+      await settle(page);
+      assert.equal(await page.page.textContent('#compare-caption'), 'sample.clipdrag.png vs sample.clipdrag-2.png');
+      assert.equal(await page.page.getAttribute('#compare-before-overlay', 'src'), `${ORIGIN}/files/sample.clipdrag.png`);
+      assert.equal(await page.page.getAttribute('#compare-after-overlay', 'src'), `${ORIGIN}/files/sample.clipdrag-2.png`);
+      await page.page.click('.compare-mode[data-compare="side"]');
+      assert.equal(await page.page.getAttribute('#compare-before-side', 'src'), `${ORIGIN}/files/sample.clipdrag.png`);
+      assert.equal(await page.page.getAttribute('#compare-after-side', 'src'), `${ORIGIN}/files/sample.clipdrag-2.png`);
+      // Back to the source as "before".
+      await page.page.click('#results button[aria-label="Compare with the source again instead of sample.clipdrag.png"]');
+      await settle(page);
+      assert.equal(await page.page.textContent('#compare-caption'), 'Source vs sample.clipdrag-2.png');
+      assert.equal(await page.page.getAttribute('#compare-before-side', 'src'), `${ORIGIN}/files/sample.png`);
       assert.deepEqual(await page.cspViolations(), []);
     } finally {
       await page.close();
@@ -381,13 +462,13 @@ describe('editor page in Chromium', { skip }, () => {
         await page.click(440, 392);
         await page.click(135, 315);
         await page.click(135, 250);
-        await page.page.keyboard.press('b');
+        await page.press('b');
         await page.page.keyboard.press(']');
         await page.page.keyboard.press(']');
         // Fill the region around the ball and where it goes, and around the tree top.
         await page.drag([[290, 365], [470, 365], [470, 395], [290, 395], [290, 425], [470, 425]]);
         await page.drag([[115, 245], [155, 245], [155, 290], [115, 290], [115, 330], [155, 330]]);
-        await page.page.keyboard.press('p');
+        await page.press('p');
         await page.page.mouse.move(10, 10);
         await settle(page, 200);
         assert.equal(host.model.points.length, 2);

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { renderWebviewHtml } from '../../src/extension/editor/webview-html';
-import type { FromWebviewMessage, ToWebviewMessage } from '../../src/shared/webview-messages';
+import { EDITOR_KEY_COMMANDS, type FromWebviewMessage, type KeyboundAction, type ToWebviewMessage } from '../../src/shared/webview-messages';
 import { testEnvPaths } from '../integration/test-env.mjs';
 import { DARK_THEME, LIGHT_THEME } from './themes';
 
@@ -152,6 +152,17 @@ export class EditorPage {
     });
   }
 
+  /**
+   * Presses a key as a user does in VS Code: the page gets the key press, and when package.json binds the key to an
+   * editor command (a keybinding VS Code owns), the page also gets what that command sends it — as the extension
+   * does for the active editor. `key` in Playwright's notation ('b', 'Control+Enter').
+   */
+  async press(key: string): Promise<void> {
+    await this.page.keyboard.press(key);
+    const action = boundAction(key);
+    if (action && action !== 'cancel') await this.send({ type: 'shortcut', action });
+  }
+
   async send(message: ToWebviewMessage): Promise<void> {
     // As VS Code delivers them: a `message` event on the page's window.
     await this.page.evaluate(`window.postMessage(${JSON.stringify(message)}, '*')`);
@@ -193,4 +204,17 @@ export class EditorPage {
   async close(): Promise<void> {
     await this.page.context().close();
   }
+}
+
+interface Keybinding {
+  command: string;
+  key: string;
+}
+
+/** The editor action package.json binds to a key (Playwright notation), if any. */
+function boundAction(key: string): KeyboundAction | 'cancel' | undefined {
+  const manifest = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { contributes: { keybindings: Keybinding[] } };
+  const vscodeKey = key.toLowerCase().replace('control', 'ctrl');
+  const binding = manifest.contributes.keybindings.find((b) => b.key === vscodeKey);
+  return binding ? EDITOR_KEY_COMMANDS[binding.command] : undefined;
 }

@@ -59,7 +59,7 @@ export async function openLargeImage(png: Buffer): Promise<{ page: EditorPage; h
 
 /** Selects the tool the interaction needs (for strokes, a brush of STROKE_RADIUS). */
 export async function selectToolFor(page: EditorPage, interaction: Interaction): Promise<void> {
-  await page.page.keyboard.press(interaction === 'point' ? 'p' : interaction === 'stroke' ? 'b' : 'h');
+  await page.press(interaction === 'point' ? 'p' : interaction === 'stroke' ? 'b' : 'h');
   if (interaction === 'stroke') await page.page.locator('#brush-size').fill(String(STROKE_RADIUS));
 }
 

@@ -3,10 +3,11 @@
 // carry what the user can do about them (download the models, fix the spec, look at the log).
 import * as vscode from 'vscode';
 import type { EditSpec } from '../../shared/edit-spec';
-import { EditRunRequestType, SidecarErrorCodes, type EditProgress, type EditRunParams, type EditSettings } from '../../shared/protocol';
+import { EditRunRequestType, type EditProgress, type EditRunParams, type EditSettings } from '../../shared/protocol';
 import type { UserAction } from '../../shared/webview-messages';
 import { CONFIG_SECTION, memoryPolicyPreference, precisionPreference } from '../config';
 import type { SidecarClient } from '../sidecar/sidecar-client';
+import { describeRunFailure, type RunModels } from './run-failure';
 
 export interface EditRunRequest {
   imageUri: vscode.Uri;
@@ -77,23 +78,15 @@ class SidecarEditRunBackend implements EditRunBackend {
         executionProvider: result.executionProvider,
       };
     } catch (error) {
-      throw runError(error);
+      throw runError(error, { model: request.spec.model ?? params.settings?.model, clipModel: request.spec.clipModel ?? params.settings?.clipModel });
     }
   }
 }
 
 /** A failed `edit/run` as an error with the actions that help, by the sidecar's error code. */
-export function runError(error: unknown): Error {
-  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
-  const message = error instanceof Error ? error.message : String(error);
-  switch (code) {
-    case SidecarErrorCodes.RequestCancelled:
-      return new EditRunCancelled(message);
-    case SidecarErrorCodes.ModelUnavailable:
-      return new EditRunError(message, ['downloadModels', 'showLogs']);
-    default:
-      return new EditRunError(message, ['showLogs']);
-  }
+export function runError(error: unknown, models: RunModels = {}): Error {
+  const failure = describeRunFailure(error, models);
+  return failure.cancelled ? new EditRunCancelled(failure.message) : new EditRunError(failure.message, failure.actions);
 }
 
 /** Stage ids as words for the progress line. */

@@ -8,6 +8,7 @@ import {
   documentView,
   parseFromWebviewMessage,
   type FromWebviewMessage,
+  type KeyboundAction,
   type MaskBaseView,
   type MaskUpdate,
   type ResultView,
@@ -15,6 +16,7 @@ import {
   type ToWebviewMessage,
 } from '../../shared/webview-messages';
 import type { DocumentSession } from './document-session';
+import type { EditorKeybindings } from './editor-keybindings';
 import type { ModelChangeEvent } from './image-document';
 import type { ResultFile } from './result-history';
 import { performUserAction } from './user-actions';
@@ -29,6 +31,7 @@ export class EditorPanel implements vscode.Disposable {
     private readonly panel: vscode.WebviewPanel,
     extensionUri: vscode.Uri,
     private readonly log: vscode.LogOutputChannel,
+    keybindings: EditorKeybindings,
   ) {
     const { webview } = panel;
     const { document } = session;
@@ -45,7 +48,12 @@ export class EditorPanel implements vscode.Disposable {
     this.disposables.push(
       webview.onDidReceiveMessage((raw: unknown) => this.receive(raw)),
       document.onDidChangeModel((change) => this.ready && this.post(this.documentMessage(change))),
-      session.run.onDidChange((run) => this.ready && this.post({ type: 'run', run: this.runView(run) })),
+      session.run.onDidChange((run) => {
+        if (this.ready) this.post({ type: 'run', run: this.runView(run) });
+        keybindings.update();
+      }),
+      panel.onDidChangeViewState(() => keybindings.update()),
+      keybindings.add(this),
       session.addListener({
         showImage: (cacheBust) => this.ready && this.showImage(cacheBust),
         results: (results) => this.ready && this.post({ type: 'results', results: results.map((r) => this.resultView(r)) }),
@@ -54,6 +62,26 @@ export class EditorPanel implements vscode.Disposable {
       }),
     );
     panel.onDidDispose(() => this.dispose());
+  }
+
+  /** Whether this page is the active editor. */
+  get active(): boolean {
+    return this.panel.active;
+  }
+
+  /** Whether this page's edit is starting or running (what Escape can cancel). */
+  get running(): boolean {
+    const { phase } = this.session.run.view;
+    return phase === 'starting' || phase === 'running';
+  }
+
+  /** A key VS Code owns was pressed for this editor: the page performs it. */
+  shortcut(action: KeyboundAction): void {
+    if (this.ready) this.post({ type: 'shortcut', action });
+  }
+
+  cancelRun(): void {
+    this.session.run.cancel();
   }
 
   private post(message: ToWebviewMessage): void {

@@ -4,6 +4,7 @@
 import * as vscode from 'vscode';
 import type { SidecarClient } from '../sidecar/sidecar-client';
 import { DocumentSession, modelForDiskState } from './document-session';
+import { EditorKeybindings } from './editor-keybindings';
 import { EditorPanel } from './editor-panel';
 import { ImageDocument, type ImageViewState } from './image-document';
 import { readBackup, readSpecFile, specUriForImage, writeBackup } from './spec-io';
@@ -16,6 +17,7 @@ export class ImageEditorProvider implements vscode.CustomEditorProvider<ImageDoc
   private readonly sessions = new Map<ImageDocument, DocumentSession>();
   private readonly didChangeCustomDocument = new vscode.EventEmitter<vscode.CustomDocumentEditEvent<ImageDocument>>();
   readonly onDidChangeCustomDocument = this.didChangeCustomDocument.event;
+  private readonly keybindings = new EditorKeybindings();
 
   constructor(
     private readonly extensionUri: vscode.Uri,
@@ -32,6 +34,7 @@ export class ImageEditorProvider implements vscode.CustomEditorProvider<ImageDoc
         supportsMultipleEditorsPerDocument: true,
       }),
       provider.didChangeCustomDocument,
+      provider.keybindings,
     );
     return provider;
   }
@@ -104,7 +107,7 @@ export class ImageEditorProvider implements vscode.CustomEditorProvider<ImageDoc
   resolveCustomEditor(document: ImageDocument, panel: vscode.WebviewPanel): void {
     const session = this.sessions.get(document);
     if (!session) throw new Error(`No session for ${document.uri.toString()}`);
-    new EditorPanel(session, panel, this.extensionUri, this.log);
+    new EditorPanel(session, panel, this.extensionUri, this.log, this.keybindings);
   }
 
   async saveCustomDocument(document: ImageDocument): Promise<void> {

@@ -1,5 +1,5 @@
 // The buttons that come with the editor's messages (in its page and in notifications): each names a way out of the
-// problem — the log, the model download, the device choice, workspace trust, the spec file, saving.
+// problem — the log, the model download, the model settings, the device choice, workspace trust, the spec file, saving.
 import * as vscode from 'vscode';
 import { USER_ACTION_LABELS, type UserAction } from '../../shared/webview-messages';
 
@@ -11,6 +11,12 @@ export async function performUserAction(action: UserAction, specUri?: vscode.Uri
       return;
     case 'downloadModels':
       await vscode.commands.executeCommand('clipdrag.downloadModels');
+      return;
+    case 'openModelSetting':
+      await vscode.commands.executeCommand('workbench.action.openSettings', 'clipdrag.model');
+      return;
+    case 'openClipModelSetting':
+      await vscode.commands.executeCommand('workbench.action.openSettings', 'clipdrag.clipModel');
       return;
     case 'chooseDevice':
       await vscode.commands.executeCommand('clipdrag.chooseDevice');

@@ -29,19 +29,19 @@ export function renderWebviewHtml({ webview, scriptUri, styleUri, title }: Webvi
 <body>
   <main id="clipdrag-editor" data-image-name="${name}">
     <div class="toolbar" role="toolbar" aria-label="Editor tools">
-      <div class="group" role="radiogroup" aria-label="Tool">
+      <div class="group" role="radiogroup" aria-label="Tool" data-edit-only>
         <button type="button" class="tool" role="radio" data-tool="point" aria-keyshortcuts="P" title="Points (P): click a handle, then its target; drag to move; Delete removes the selected pair">Points</button>
         <button type="button" class="tool" role="radio" data-tool="brush" aria-keyshortcuts="B" title="Mask brush (B): paint the region that may change">Brush</button>
         <button type="button" class="tool" role="radio" data-tool="eraser" aria-keyshortcuts="E" title="Mask eraser (E)">Eraser</button>
         <button type="button" class="tool" role="radio" data-tool="pan" aria-keyshortcuts="H" title="Pan (H, or hold Space): drag to move the view">Pan</button>
       </div>
-      <label class="brush-size" title="Brush size in image pixels ([ and ])">Size
+      <label class="brush-size" title="Brush size in image pixels ([ and ])" data-edit-only>Size
         <input id="brush-size" type="range" min="1" max="500" value="24" aria-keyshortcuts="[ ]">
         <output id="brush-size-value" for="brush-size">24 px</output>
       </label>
-      <button type="button" id="toggle-mask" aria-pressed="true" aria-keyshortcuts="M" title="Show or hide the mask (M)">Mask</button>
+      <button type="button" id="toggle-mask" data-edit-only aria-pressed="true" aria-keyshortcuts="M" title="Show or hide the mask (M)">Mask</button>
       <span class="separator" role="separator"></span>
-      <div class="group" role="group" aria-label="Zoom">
+      <div class="group" role="group" aria-label="Zoom" data-edit-only>
         <button type="button" id="zoom-out" aria-label="Zoom out" aria-keyshortcuts="-" title="Zoom out (-)">−</button>
         <output id="zoom-level" aria-live="off">100%</output>
         <button type="button" id="zoom-in" aria-label="Zoom in" aria-keyshortcuts="+" title="Zoom in (+)">+</button>
@@ -52,7 +52,7 @@ export function renderWebviewHtml({ webview, scriptUri, styleUri, title }: Webvi
       <div class="group" role="group" aria-label="History">
         <button type="button" id="undo" aria-keyshortcuts="Control+Z" title="Undo (Ctrl+Z)">Undo</button>
         <button type="button" id="redo" aria-keyshortcuts="Control+Shift+Z" title="Redo (Ctrl+Shift+Z)">Redo</button>
-        <button type="button" id="clear-mask" aria-keyshortcuts="Shift+M" title="Remove the mask (Shift+M); undoable">Clear Mask</button>
+        <button type="button" id="clear-mask" data-edit-only aria-keyshortcuts="Shift+M" title="Remove the mask (Shift+M); undoable">Clear Mask</button>
         <button type="button" id="clear-all" aria-keyshortcuts="Shift+Delete" title="Remove every point pair and the mask (Shift+Delete); undoable">Clear</button>
       </div>
       <span class="spacer"></span>
@@ -100,12 +100,14 @@ export function renderWebviewHtml({ webview, scriptUri, styleUri, title }: Webvi
           <h2 id="prompts-heading">Prompts</h2>
           <vscode-label for="prompt">What the image shows</vscode-label>
           <vscode-textarea id="prompt" rows="2" resize="vertical" placeholder="a photo of a cat on a sofa" aria-label="Prompt: what the image shows"></vscode-textarea>
-          <vscode-label for="edit-prompt">What it should become (optional)</vscode-label>
+          <vscode-label for="edit-prompt">What it should become (optional; required in Text only mode)</vscode-label>
           <vscode-textarea id="edit-prompt" rows="2" resize="vertical" placeholder="empty: the prompt above is used" aria-label="Target prompt: what the image should become"></vscode-textarea>
           <vscode-label for="mode">Mode</vscode-label>
           <vscode-single-select id="mode" aria-label="Edit mode">
             <vscode-option value="clipdrag" description="Drag points and text guidance">CLIPDrag (drag + text)</vscode-option>
-            <vscode-option value="drag" description="Drag points only">Drag only</vscode-option>
+            <vscode-option value="drag" description="Drag points only, as DragDiffusion">Drag only (DragDiffusion)</vscode-option>
+            <vscode-option value="freedrag" description="Drag points only, as FreeDrag: templates and line search">FreeDrag (drag only)</vscode-option>
+            <vscode-option value="text" description="No points: the target prompt alone">Text only (no points)</vscode-option>
           </vscode-single-select>
         </section>
         <section aria-labelledby="points-heading">

@@ -28,6 +28,8 @@ export interface SidecarClientOptions {
   /** Sent with every `initialize`; read at each (re)start so setting changes apply. */
   initializeParams: () => InitializeParams;
   log: SidecarLog;
+  /** Extra environment variables of the process (the extension sets the cache folder it owns). */
+  env?: Readonly<Record<string, string>>;
   /** How long `stop()` waits for a graceful exit before killing the process. */
   stopTimeoutMs?: number;
 }
@@ -220,7 +222,7 @@ export class SidecarClient {
     const { script, execArgv = [], log } = this.options;
     const child = spawn(process.execPath, [...execArgv, script, '--stdio'], {
       // In desktop VS Code process.execPath is Electron: this makes it behave as plain Node.
-      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1', [SIDECAR_PARENT_PID_ENV]: String(process.pid) },
+      env: { ...process.env, ...this.options.env, ELECTRON_RUN_AS_NODE: '1', [SIDECAR_PARENT_PID_ENV]: String(process.pid) },
       stdio: ['pipe', 'pipe', 'pipe'],
       windowsHide: true,
     });

@@ -9,6 +9,9 @@ export function createSidecar(context: vscode.ExtensionContext, log: vscode.LogO
   const sidecar = new SidecarClient({
     script: context.asAbsolutePath('dist/sidecar.js'),
     initializeParams: () => ({ client: `CLIPDrag VS Code extension ${version} (VS Code ${vscode.version})`, devicePreference: devicePreference() }),
+    // What the engine can recompute (trained LoRAs, optimised onnxruntime sessions) lives in the extension's own
+    // storage, which VS Code removes with the extension; model weights stay in the shared Hugging Face cache.
+    env: { CLIPDRAG_CACHE_DIR: vscode.Uri.joinPath(context.globalStorageUri, 'cache').fsPath },
     log: {
       trace: (m) => log.trace(m),
       debug: (m) => log.debug(m),

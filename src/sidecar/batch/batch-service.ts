@@ -2,14 +2,14 @@
 // compiled graphs reused from one image to the next), each item through edit() with the batch's settings.
 import * as path from 'node:path';
 import type { BatchOptions, BatchProgress, BatchReport } from '../../shared/batch';
-import { isModelStoreError } from '../hub';
+import { errorKind } from '../../shared/error-kind';
 import type { Engine } from '../engine/runtime/engine';
 import { resolveInsideFolder } from '../io/paths';
-import { ModelLayoutError } from '../models/checkpoint/layout';
 import { edit, type EditRequest } from '../pipeline/edit/edit';
 import { EditSession } from '../pipeline/edit/edit-session';
 import type { BatchPlanning, RunnableItem } from './plan';
 import { runBatch, type ItemEditor } from './runner';
+import { runWorker, type RunWorkerOptions } from './worker';
 
 /** Where the engine keeps things, for tests and front doors that know better than the defaults. */
 export interface BatchEnvironment {
@@ -22,6 +22,8 @@ export interface BatchEnvironment {
 }
 
 export interface RunPlannedBatchOptions {
+  /** Run as one of several workers sharing the folder (claims, a report part, the merged report). */
+  worker?: Pick<RunWorkerOptions, 'shard' | 'claimTimeoutMs' | 'pollMs'>;
   signal?: AbortSignal;
   onProgress?: (progress: BatchProgress) => void;
   onReportError?: (error: unknown) => void;
@@ -55,14 +57,16 @@ export async function runPlannedBatch(planning: BatchPlanning, options: BatchOpt
     return edit(request, editOptions);
   };
   try {
-    return await runBatch(planning, {
+    const runOptions = {
       editItem,
       device,
       isFatal: usesBatchModelsAndTheyFailed,
       ...(run.signal ? { signal: run.signal } : {}),
       ...(run.onProgress ? { onProgress: run.onProgress } : {}),
       ...(run.onReportError ? { onReportError: run.onReportError } : {}),
-    });
+    };
+    if (run.worker) return await runWorker(planning, { ...runOptions, ...run.worker, ...(options.force ? { force: true } : {}) });
+    return await runBatch(planning, runOptions);
   } finally {
     await session.close();
   }
@@ -70,6 +74,5 @@ export async function runPlannedBatch(planning: BatchPlanning, options: BatchOpt
 
 /** The batch's own models cannot be found, downloaded or opened: every later item would fail the same way. */
 function usesBatchModelsAndTheyFailed(error: unknown, item: RunnableItem): boolean {
-  const modelError = isModelStoreError(error) || error instanceof ModelLayoutError;
-  return modelError && item.spec.model === undefined && item.spec.clipModel === undefined;
+  return errorKind(error) === 'model-unavailable' && item.spec.model === undefined && item.spec.clipModel === undefined;
 }

@@ -6,12 +6,12 @@ import { createHash } from 'node:crypto';
 import { readFile, realpath, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { BATCH_REPORT_NAME, type BatchOptions, type BatchPlan, type BatchPlanItem } from '../../shared/batch';
-import { withDefaults, type EditSpec, type ImagePoint } from '../../shared/edit-spec';
+import { assertEditSpec, withDefaults, type EditMode, type EditSpec, type ImagePoint } from '../../shared/edit-spec';
 import { DEFAULT_MODELS, parseModelSource } from '../hub';
 import { readImageInfo } from '../io/image';
 import { resolveInsideFolder } from '../io/paths';
 import { loadSpecMask, readEditSpecFile, specWithInlineMask } from '../io/spec-file';
-import { guidanceTextOf } from '../pipeline/edit/edit';
+import { guidanceTextFor } from '../pipeline/edit/edit';
 import { discoverBatchItems, type DiscoveredItem } from './discovery';
 import { dragBenchSpec, readDragBenchMeta } from './dragbench';
 import { DEFAULT_STAGE_RATES, estimateItemSeconds, ratesFromRecipes } from './estimate';
@@ -61,17 +61,20 @@ export async function planBatch(options: BatchOptions): Promise<BatchPlanning> {
   const previous = new PreviousResults(root);
   const items: PlannedItem[] = [];
   for (const found of await discoverBatchItems(root)) {
-    items.push(await planItem(root, found, options, previous));
+    if (!options.modes) items.push(await planItem(root, found, options, previous));
+    else for (const mode of options.modes) items.push(await planItem(root, found, options, previous, mode));
   }
 
   const recipes = (await previous.all()).map((result) => result.recipe);
   let estimateSeconds = 0;
   let basedOn = 0;
   for (const planned of items) {
-    if (planned.item.state !== 'pending' || !planned.run) continue;
+    if (!planned.run) continue;
     const sameModel = recipes.filter((recipe) => recipeModelId(recipe) === planned.run!.model);
     const fromRecipes = ratesFromRecipes(sameModel);
+    // Done items count too: their results are the earlier results an estimate is based on.
     basedOn = Math.max(basedOn, fromRecipes?.recipes ?? 0);
+    if (planned.item.state !== 'pending') continue;
     const seconds = Math.round(estimateItemSeconds(withDefaults(planned.run.spec).parameters, fromRecipes?.rates ?? DEFAULT_STAGE_RATES));
     planned.item.estimateSeconds = seconds;
     estimateSeconds += seconds;
@@ -105,11 +108,11 @@ async function batchRoot(folder: string): Promise<string> {
   }
 }
 
-async function planItem(root: string, found: DiscoveredItem, options: BatchOptions, previous: PreviousResults): Promise<PlannedItem> {
-  const item: BatchPlanItem = { image: found.image, source: found.source, specFile: found.specFile, state: 'pending' };
+async function planItem(root: string, found: DiscoveredItem, options: BatchOptions, previous: PreviousResults, mode?: EditMode): Promise<PlannedItem> {
+  const item: BatchPlanItem = { image: found.image, source: found.source, specFile: found.specFile, state: 'pending', ...(mode ? { mode } : {}) };
   let run: RunnableItem;
   try {
-    run = await loadItem(root, found, options);
+    run = await loadItem(root, found, options, mode);
   } catch (error) {
     item.state = 'invalid';
     item.problem = error instanceof Error ? error.message : String(error);
@@ -132,7 +135,7 @@ export async function matchingResult(run: RunnableItem, previous: PreviousResult
 }
 
 /** Reads and checks an item as it will run. Throws with a message that names the file and the problem. */
-async function loadItem(root: string, found: DiscoveredItem, options: BatchOptions): Promise<RunnableItem> {
+async function loadItem(root: string, found: DiscoveredItem, options: BatchOptions, mode?: EditMode): Promise<RunnableItem> {
   const imagePath = path.join(root, ...found.image.split('/'));
   const specPath = path.join(root, ...found.specFile.split('/'));
   const what = found.source === 'spec' ? 'edit spec' : 'DragBench meta data';
@@ -143,7 +146,7 @@ async function loadItem(root: string, found: DiscoveredItem, options: BatchOptio
 
   let spec: EditSpec;
   if (found.source === 'spec') {
-    spec = await readEditSpecFile(realSpec, { imageSize, forRun: true });
+    spec = await readEditSpecFile(realSpec, { imageSize, forRun: mode === undefined });
     const specDir = path.dirname(specPath);
     const model = await modelInsideFolder(root, spec.model, specDir, found.specFile, 'Stable Diffusion model');
     const clipModel = await modelInsideFolder(root, spec.clipModel, specDir, found.specFile, 'CLIP model');
@@ -152,12 +155,13 @@ async function loadItem(root: string, found: DiscoveredItem, options: BatchOptio
   } else {
     spec = dragBenchSpec(await readDragBenchMeta(realSpec, found.specFile), imageSize, found.specFile, options.dragBenchParameters);
   }
+  if (mode !== undefined) spec = assertEditSpec({ ...spec, mode }, { imageSize, forRun: true }, `${found.specFile} in ${mode} mode`);
   // The mask is read as the pipeline will read it (a PNG path relative to the spec, inside its folder).
   const mask = await loadSpecMask(spec, specPath, imageSize);
   const resolved = specWithInlineMask(withDefaults(spec), mask?.mask);
 
   const model = spec.model ?? options.model ?? DEFAULT_MODELS.stableDiffusion;
-  const usesClip = spec.mode === 'clipdrag' && guidanceTextOf(spec.prompt, spec.editPrompt) !== null;
+  const usesClip = guidanceTextFor(spec) !== null;
   const clipModel = usesClip ? (spec.clipModel ?? options.clipModel ?? DEFAULT_MODELS.clip) : null;
   const sourceSha256 = createHash('sha256').update(await readFile(realImage)).digest('hex');
   const fingerprint = runFingerprint({

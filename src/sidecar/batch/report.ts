@@ -34,7 +34,12 @@ export function batchReportMarkdown(report: BatchReport): string {
       `${formatDuration(t.seconds)} of editing.`,
   );
   if (t.meanDistance !== null) lines.push(`Mean final handle-to-target distance: ${t.meanDistance} px.`);
-  lines.push('', '| # | image | source | status | time | handle → target (px) | result |', '|---|---|---|---|---|---|---|');
+  const byWorker = report.workers !== undefined;
+  lines.push(
+    '',
+    `| # | image | source | status | time | handle → target (px) | result |${byWorker ? ' worker |' : ''}`,
+    `|---|---|---|---|---|---|---|${byWorker ? '---|' : ''}`,
+  );
   report.items.forEach((item, i) => {
     const cells = [
       String(i + 1),
@@ -44,9 +49,19 @@ export function batchReportMarkdown(report: BatchReport): string {
       item.seconds !== undefined ? formatDuration(item.seconds) : '',
       item.distances?.map((d) => d.toFixed(2)).join(', ') ?? '',
       item.result ? code(item.result) : '',
+      ...(byWorker ? [item.worker ? code(item.worker) : ''] : []),
     ];
     lines.push(`| ${cells.join(' | ')} |`);
   });
+  if (report.workers && report.workers.length > 0) {
+    lines.push('', '## Workers', '', '| worker | shard | state | ran | done | failed | editing | wall time |', '|---|---|---|---|---|---|---|---|');
+    for (const w of report.workers) {
+      const state = w.finishedAt ? w.state : 'did not finish (still running, or killed)';
+      const shard = w.shard ? `${w.shard.index}/${w.shard.count}` : 'all';
+      lines.push(`| ${code(w.id)} | ${shard} | ${state} | ${w.ran} | ${w.succeeded} | ${w.failed} | ${formatDuration(w.editSeconds)} | ${formatDuration(w.wallSeconds)} |`);
+    }
+  }
+  if (report.items.some((item) => item.mode !== undefined)) lines.push(...modeTables(report.items));
   const problems = report.items.filter((item) => item.error !== undefined && item.status !== 'not-run');
   if (problems.length > 0) {
     lines.push('', '## Problems', '');
@@ -55,6 +70,27 @@ export function batchReportMarkdown(report: BatchReport): string {
     }
   }
   return `${lines.join('\n').trimEnd()}\n`;
+}
+
+/** One table per sample when the batch ran several modes: each mode's status, time, final distances and iterations. */
+function modeTables(items: readonly BatchItemResult[]): string[] {
+  const lines = ['', '## Modes side by side'];
+  const images = [...new Set(items.map((item) => item.image))];
+  for (const image of images) {
+    lines.push('', `### ${code(image)}`, '', '| mode | status | time | handle → target (px) | iterations | result |', '|---|---|---|---|---|---|');
+    for (const item of items.filter((i) => i.image === image)) {
+      const cells = [
+        item.mode ?? '',
+        STATUS_WORDS[item.status],
+        item.seconds !== undefined ? formatDuration(item.seconds) : '',
+        item.distances?.map((d) => d.toFixed(2)).join(', ') ?? '',
+        item.iterations !== undefined ? String(item.iterations) : '',
+        item.result ? code(item.result) : '',
+      ];
+      lines.push(`| ${cells.join(' | ')} |`);
+    }
+  }
+  return lines;
 }
 
 /** A path as inline code in a table cell (pipes would end the cell). */

@@ -39,9 +39,8 @@ export interface RunBatchOptions {
 }
 
 export async function runBatch(planning: BatchPlanning, options: RunBatchOptions): Promise<BatchReport> {
-  const { plan, items, root } = planning;
+  const { plan, items } = planning;
   const now = options.now ?? (() => new Date());
-  const relative = (file: string) => path.relative(root, file).split(path.sep).join('/');
   const report: BatchReport = {
     reportVersion: 1,
     folder: plan.folder,
@@ -49,7 +48,7 @@ export async function runBatch(planning: BatchPlanning, options: RunBatchOptions
     state: 'running',
     models: plan.models,
     device: options.device,
-    items: items.map(({ item }) => ({ image: item.image, source: item.source, specFile: item.specFile, status: 'not-run' })),
+    items: items.map(({ item }) => ({ image: item.image, source: item.source, specFile: item.specFile, status: 'not-run', ...(item.mode ? { mode: item.mode } : {}) })),
     totals: batchTotals([]),
   };
   const save = async (final: boolean) => {
@@ -73,49 +72,14 @@ export async function runBatch(planning: BatchPlanning, options: RunBatchOptions
   let cancelled = false;
   let stopReason: string | undefined;
   for (let index = 0; index < total; index++) {
-    const { item, run } = items[index]!;
-    const result = report.items[index]!;
     if (options.signal?.aborted) {
       cancelled = true;
       break;
     }
-    if (item.state === 'invalid' || !run) {
-      Object.assign(result, { status: 'failed', error: item.problem ?? 'the item cannot run' } satisfies Partial<BatchItemResult>);
-    } else if (item.state === 'done') {
-      Object.assign(result, await skippedResult(planning, run, relative));
-    } else {
-      emit({ type: 'item-start', index, total, image: item.image });
-      const started = performance.now();
-      try {
-        const outcome = await options.editItem(
-          { imagePath: run.imagePath, specPath: run.specPath, spec: run.spec },
-          {
-            ...(options.signal ? { signal: options.signal } : {}),
-            onProgress: ({ previewPngBase64: _preview, ...progress }) => emit({ type: 'item-progress', index, total, image: item.image, progress }),
-          },
-        );
-        planning.previous.invalidate(run.imagePath);
-        Object.assign(result, {
-          status: 'succeeded',
-          seconds: elapsedSeconds(started),
-          result: relative(outcome.imagePath),
-          recipe: relative(outcome.recipePath),
-          distances: handleDistances(outcome.finalHandles, run.targets),
-          iterations: outcome.iterations,
-          reachedTargets: outcome.reachedTargets,
-          executionProvider: outcome.executionProvider,
-        } satisfies Partial<BatchItemResult>);
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        if (isEditCancelled(error) || options.signal?.aborted) {
-          Object.assign(result, { status: 'cancelled', seconds: elapsedSeconds(started), error: message } satisfies Partial<BatchItemResult>);
-          cancelled = true;
-        } else {
-          Object.assign(result, { status: 'failed', seconds: elapsedSeconds(started), error: message } satisfies Partial<BatchItemResult>);
-          if (options.isFatal?.(error, run)) stopReason = `${item.image} failed in a way every later item would (${message.split('\n')[0]}); fix that and run the batch again.`;
-        }
-      }
-    }
+    const result = report.items[index]!;
+    const outcome = await runItem(planning, index, result, options, emit);
+    cancelled = outcome.cancelled;
+    stopReason = outcome.stopReason;
     if (stopReason) {
       for (const later of report.items.slice(index + 1)) later.error = 'not run: the batch stopped before it';
     }
@@ -132,8 +96,71 @@ export async function runBatch(planning: BatchPlanning, options: RunBatchOptions
   return report;
 }
 
+/** What running one item meant for the rest of the batch. */
+export interface ItemOutcome {
+  cancelled: boolean;
+  /** Set when the item failed in a way every later item would. */
+  stopReason?: string;
+}
+
+/**
+ * Runs (or skips, or records as failed) the plan's item `index`, filling in `result`. Used by the batch on one
+ * machine and by each worker of a shared batch.
+ */
+export async function runItem(
+  planning: BatchPlanning,
+  index: number,
+  result: BatchItemResult,
+  options: RunBatchOptions,
+  emit: (progress: BatchProgress) => void,
+): Promise<ItemOutcome> {
+  const { item, run } = planning.items[index]!;
+  const total = planning.items.length;
+  const relative = (file: string) => path.relative(planning.root, file).split(path.sep).join('/');
+  if (item.state === 'invalid' || !run) {
+    Object.assign(result, { status: 'failed', error: item.problem ?? 'the item cannot run' } satisfies Partial<BatchItemResult>);
+    return { cancelled: false };
+  }
+  if (item.state === 'done') {
+    Object.assign(result, await skippedResult(planning, run, relative));
+    return { cancelled: false };
+  }
+  emit({ type: 'item-start', index, total, image: item.image });
+  const started = performance.now();
+  try {
+    const outcome = await options.editItem(
+      { imagePath: run.imagePath, specPath: run.specPath, spec: run.spec },
+      {
+        ...(options.signal ? { signal: options.signal } : {}),
+        onProgress: ({ previewPngBase64: _preview, ...progress }) => emit({ type: 'item-progress', index, total, image: item.image, progress }),
+      },
+    );
+    planning.previous.invalidate(run.imagePath);
+    Object.assign(result, {
+      status: 'succeeded',
+      seconds: elapsedSeconds(started),
+      result: relative(outcome.imagePath),
+      recipe: relative(outcome.recipePath),
+      distances: handleDistances(outcome.finalHandles, run.targets),
+      iterations: outcome.iterations,
+      reachedTargets: outcome.reachedTargets,
+      executionProvider: outcome.executionProvider,
+    } satisfies Partial<BatchItemResult>);
+    return { cancelled: false };
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (isEditCancelled(error) || options.signal?.aborted) {
+      Object.assign(result, { status: 'cancelled', seconds: elapsedSeconds(started), error: message } satisfies Partial<BatchItemResult>);
+      return { cancelled: true };
+    }
+    Object.assign(result, { status: 'failed', seconds: elapsedSeconds(started), error: message } satisfies Partial<BatchItemResult>);
+    if (!options.isFatal?.(error, run)) return { cancelled: false };
+    return { cancelled: false, stopReason: `${item.image} failed in a way every later item would (${message.split('\n')[0]}); fix that and run the batch again.` };
+  }
+}
+
 /** An item whose matching result exists: its files and, from its recipe, where its handles ended. */
-async function skippedResult(planning: BatchPlanning, run: RunnableItem, relative: (file: string) => string): Promise<Partial<BatchItemResult>> {
+export async function skippedResult(planning: BatchPlanning, run: RunnableItem, relative: (file: string) => string): Promise<Partial<BatchItemResult>> {
   const match = (await planning.previous.of(run.imagePath)).find((r) => r.fingerprint === run.fingerprint);
   if (!match) return { status: 'skipped' };
   const drag = match.recipe.drag as { finalHandles?: unknown; iterations?: unknown; reachedTargets?: unknown } | undefined;

@@ -1,7 +1,8 @@
 // `clipdrag doctor`: what onnxruntime-node offers on this machine and which provider would be used.
-import { isDevicePreference, type DevicePreference } from '../../shared/protocol';
+import { DEVICE_PREFERENCES, type DevicePreference } from '../../shared/protocol';
 import { ExecutionProviderUnavailableError, chooseExecutionProvider, onnxruntimeBinaryFolder, onnxruntimeVersion, probeExecutionProviders } from '../engine/runtime/providers';
 import { SIDECAR_VERSION } from '../version';
+import { JSON_FLAG, describeFlags, modelSettings, parseFlags, type Flag } from './flags';
 import { UsageError, type CliIo } from './io';
 
 export interface DoctorOptions {
@@ -9,18 +10,22 @@ export interface DoctorOptions {
   json: boolean;
 }
 
-export function parseDoctorOptions(args: string[]): DoctorOptions {
-  const options: DoctorOptions = { device: 'auto', json: false };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === '--json') options.json = true;
-    else if (arg === '--device' || arg.startsWith('--device=')) {
-      const value = arg.includes('=') ? arg.slice(arg.indexOf('=') + 1) : args[++i];
-      if (!isDevicePreference(value)) throw new UsageError(`--device must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(value ?? '')})`);
-      options.device = value;
-    } else throw new UsageError(`doctor: unknown option ${arg}`);
-  }
-  return options;
+const DOCTOR_FLAGS: readonly Flag[] = [
+  { name: 'device', type: 'string', value: '<ep>', help: `the device to check: ${DEVICE_PREFERENCES.join(', ')} (default auto)` },
+  { ...JSON_FLAG, help: 'print the facts as one JSON object' },
+];
+
+export const DOCTOR_USAGE = `clipdrag doctor [options]
+  lists the onnxruntime execution providers on this machine and the one that would be used
+${describeFlags(DOCTOR_FLAGS)}`;
+
+/** The options, or `'help'` when --help was asked for. */
+export function parseDoctorOptions(args: readonly string[]): DoctorOptions | 'help' {
+  const { values, positionals, help } = parseFlags('doctor', args, DOCTOR_FLAGS);
+  if (help) return 'help';
+  if (positionals.length > 0) throw new UsageError(`doctor: unexpected argument ${JSON.stringify(positionals[0])}`);
+  const { device = 'auto' } = modelSettings('doctor', values);
+  return { device, json: values.json === true };
 }
 
 /** Exit code 0 when the requested device can be used, 1 when it cannot (the report says why). */

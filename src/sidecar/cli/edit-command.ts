@@ -1,38 +1,32 @@
 // `clipdrag edit`: one edit from the command line. The spec comes from --spec (or the image's saved spec
 // file), or is built from --points/--prompt; flags override it. Progress goes to stderr, the result's paths
-// to stdout (with --json: one JSON object). Ctrl-C cancels (nothing is written).
+// to stdout (with --json: one JSON object). Ctrl-C or SIGTERM cancels (nothing is written).
 import * as path from 'node:path';
-import { encodeMaskRle, type EditMode, type EditSpec, type PointPair } from '../../shared/edit-spec';
-import {
-  isDevicePreference,
-  isMemoryPolicyPreference,
-  isPrecisionPreference,
-  type DevicePreference,
-  type EditProgress,
-  type MemoryPolicyPreference,
-  type PrecisionPreference,
-} from '../../shared/protocol';
+import { EDIT_MODES, encodeMaskRle, type EditMode, type EditParameters, type EditSpec, type PointPair } from '../../shared/edit-spec';
+import type { DevicePreference, EditProgress, MemoryPolicyPreference, PrecisionPreference } from '../../shared/protocol';
 import { readImageInfo, readMaskPng } from '../io/image';
 import { readEditSpecFile } from '../io/spec-file';
 import { isEditCancelled } from '../pipeline/edit/cancellation';
 import { edit, type EditRequest } from '../pipeline/edit/edit';
+import { JSON_FLAG, MODEL_FLAGS, PARAMETER_FLAGS, describeFlags, modelSettings, parameterValues, parseFlags, stringFlag, type Flag } from './flags';
 import { UsageError, type CliIo } from './io';
 
-export const EDIT_USAGE = `clipdrag edit <image> [--spec <file> | --points hx,hy,tx,ty[;...] --prompt <text>] [options]
-  --spec <file>          edit spec JSON (default: <image>.clipdrag-edit.json when no --points are given)
-  --points <list>        handle → target pairs in image pixels: hx,hy,tx,ty separated by ";"
-  --prompt <text>        what the image shows (LoRA, inversion and denoising prompt)
-  --edit-prompt <text>   what it should become (CLIP guidance text; default: the prompt)
-  --mask <png>           editable region (white = editable)
-  --mode drag|clipdrag   drag: DragDiffusion (no CLIP term); clipdrag (default): with CLIP guidance
-  --model <repo|dir>     Stable Diffusion 1.5 weights (hub id or folder)
-  --clip <repo|dir>      CLIP ViT-B/16 weights
-  --device <ep>          auto, cpu, cuda, webgpu, dml or coreml
-  --precision <p>        auto (fp32), fp32 or fp16 (half precision: less GPU memory)
-  --memory <policy>      auto (default: chosen from image size, precision and memory), attention or blocks
-  --seed N  --lora-steps N  --max-iters N  --working-width N
-  --out <file.png>       write the result here (recipe beside it) instead of <name>.clipdrag.png
-  --json                 print one JSON object with the result instead of the paths`;
+const EDIT_FLAGS: readonly Flag[] = [
+  { name: 'spec', type: 'string', value: '<file>', help: 'edit spec JSON (default: <image>.clipdrag-edit.json when no --points are given)' },
+  { name: 'points', type: 'string', value: '<list>', help: 'handle → target pairs in image pixels: hx,hy,tx,ty separated by ";"' },
+  { name: 'prompt', type: 'string', value: '<text>', help: 'what the image shows (LoRA, inversion and denoising prompt)' },
+  { name: 'edit-prompt', type: 'string', value: '<text>', help: 'what it should become (CLIP guidance text; default: the prompt)' },
+  { name: 'mask', type: 'string', value: '<png>', help: 'editable region (white = editable)' },
+  { name: 'mode', type: 'string', value: '<mode>', help: 'clipdrag (default): points + CLIP guidance; drag: DragDiffusion; freedrag: FreeDrag; text: no points, the edit prompt alone (needs --prompt and --edit-prompt)' },
+  ...MODEL_FLAGS,
+  { name: 'out', type: 'string', value: '<file.png>', help: 'write the result here (recipe beside it) instead of <name>.clipdrag.png' },
+  JSON_FLAG,
+];
+
+export const EDIT_USAGE = `clipdrag edit <image> [--spec <file> | --points hx,hy,tx,ty[;...] --prompt <text> | --mode text --prompt <text> --edit-prompt <text>] [options]
+${describeFlags(EDIT_FLAGS)}
+edit parameters (override the spec's):
+${describeFlags(PARAMETER_FLAGS)}`;
 
 export interface EditCommandOptions {
   image: string;
@@ -47,81 +41,43 @@ export interface EditCommandOptions {
   device?: DevicePreference;
   precision?: PrecisionPreference;
   memoryPolicy?: MemoryPolicyPreference;
-  seed?: number;
-  loraSteps?: number;
-  maxIters?: number;
+  /** Edit parameters set by flags; they override the spec's. */
+  parameters: Partial<EditParameters>;
   workingWidth?: number;
   out?: string;
   json: boolean;
 }
 
-const VALUE_FLAGS = ['--spec', '--points', '--prompt', '--edit-prompt', '--mask', '--mode', '--model', '--clip', '--device', '--precision', '--memory', '--seed', '--lora-steps', '--max-iters', '--working-width', '--out'] as const;
-
-export function parseEditOptions(args: readonly string[]): EditCommandOptions {
-  let image: string | undefined;
-  const values = new Map<string, string>();
-  let json = false;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === '--json') json = true;
-    else if (arg.startsWith('--')) {
-      const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
-      if (!(VALUE_FLAGS as readonly string[]).includes(flag)) throw new UsageError(`edit: unknown option ${flag}`);
-      const value = inline ?? args[++i];
-      if (value === undefined) throw new UsageError(`edit: ${flag} needs a value`);
-      values.set(flag, value);
-    } else if (image === undefined) image = arg;
-    else throw new UsageError(`edit: unexpected argument ${JSON.stringify(arg)} (one image per run)`);
-  }
-  if (image === undefined) throw new UsageError('edit: no image given');
-  const integer = (flag: string, min: number): number | undefined => {
-    const text = values.get(flag);
-    if (text === undefined) return undefined;
-    const n = Number(text);
-    if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`edit: ${flag} must be an integer ≥ ${min} (got ${JSON.stringify(text)})`);
-    return n;
-  };
-  const mode = values.get('--mode');
-  if (mode !== undefined && mode !== 'drag' && mode !== 'clipdrag') throw new UsageError(`edit: --mode must be drag or clipdrag (got ${JSON.stringify(mode)})`);
-  const device = values.get('--device');
-  if (device !== undefined && !isDevicePreference(device)) throw new UsageError(`edit: --device must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(device)})`);
-  const precision = values.get('--precision');
-  if (precision !== undefined && !isPrecisionPreference(precision)) throw new UsageError(`edit: --precision must be one of auto, fp32, fp16 (got ${JSON.stringify(precision)})`);
-  const memory = values.get('--memory');
-  if (memory !== undefined && !isMemoryPolicyPreference(memory)) throw new UsageError(`edit: --memory must be one of auto, attention, blocks (got ${JSON.stringify(memory)})`);
-  const points = values.has('--points') ? parsePoints(values.get('--points')!) : undefined;
-  if (values.has('--spec') === false && points !== undefined && !values.has('--prompt')) {
+/** The options, or `'help'` when --help was asked for. */
+export function parseEditOptions(args: readonly string[]): EditCommandOptions | 'help' {
+  const { values, positionals, help } = parseFlags('edit', args, [...EDIT_FLAGS, ...PARAMETER_FLAGS]);
+  if (help) return 'help';
+  if (positionals.length === 0) throw new UsageError('edit: no image given');
+  if (positionals.length > 1) throw new UsageError(`edit: unexpected argument ${JSON.stringify(positionals[1])} (one image per run)`);
+  const text = (name: string) => stringFlag(values, name);
+  const mode = text('mode');
+  if (mode !== undefined && !isEditMode(mode)) throw new UsageError(`edit: --mode must be one of ${EDIT_MODES.join(', ')} (got ${JSON.stringify(mode)})`);
+  const points = text('points') !== undefined ? parsePoints(text('points')!) : undefined;
+  if (text('spec') === undefined && points !== undefined && text('prompt') === undefined) {
     throw new UsageError('edit: --points needs --prompt (what the image shows; it may be "")');
   }
-  const options: EditCommandOptions = { image, json };
-  const text = (flag: string) => values.get(flag);
-  if (text('--spec') !== undefined) options.spec = text('--spec')!;
+  if (mode === 'text' && points !== undefined) throw new UsageError('edit: --mode text edits by the prompts alone; leave out --points');
+  const options: EditCommandOptions = { image: positionals[0]!, json: values.json === true, ...modelSettings('edit', values), parameters: parameterValues('edit', values) };
+  if (text('spec') !== undefined) options.spec = text('spec')!;
   if (points) options.points = points;
-  if (text('--prompt') !== undefined) options.prompt = text('--prompt')!;
-  if (text('--edit-prompt') !== undefined) options.editPrompt = text('--edit-prompt')!;
-  if (text('--mask') !== undefined) options.mask = text('--mask')!;
-  if (mode) options.mode = mode;
-  if (text('--model') !== undefined) options.model = text('--model')!;
-  if (text('--clip') !== undefined) options.clip = text('--clip')!;
-  if (device) options.device = device;
-  if (precision) options.precision = precision;
-  if (memory) options.memoryPolicy = memory;
-  const seed = integer('--seed', 0);
-  if (seed !== undefined) options.seed = seed;
-  const loraSteps = integer('--lora-steps', 0);
-  if (loraSteps !== undefined) options.loraSteps = loraSteps;
-  const maxIters = integer('--max-iters', 0);
-  if (maxIters !== undefined) options.maxIters = maxIters;
-  const workingWidth = integer('--working-width', 8);
-  if (workingWidth !== undefined) {
-    if (workingWidth % 8 !== 0) throw new UsageError(`edit: --working-width must be a multiple of 8 (got ${workingWidth})`);
-    options.workingWidth = workingWidth;
-  }
-  if (text('--out') !== undefined) options.out = text('--out')!;
+  if (text('prompt') !== undefined) options.prompt = text('prompt')!;
+  if (text('edit-prompt') !== undefined) options.editPrompt = text('edit-prompt')!;
+  if (text('mask') !== undefined) options.mask = text('mask')!;
+  if (mode !== undefined) options.mode = mode as EditMode;
+  if (text('out') !== undefined) options.out = text('out')!;
   return options;
 }
 
 /** "hx,hy,tx,ty;hx,hy,tx,ty" → point pairs. */
+export function isEditMode(value: string): value is EditMode {
+  return (EDIT_MODES as readonly string[]).includes(value);
+}
+
 export function parsePoints(text: string): PointPair[] {
   const pairs = text.split(';').filter((part) => part.trim() !== '');
   if (pairs.length === 0) throw new UsageError('edit: --points is empty; expected hx,hy,tx,ty[;...]');
@@ -142,8 +98,8 @@ async function buildSpec(options: EditCommandOptions, imagePath: string): Promis
   if (options.spec !== undefined) {
     specPath = path.resolve(options.spec);
     spec = await readEditSpecFile(specPath);
-  } else if (options.points !== undefined) {
-    spec = { version: 1, mode: options.mode ?? 'clipdrag', prompt: options.prompt ?? '', points: options.points };
+  } else if (options.points !== undefined || (options.mode === 'text' && options.prompt !== undefined)) {
+    spec = { version: 1, mode: options.mode ?? 'clipdrag', prompt: options.prompt ?? '', points: options.points ?? [] };
   } else {
     spec = await readEditSpecFile(`${imagePath}.clipdrag-edit.json`);
   }
@@ -154,9 +110,7 @@ async function buildSpec(options: EditCommandOptions, imagePath: string): Promis
   if (options.points) spec.points = options.points;
   if (options.model !== undefined) spec.model = options.model;
   if (options.clip !== undefined) spec.clipModel = options.clip;
-  if (options.seed !== undefined) spec.parameters!.seed = options.seed;
-  if (options.loraSteps !== undefined) spec.parameters!.loraSteps = options.loraSteps;
-  if (options.maxIters !== undefined) spec.parameters!.dragSteps = options.maxIters;
+  Object.assign(spec.parameters!, options.parameters);
   if (options.mask !== undefined) {
     const size = await readImageInfo(imagePath);
     spec.mask = encodeMaskRle(await readMaskPng(path.resolve(options.mask), size));
@@ -173,16 +127,19 @@ function formatProgress(p: EditProgress): string {
   return parts.join(' ');
 }
 
-/** Exit codes: 0 written, 1 failed, 130 cancelled (Ctrl-C). */
+/** Exit codes: 0 written, 1 failed, 130 cancelled by Ctrl-C (SIGINT), 143 by SIGTERM (128 + the signal's number). */
 export async function runEdit(options: EditCommandOptions, io: CliIo, extra: Partial<EditRequest> = {}): Promise<number> {
   const imagePath = path.resolve(options.image);
   const controller = new AbortController();
-  const onSigint = () => {
-    io.err('clipdrag: cancelling (Ctrl-C again to quit at once)');
-    process.off('SIGINT', onSigint);
+  let stoppedBy: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    stoppedBy ??= signal;
+    io.err(`clipdrag: ${signal}: cancelling, nothing will be written (${signal === 'SIGINT' ? 'Ctrl-C' : 'SIGTERM'} again to quit at once)`);
+    process.off(signal, onSignal); // a second one gets the default action
     controller.abort();
   };
-  process.on('SIGINT', onSigint);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     const { spec, specPath } = await buildSpec(options, imagePath);
     const outcome = await edit(
@@ -222,11 +179,12 @@ export async function runEdit(options: EditCommandOptions, io: CliIo, extra: Par
   } catch (error) {
     if (isEditCancelled(error)) {
       io.err(`clipdrag: ${error.message}`);
-      return 130;
+      return stoppedBy === 'SIGTERM' ? 143 : 130;
     }
     io.err(`clipdrag: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
   } finally {
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
   }
 }

@@ -252,7 +252,8 @@ class PickleMachine {
       }
       case 0x65: { // e APPENDS
         const items = this.popMark();
-        this.list(this.top()).push(...items);
+        const list = this.list(this.top());
+        for (const item of items) list.push(item); // not push(...items): a long list would overflow the call stack
         return;
       }
       case 0x73: { // s SETITEM
@@ -599,14 +600,14 @@ class PickleMachine {
   }
 
   private latin1(length: number): string {
-    return String.fromCharCode(...this.slice(length));
+    return latin1Text(this.slice(length));
   }
 
   /** A newline-terminated ASCII argument (protocol 0 style opcodes and GLOBAL). */
   private line(): string {
     const end = this.bytes.indexOf(0x0a, this.pos);
     if (end < 0) this.fail('is cut off inside a text argument');
-    const text = String.fromCharCode(...this.bytes.subarray(this.pos, end));
+    const text = latin1Text(this.bytes.subarray(this.pos, end));
     this.pos = end + 1;
     return text;
   }
@@ -677,6 +678,11 @@ class PickleMachine {
 
 function normaliseInt(value: bigint): number | bigint {
   return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
+}
+
+/** Bytes as latin-1 text, one character per byte (never spread into String.fromCharCode: megabytes overflow the stack). */
+function latin1Text(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 }
 
 function latin1Bytes(text: string, fail: (message: string) => never): Uint8Array {

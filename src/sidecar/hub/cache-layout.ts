@@ -5,7 +5,8 @@
 //   <cache>/models--<owner>--<name>/refs/<revision>                the commit a branch/tag pointed to
 // Partial downloads live next to their blob as `<blob>.incomplete`, which both tools resume.
 import { getRepoFolderName } from '@huggingface/hub';
-import { copyFile, lstat, mkdir, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { copyFile, lstat, mkdir, readFile, readdir, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { systemErrorCode } from './errors';
 
@@ -43,7 +44,11 @@ export async function readRef(cache: RepoCache, revision: string): Promise<strin
 export async function writeRef(cache: RepoCache, revision: string, commit: string): Promise<void> {
   const refFile = path.join(cache.folder, 'refs', ...revision.split('/'));
   await mkdir(path.dirname(refFile), { recursive: true });
-  if ((await readRef(cache, revision)) !== commit) await writeFile(refFile, commit);
+  if ((await readRef(cache, revision)) === commit) return;
+  // Renamed into place: another process reading the ref never sees it empty.
+  const temporary = `${refFile}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  await writeFile(temporary, commit);
+  await rename(temporary, refFile);
 }
 
 /** True when the path exists after following symlinks (a snapshot link whose blob was deleted counts as absent). */
@@ -63,12 +68,20 @@ export async function pathExists(target: string): Promise<boolean> {
 export async function linkIntoSnapshot(cache: RepoCache, commit: string, file: string, blob: string): Promise<void> {
   const pointer = snapshotFile(cache, commit, file);
   await mkdir(path.dirname(pointer), { recursive: true });
-  await rm(pointer, { force: true });
+  // Made under a temporary name and renamed over the entry: processes linking the same file at once do not trip
+  // over each other, and a reader finds the old entry, the new one, or none, never a half-copied file.
+  const temporary = path.join(path.dirname(pointer), `.${path.basename(pointer)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
   try {
-    await symlink(path.relative(path.dirname(pointer), blob), pointer);
+    await symlink(path.relative(path.dirname(pointer), blob), temporary);
   } catch (error) {
     if (!['EPERM', 'EACCES', 'ENOTSUP', 'EINVAL'].includes(systemErrorCode(error) ?? '')) throw error;
-    await copyFile(blob, pointer);
+    await copyFile(blob, temporary);
+  }
+  try {
+    await rename(temporary, pointer);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
   }
 }
 

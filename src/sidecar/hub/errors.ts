@@ -1,5 +1,6 @@
 // The one error type of the model store. `code` lets callers (RPC, VS Code command) react without parsing text;
 // `message` is written for the person who has to fix the problem.
+import type { ErrorKind } from '../../shared/error-kind';
 
 export type ModelStoreErrorCode =
   /** The model string is neither a usable folder nor a valid `owner/name[@revision]`. */
@@ -23,6 +24,8 @@ export type ModelStoreErrorCode =
 
 export class ModelStoreError extends Error {
   override readonly name = 'ModelStoreError';
+  /** Whatever the code, the models are not available: the front doors answer by this kind. */
+  readonly kind: ErrorKind = 'model-unavailable';
   constructor(
     readonly code: ModelStoreErrorCode,
     message: string,

@@ -6,7 +6,8 @@ import { downloadBlob } from './blob-download';
 import { blobPath, linkIntoSnapshot, pathExists, snapshotFile, snapshotFolder, writeRef } from './cache-layout';
 import { resolveFromCache, type CacheLookup } from './cached-model';
 import { ensureFreeSpace } from './disk-space';
-import { ModelStoreError, isModelStoreError } from './errors';
+import { ModelStoreError, cancelledError, isModelStoreError } from './errors';
+import { acquireLease } from '../io/lease-file';
 import { ProgressReporter } from './events';
 import { hashFile } from './file-hash';
 import { selectModelFiles } from './file-selection';
@@ -37,6 +38,10 @@ interface PlannedFile {
 
 // Two requests in this process must not append to the same `.incomplete` file at once.
 const blobLocks = new Map<string, Promise<unknown>>();
+// Nor may two processes (workers sharing a cache on one machine or a shared filesystem): a lease file per blob in
+// the cache's `.locks/` folder, where huggingface_hub keeps its own per-blob locks. A holder that died is taken over
+// after a minute without a heartbeat; the partial file it left is resumed.
+const BLOB_LEASE = { staleAfterMs: 60_000, heartbeatMs: 10_000 };
 
 export async function ensureFromHub(lookup: HubLookup): Promise<ResolvedModel> {
   const { source, settings, client } = lookup;
@@ -173,6 +178,17 @@ async function materialize(
   if (file.state === 'download') {
     await withLock(file.blob, async () => {
       if (await pathExists(file.blob)) return; // another request of this process finished it meanwhile
+      const lease = await acquireLease(blobLeaseFile(lookup, file.blob), { file: remote.path }, {
+        ...BLOB_LEASE,
+        ...(lookup.signal ? { signal: lookup.signal } : {}),
+        onWait: (holder) =>
+          progress?.emit({ type: 'note', message: `Waiting for ${remote.path}: process ${holder.owner?.pid ?? '?'} on ${holder.owner?.host ?? '?'} is downloading it.` }),
+      }).catch((error: unknown) => {
+        if (lookup.signal?.aborted) throw cancelledError(`Downloading ${remote.path}`);
+        throw error;
+      });
+      try {
+        if (await pathExists(file.blob)) return; // another process finished it while we waited
       const result = await downloadBlob({
         url: resolveUrl(lookup.settings.endpoint, lookup.source.repoId, commit, remote.path),
         blob: file.blob,
@@ -187,8 +203,11 @@ async function materialize(
         onStart: (resumeFrom) => progress?.startFile(remote.path, remote.size, resumeFrom),
         onBytes: (bytes) => progress?.fileBytes(remote.path, bytes, remote.size),
       });
-      transferredBytes = result.transferredBytes;
-      sha256 = result.digest.sha256;
+        transferredBytes = result.transferredBytes;
+        sha256 = result.digest.sha256;
+      } finally {
+        await lease.release();
+      }
     });
   }
   if (file.state !== 'ready') await linkIntoSnapshot(lookup.cache, commit, remote.path, file.blob);
@@ -196,6 +215,12 @@ async function materialize(
   sha256 ??= (await hashFile(file.pointer, remote.size, { signal: lookup.signal })).sha256;
   if (file.state === 'download') progress?.finishFile(remote.path, remote.size, sha256);
   return { sha256, transferredBytes };
+}
+
+/** `<cache>/.locks/models--owner--name/<blob>.clipdrag.lock`. */
+function blobLeaseFile(lookup: HubLookup, blob: string): string {
+  const repoFolder = lookup.cache.folder;
+  return path.join(path.dirname(repoFolder), '.locks', path.basename(repoFolder), `${path.basename(blob)}.clipdrag.lock`);
 }
 
 async function withLock<T>(key: string, task: () => Promise<T>): Promise<T> {

@@ -15,9 +15,14 @@ export type ModelSource =
     }
   | {
       type: 'local';
-      /** Absolute path of the model folder. */
+      /** Absolute path of the model folder, or of a single-file checkpoint (`file`). */
       path: string;
+      /** A single-file Stable Diffusion checkpoint (`.safetensors`, original layout) rather than a folder. */
+      file?: true;
     };
+
+/** Endings of Python pickle checkpoints: loading one can run any code it carries, so they are never opened. */
+const PICKLE_ENDINGS = ['.ckpt', '.pt', '.pth', '.bin', '.pkl', '.pickle'];
 
 export const DEFAULT_REVISION = 'main';
 
@@ -43,6 +48,7 @@ export function parseModelSource(spec: string, options: ParseModelSourceOptions 
 
   if (looksLikePath(text)) {
     const absolute = resolveUserPath(text, baseDir, home);
+    if (isFile(absolute)) return singleFileSource(absolute);
     if (!isDirectory(absolute)) {
       throw new ModelStoreError('INVALID_SOURCE', `Model folder not found: ${absolute} (from "${text}").`);
     }
@@ -51,6 +57,7 @@ export function parseModelSource(spec: string, options: ParseModelSourceOptions 
 
   const relativeFolder = path.resolve(baseDir, text);
   if (isDirectory(relativeFolder)) return { type: 'local', path: relativeFolder };
+  if (isFile(relativeFolder)) return singleFileSource(relativeFolder);
 
   const at = text.indexOf('@');
   const repoId = at < 0 ? text : text.slice(0, at);
@@ -106,6 +113,28 @@ function looksLikePath(text: string): boolean {
     text.startsWith('../') ||
     text.includes('\\')
   );
+}
+
+/** A checkpoint file: `.safetensors` is read in place; a pickle is refused, saying why and what to use. */
+function singleFileSource(file: string): ModelSource {
+  const lower = file.toLowerCase();
+  if (lower.endsWith('.safetensors')) return { type: 'local', path: file, file: true };
+  if (PICKLE_ENDINGS.some((ending) => lower.endsWith(ending))) {
+    throw new ModelStoreError(
+      'INVALID_SOURCE',
+      `${file} is a PyTorch pickle checkpoint, which CLIPDrag never loads: unpickling can run any code the file carries. ` +
+        'Use the .safetensors version of this model, or convert the checkpoint once with a tool you trust and save it as .safetensors.',
+    );
+  }
+  throw new ModelStoreError('INVALID_SOURCE', `${file} is a file, not a model: expected a model folder, a single-file .safetensors checkpoint or a hub repo id.`);
+}
+
+function isFile(candidate: string): boolean {
+  try {
+    return statSync(candidate).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function isDirectory(candidate: string): boolean {

@@ -1,4 +1,7 @@
 // The model store's entry points: make a model available on disk (`ensureModel`) and check it (`verifyModel`).
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { withSafetensorsFile } from '../models/checkpoint/safetensors';
 import { listLocalFiles, pathExists, repoCache, snapshotFolder } from './cache-layout';
 import { cachedCommit, resolveFromCache, type CacheLookup } from './cached-model';
 import { ModelStoreError, cancelledError, isModelStoreError } from './errors';
@@ -23,7 +26,7 @@ const DEFAULTS = { precision: 'fp32', retries: 3, stallTimeoutMs: 60_000, reques
 export async function ensureModel(request: ModelRequest): Promise<ResolvedModel> {
   const source = parseSource(request);
   if (request.signal?.aborted) throw cancelledError(`Preparing ${formatModelSource(source)}`);
-  if (source.type === 'local') return resolveLocalFolder(request, source.path);
+  if (source.type === 'local') return source.file ? resolveLocalFile(request, source.path) : resolveLocalFolder(request, source.path);
 
   const settings = resolveHubSettings(request);
   const lookup = cacheLookup(request, source, settings);
@@ -76,7 +79,8 @@ export async function verifyModel(request: VerifyRequest): Promise<VerifyReport>
     progressIntervalMs: request.progressIntervalMs ?? DEFAULTS.progressIntervalMs,
   };
   if (source.type === 'local') {
-    return verifyFolder({ ...common, model: source.path, folder: source.path, commit: null, remote: undefined, notes: [] });
+    const folder = source.file ? path.dirname(source.path) : source.path;
+    return verifyFolder({ ...common, model: source.path, folder, commit: null, remote: undefined, notes: [], ...(source.file ? { onlyFiles: [path.basename(source.path)] } : {}) });
   }
 
   const settings = resolveHubSettings(request);
@@ -148,6 +152,43 @@ async function resolveLocalFolder(request: ModelRequest, folder: string): Promis
     downloadedBytes: 0,
     origin: 'local',
   };
+}
+
+/** A single-file Stable Diffusion checkpoint: the one file, hashed for the recipe. */
+async function resolveLocalFile(request: ModelRequest, file: string): Promise<ResolvedModel> {
+  if (request.kind !== 'stable-diffusion') {
+    throw new ModelStoreError('INVALID_SOURCE', `${file}: a single-file checkpoint can only be the Stable Diffusion model; the CLIP model must be a transformers CLIPModel folder or hub repo.`);
+  }
+  const folder = path.dirname(file);
+  const size = (await stat(file)).size;
+  request.onEvent?.({ type: 'resolved', model: file, commit: null, folder, fileCount: 1, totalBytes: size, downloadBytes: 0, origin: 'local' });
+  const files = await recordLocalFiles([{ path: path.basename(file), absolutePath: file, size, blobName: undefined }], {
+    signal: request.signal,
+    onEvent: request.onEvent,
+    progressIntervalMs: request.progressIntervalMs ?? DEFAULTS.progressIntervalMs,
+  });
+  return {
+    kind: request.kind,
+    source: { type: 'local', path: file, file: true },
+    repoId: null,
+    revision: null,
+    commit: null,
+    folder,
+    singleFile: file,
+    files,
+    weightsPrecision: await checkpointPrecision(file),
+    notes: [],
+    downloadedBytes: 0,
+    origin: 'local',
+  };
+}
+
+/** fp32 or fp16 when every floating-point tensor of the checkpoint has that type, else mixed. */
+async function checkpointPrecision(file: string): Promise<ResolvedModel['weightsPrecision']> {
+  const dtypes = await withSafetensorsFile(file, async (opened) => new Set(opened.tensors().map((t) => t.dtype).filter((d) => d.startsWith('F') || d === 'BF16')));
+  if (dtypes.size === 1 && dtypes.has('F32')) return 'fp32';
+  if (dtypes.size === 1 && dtypes.has('F16')) return 'fp16';
+  return 'mixed';
 }
 
 function parseSource(request: ModelRequest): ModelSource {

@@ -46,6 +46,8 @@ export interface ResolvedModel {
   commit: string | null;
   /** The snapshot folder (or the local folder): loaders read `folder/<path>`. */
   folder: string;
+  /** A single-file checkpoint (absolute path; its folder is `folder` and its record the one in `files`). */
+  singleFile?: string;
   /** The files the model uses, with hashes for the edit recipe. */
   files: ModelFileRecord[];
   weightsPrecision: Precision | 'mixed';

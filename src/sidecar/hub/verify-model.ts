@@ -23,6 +23,8 @@ export interface VerifyTarget {
   onEvent: ModelStoreListener | undefined;
   progressIntervalMs: number;
   notes: string[];
+  /** Check exactly these files of the folder (a single-file checkpoint) instead of the ones the kind needs. */
+  onlyFiles?: readonly string[];
 }
 
 export async function verifyFolder(target: VerifyTarget): Promise<VerifyReport> {
@@ -30,7 +32,7 @@ export async function verifyFolder(target: VerifyTarget): Promise<VerifyReport> 
     throw new ModelStoreError('MISSING_FILES', `${target.model} is not in the cache (${target.folder}): download it before verifying it.`);
   }
   const local = await listLocalFiles(target.folder);
-  const selection = selectModelFiles(
+  const selection = target.onlyFiles ? { files: [...target.onlyFiles], notes: [] as string[] } : selectModelFiles(
     target.kind,
     local.map((file) => file.path),
     target.precision,

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import type { ErrorKind } from '../../shared/error-kind';
 
 /** The part of a file handle the writer uses. */
 export interface WritableFileHandle {
@@ -58,6 +59,7 @@ export const nodeFileOps: FileOps = {
 /** A write that failed; nothing was left behind. The message says what failed and what to do. */
 export class FileWriteError extends Error {
   override readonly name = 'FileWriteError';
+  readonly kind: ErrorKind = 'write-failed';
   constructor(
     message: string,
     /** The system error code (ENOSPC, EACCES, ...) or `EEXIST` when no free name was found. */
@@ -103,7 +105,7 @@ const CHUNK = 1 << 20;
  * On failure the temporary file is removed and the error rethrown.
  */
 export async function writeTempFile(dir: string, finalName: string, data: Uint8Array, ops: FileOps = nodeFileOps): Promise<string> {
-  const temp = path.join(dir, `.${finalName}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = path.join(dir, `.${finalName}.${randomBytes(6).toString('hex')}.tmp`); // matches TEMPORARY_NAME
   const handle = await ops.open(temp, 'wx', 0o644);
   try {
     let offset = 0;
@@ -125,6 +127,41 @@ export async function writeTempFile(dir: string, finalName: string, data: Uint8A
     throw error;
   }
   return temp;
+}
+
+/** The name writeTempFile gives: `.<final name>.<12 hex digits>.tmp`. */
+const TEMPORARY_NAME = /^\..+\.[0-9a-f]{12}\.tmp$/;
+
+/** A temporary file older than this was left by a write that was killed (a live write takes seconds). */
+export const STALE_TEMPORARY_AGE_MS = 60 * 60 * 1000;
+
+/**
+ * Removes temporary files a killed write left in `dir`: names of our own pattern, plain files, owned by the user
+ * running this process, not modified for `olderThanMs`. Returns the names removed. Failures are ignored (a folder
+ * that cannot be listed is reported by the write that follows).
+ */
+export async function removeStaleTemporaries(dir: string, options: { olderThanMs?: number; now?: number } = {}): Promise<string[]> {
+  const cutoff = (options.now ?? Date.now()) - (options.olderThanMs ?? STALE_TEMPORARY_AGE_MS);
+  const uid = process.getuid?.();
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names.filter((n) => TEMPORARY_NAME.test(n))) {
+    const file = path.join(dir, name);
+    try {
+      const info = await fsp.lstat(file);
+      if (!info.isFile() || info.mtimeMs > cutoff || (uid !== undefined && info.uid !== uid)) continue;
+      await fsp.unlink(file);
+      removed.push(name);
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
+  return removed;
 }
 
 /** Codes with which `link` says "not on this file system" (FAT, some network shares), not "you may not". */

@@ -4,6 +4,8 @@
 import { readFile } from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
 import type { ImageSize, MaskBitmap } from '../../shared/edit-spec';
+import type { ErrorKind } from '../../shared/error-kind';
+import { findPngChunkDamage, isPng } from './png-chunks';
 
 /** 8-bit RGB, interleaved, row-major (H × W × 3). */
 export interface RgbImage {
@@ -22,11 +24,12 @@ export interface DecodedImage extends RgbImage {
   hadAlpha: boolean;
 }
 
-export type ImageFileProblem = 'not-found' | 'unreadable' | 'unsupported' | 'corrupt';
+export type ImageFileProblem = 'not-found' | 'unreadable' | 'unsupported' | 'corrupt' | 'too-large';
 
 /** A file that cannot be used as an image or mask; the message names the file and says what to do. */
 export class ImageFileError extends Error {
   override readonly name = 'ImageFileError';
+  readonly kind: ErrorKind = 'invalid-input';
   constructor(
     readonly problem: ImageFileProblem,
     readonly file: string,
@@ -36,8 +39,8 @@ export class ImageFileError extends Error {
   }
 }
 
-/** Larger inputs are refused before decoding (about 16k × 16k); the pipeline works at width 512 anyway. */
-const MAX_INPUT_PIXELS = 268_402_689;
+/** Larger inputs are refused before decoding (16383 × 16383); the pipeline works at width 512 anyway. */
+export const MAX_INPUT_PIXELS = 268_402_689;
 
 const WHITE = { r: 255, g: 255, b: 255 };
 
@@ -201,10 +204,15 @@ async function checkedMetadata(bytes: Uint8Array, name: string, role: FileRole):
   if (bytes.byteLength === 0) {
     throw new ImageFileError('corrupt', name, `The ${role} ${describeFile(name)} is empty (0 bytes). Save or export it again.`);
   }
+  if (isPng(bytes)) {
+    const damage = findPngChunkDamage(bytes);
+    if (damage) throw corruptError(name, role, new Error(damage));
+  }
   let metadata: Metadata;
   try {
     metadata = await sharp(bytes, sharpInputOptions()).metadata();
   } catch (error) {
+    if (/exceeds pixel limit/i.test(String(error))) throw await tooLargeError(bytes, name, role);
     throw corruptError(name, role, error);
   }
   const format = metadata.format as string | undefined;
@@ -227,6 +235,17 @@ function corruptError(name: string, role: FileRole, error: unknown): ImageFileEr
     unknownFormat
       ? `The ${role} ${describeFile(name)} is not a PNG, JPEG or WebP image (its content is not a known image format, whatever its name says). Pick an image file, or convert it to PNG.`
       : `The ${role} ${describeFile(name)} is damaged or incomplete and cannot be decoded (${detail}). Re-export it from an image editor, or restore it from a copy.`,
+  );
+}
+
+/** An image over the pixel limit (a real photo scan or a decompression bomb): its size is read from the header only. */
+async function tooLargeError(bytes: Uint8Array, name: string, role: FileRole): Promise<ImageFileError> {
+  const header = await sharp(bytes, { limitInputPixels: false }).metadata().catch(() => undefined);
+  const size = header?.width && header.height ? `${header.width} × ${header.height} pixels` : 'larger than that';
+  return new ImageFileError(
+    'too-large',
+    name,
+    `The ${role} ${describeFile(name)} is ${size}, over CLIPDrag's limit of ${MAX_INPUT_PIXELS.toLocaleString('en-US')} pixels (16383 × 16383). Downscale it in an image editor (edits run at width 512) and open the smaller copy.`,
   );
 }
 

@@ -2,11 +2,13 @@
 // they belong to: no `..` escapes, no absolute paths elsewhere, no symbolic links that lead out.
 import { realpath } from 'node:fs/promises';
 import * as path from 'node:path';
+import type { ErrorKind } from '../../shared/error-kind';
 
 export type PathSafetyProblem = 'invalid' | 'outside' | 'not-found';
 
 export class PathSafetyError extends Error {
   override readonly name = 'PathSafetyError';
+  readonly kind: ErrorKind = 'invalid-input';
   constructor(
     readonly problem: PathSafetyProblem,
     message: string,

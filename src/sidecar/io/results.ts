@@ -2,7 +2,7 @@
 // (then `cat.clipdrag-2.png` / `-2.json`, `-3`, ... when taken). Both files appear complete or not at all, a name
 // is never taken twice (even by concurrent writers), and the source is only ever read.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import * as path from 'node:path';
 import { RECIPE_VERSION, type Recipe } from '../../shared/recipe';
 import {
@@ -12,6 +12,7 @@ import {
   nodeFileOps,
   publishExclusive,
   removeQuietly,
+  removeStaleTemporaries,
   writeTempFile,
   type FileOps,
 } from './atomic-write';
@@ -57,7 +58,7 @@ export async function describeSourceFile(sourcePath: string, size: { width: numb
 }
 
 /**
- * Encodes the result, then publishes `<name>.clipdrag[-n].png` and its recipe under the first number whose two
+ * Encodes the result, removes temporary files that killed writes left in the folder, then publishes `<name>.clipdrag[-n].png` and its recipe under the first number whose two
  * names are both free. Throws a `FileWriteError` (nothing left behind) when the disk is full, the folder is not
  * writable, or every number up to `maxIndex` is taken.
  */
@@ -67,6 +68,7 @@ export async function writeEditResult(request: WriteResultRequest): Promise<Writ
   const source = path.resolve(request.sourcePath);
   const dir = path.dirname(source);
   const png = await encodePng(request.image);
+  await removeStaleTemporaries(dir);
   const createdAt = (request.now ?? new Date()).toISOString();
 
   /** Files this call created and must remove if it fails. */
@@ -81,12 +83,7 @@ export async function writeEditResult(request: WriteResultRequest): Promise<Writ
       // Cheap check first: skipping a half-taken number (say, a recipe whose image was deleted) keeps pairs together.
       if ((await ops.exists(imagePath)) || (await ops.exists(recipePath))) continue;
 
-      const recipe: Recipe = {
-        recipeVersion: RECIPE_VERSION,
-        createdAt,
-        ...request.recipe,
-        result: { file: path.basename(imagePath), width: request.image.width, height: request.image.height },
-      };
+      const recipe = completeRecipe(request.recipe, imagePath, request.image, createdAt);
       if (!pngTemp) {
         pngTemp = await writeTempFile(dir, path.basename(imagePath), png, ops);
         temporaries.add(pngTemp);
@@ -139,6 +136,110 @@ export async function writeEditResult(request: WriteResultRequest): Promise<Writ
       { cause: error },
     );
   }
+}
+
+export interface WriteNamedResultRequest {
+  /** The output the user named (a .png path); it is replaced if it exists. */
+  imagePath: string;
+  image: RgbImage;
+  recipe: RecipeDraft;
+  ops?: FileOps;
+  /** Give up after this many recipe names (default 9999). */
+  maxIndex?: number;
+  now?: Date;
+}
+
+export interface WrittenNamedResult {
+  imagePath: string;
+  recipePath: string;
+  recipe: Recipe;
+  /** Set when the recipe could not take `<name>.json`: which file was there and where the recipe went instead. */
+  recipeMoved?: string;
+}
+
+/**
+ * Writes a result to the path the user named, replacing that file, and its recipe beside it: `<name>.json`, unless
+ * that file exists and is not a recipe of this output (a file the user did not name is never replaced), then the
+ * first free `<name>.recipe.json`, `<name>.recipe-2.json`, ... Both appear complete or not at all.
+ */
+export async function writeNamedResult(request: WriteNamedResultRequest): Promise<WrittenNamedResult> {
+  const ops = request.ops ?? nodeFileOps;
+  const maxIndex = request.maxIndex ?? 9999;
+  const imagePath = path.resolve(request.imagePath);
+  const dir = path.dirname(imagePath);
+  const imageName = path.basename(imagePath);
+  const stem = imagePath.replace(/\.png$/i, '');
+  const png = await encodePng(request.image);
+  await removeStaleTemporaries(dir);
+  const recipe = completeRecipe(request.recipe, imagePath, request.image, (request.now ?? new Date()).toISOString());
+
+  const temporaries = new Set<string>();
+  let publishedRecipe: string | undefined;
+  let current = imagePath;
+  try {
+    const pngTemp = await writeTempFile(dir, imageName, png, ops);
+    temporaries.add(pngTemp);
+    current = `${stem}.json`;
+    const recipeTemp = await writeTempFile(dir, path.basename(current), new TextEncoder().encode(`${JSON.stringify(recipe, null, 2)}\n`), ops);
+    temporaries.add(recipeTemp);
+
+    let recipePath: string | undefined;
+    for (let index = 1; index <= maxIndex; index++) {
+      current = index === 1 ? `${stem}.json` : index === 2 ? `${stem}.recipe.json` : `${stem}.recipe-${index - 1}.json`;
+      if (await isRecipeOf(current, imageName)) {
+        await ops.rename(recipeTemp, current); // an earlier result of this output: its recipe goes with it
+        temporaries.delete(recipeTemp);
+        recipePath = current;
+        break;
+      }
+      const outcome = await publishExclusive(recipeTemp, current, ops);
+      if (outcome === 'taken') continue;
+      if (outcome === 'renamed') temporaries.delete(recipeTemp);
+      recipePath = publishedRecipe = current;
+      break;
+    }
+    if (recipePath === undefined) {
+      throw new FileWriteError(`Could not write the recipe of ${imagePath}: ${path.basename(stem)}.json and every ${path.basename(stem)}.recipe[-n].json up to ${maxIndex - 1} are taken by other files.`, 'EEXIST', `${stem}.json`);
+    }
+    current = imagePath;
+    await ops.rename(pngTemp, imagePath);
+    temporaries.delete(pngTemp);
+    for (const temp of temporaries) await removeQuietly(temp, ops);
+    await ops.syncDirectory(dir);
+    const moved = recipePath === `${stem}.json` ? {} : { recipeMoved: `${stem}.json exists and is not a recipe of ${imageName}; it was left unchanged, and the recipe is ${recipePath}` };
+    return { imagePath, recipePath, recipe, ...moved };
+  } catch (error) {
+    for (const temp of temporaries) await removeQuietly(temp, ops);
+    if (publishedRecipe) await removeQuietly(publishedRecipe, ops);
+    if (error instanceof FileWriteError) throw error;
+    throw new FileWriteError(
+      `Could not write the result ${imagePath} (${path.basename(current)}): ${describeWriteFailure(error)}. Nothing was written; the source is unchanged.`,
+      errorCode(error),
+      current,
+      { cause: error },
+    );
+  }
+}
+
+/** Whether `file` is a result recipe whose result is `imageName` (what an earlier run to the same output wrote). */
+async function isRecipeOf(file: string, imageName: string): Promise<boolean> {
+  try {
+    if ((await stat(file)).size > 16 * 1024 * 1024) return false;
+    const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<Recipe> | null;
+    return typeof parsed?.recipeVersion === 'number' && parsed.result?.file === imageName;
+  } catch {
+    return false;
+  }
+}
+
+/** The draft with what the writer decides: version, time and the result's file name and size. */
+function completeRecipe(draft: RecipeDraft, imagePath: string, image: RgbImage, createdAt: string): Recipe {
+  return {
+    recipeVersion: RECIPE_VERSION,
+    createdAt,
+    ...draft,
+    result: { file: path.basename(imagePath), width: image.width, height: image.height },
+  };
 }
 
 async function discard(temp: string, temporaries: Set<string>, ops: FileOps): Promise<void> {

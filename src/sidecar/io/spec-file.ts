@@ -20,10 +20,12 @@ import {
 import { writeFileAtomic } from './atomic-write';
 import { readImageFile, readMaskPng, type DecodedImage } from './image';
 import { resolveInsideFolder } from './paths';
+import type { ErrorKind } from '../../shared/error-kind';
 
 /** A spec file that is missing or unreadable (a broken one throws `EditSpecError` instead). */
 export class SpecFileError extends Error {
   override readonly name = 'SpecFileError';
+  readonly kind: ErrorKind = 'invalid-input';
   constructor(
     readonly file: string,
     readonly code: string,

@@ -20,7 +20,7 @@ import type { DType } from '../engine/dtype';
 import type { Graph, Value } from '../engine/graph';
 import { cast } from '../engine/ops';
 import { formatShape, sameShape, type Shape } from '../engine/shape';
-import { SafetensorsFile, type SafetensorsTensorInfo } from './checkpoint/safetensors';
+import { SafetensorsFile, withSafetensorsFile, type SafetensorsTensorInfo } from './checkpoint/safetensors';
 
 export class CheckpointKeyError extends Error {
   constructor(message: string) {
@@ -86,6 +86,18 @@ export class CheckpointWeights implements WeightBinder {
       }
     }
     return new CheckpointWeights(list, tensors, options.dtype ?? 'float32');
+  }
+
+  /**
+   * One component of a single-file checkpoint: `mapping` names each weight (diffusers name → the file's tensor and
+   * the shape it is read as; the bytes are the same). Tensors of the file that are not mapped are not this model's.
+   */
+  static async openMapped(file: string, mapping: ReadonlyMap<string, { readonly source: string; readonly shape: readonly number[] }>, options: { readonly dtype?: ComputeDType } = {}): Promise<CheckpointWeights> {
+    const tensors = new Map<string, StoredTensor>();
+    await withSafetensorsFile(file, async (opened) => {
+      for (const [name, { source, shape }] of mapping) tensors.set(name, { file, info: { ...opened.info(source), name, shape } });
+    });
+    return new CheckpointWeights([file], tensors, options.dtype ?? 'float32');
   }
 
   /** The same checkpoint, binding its weights in another compute dtype. */

@@ -1,49 +1,47 @@
 // The batch requests on the RPC connection: `batch/plan` (what a run would do) and `batch/run` (do it; progress as
 // `$/progress` with the request's token; `$/cancelRequest` stops after the current step and the request still
-// answers with the report, whose state says `cancelled`). One batch runs at a time; a second one waits.
-import { ErrorCodes, ResponseError, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
+// answers with the report, whose state says `cancelled`). A batch runs on the device queue it shares with edits:
+// it waits for the running edit or batch, and an edit asked for meanwhile waits for it (docs/protocol.md).
+import { ErrorCodes, ResponseError, type MessageConnection } from 'vscode-jsonrpc/node';
 import type { BatchOptions, BatchPlan, BatchReport } from '../../shared/batch';
-import { BatchPlanRequestType, BatchProgressType, BatchRunRequestType, isDevicePreference, isPrecisionPreference, type BatchRunParams, type DevicePreference } from '../../shared/protocol';
+import { EDIT_MODES } from '../../shared/edit-parameters';
+import { BatchPlanRequestType, BatchProgressType, BatchRunRequestType, type BatchRunParams, type DevicePreference } from '../../shared/protocol';
 import { runPlannedBatch, type BatchEnvironment } from '../batch/batch-service';
 import { BatchFolderError, planBatch } from '../batch/plan';
 import type { Logger } from '../log';
 import { toResponseError } from './errors';
+import { abortOn, checkRunChoices, invalidParams, type DeviceQueue } from './front-door';
 
 export interface BatchHandlerContext {
   readonly log: Logger;
   /** The device preference given at `initialize` (a batch's own `device` wins). */
   devicePreference(): DevicePreference;
+  /** The server's one queue of work on the device. */
+  readonly queue: DeviceQueue;
   readonly environment?: BatchEnvironment;
 }
 
 /** Checks what crosses the process boundary; returns the options without the progress token. */
 export function checkBatchParams(params: BatchRunParams | undefined, method: string): BatchOptions {
-  const fail = (message: string): never => {
-    throw new ResponseError(ErrorCodes.InvalidParams, `${method}: ${message}`);
-  };
+  const fail = (message: string): never => invalidParams(method, message);
   if (!params || typeof params.folder !== 'string' || params.folder.length === 0) return fail('folder must be the absolute path of the folder to run');
-  if (params.device !== undefined && !isDevicePreference(params.device)) fail(`device must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(params.device)})`);
-  if (params.precision !== undefined && !isPrecisionPreference(params.precision)) fail(`precision must be one of auto, fp32, fp16 (got ${JSON.stringify(params.precision)})`);
+  checkRunChoices(method, { device: { name: 'device', value: params.device }, precision: { name: 'precision', value: params.precision }, workingWidth: params.workingWidth });
   for (const key of ['model', 'clipModel', 'hubCacheDirectory'] as const) {
     if (params[key] !== undefined && typeof params[key] !== 'string') fail(`${key} must be a string`);
   }
-  const width = params.workingWidth;
-  if (width !== undefined && (!Number.isInteger(width) || width < 8 || width % 8 !== 0)) fail(`workingWidth must be a positive multiple of 8 (got ${JSON.stringify(width)})`);
   const parameters = params.dragBenchParameters;
   if (parameters !== undefined && (typeof parameters !== 'object' || parameters === null || Array.isArray(parameters))) fail('dragBenchParameters must be an object of edit parameters');
+  const modes = params.modes;
+  if (modes !== undefined && (!Array.isArray(modes) || modes.length === 0 || modes.some((m) => !(EDIT_MODES as readonly unknown[]).includes(m)))) {
+    fail(`modes must be a non-empty list of ${EDIT_MODES.join(', ')}`);
+  }
   const { progressToken: _token, ...options } = params;
   void _token;
   return options;
 }
 
 export function registerBatchHandlers(connection: MessageConnection, context: BatchHandlerContext): void {
-  const { log } = context;
-  let queue: Promise<unknown> = Promise.resolve();
-  const oneAtATime = <T>(task: () => Promise<T>): Promise<T> => {
-    const result = queue.then(task, task);
-    queue = result.catch(() => undefined);
-    return result;
-  };
+  const { log, queue } = context;
   const withDevice = (options: BatchOptions): BatchOptions => ({ ...options, device: options.device ?? context.devicePreference() });
 
   connection.onRequest(BatchPlanRequestType, async (params): Promise<BatchPlan> => {
@@ -58,7 +56,7 @@ export function registerBatchHandlers(connection: MessageConnection, context: Ba
   connection.onRequest(BatchRunRequestType, async (params, token): Promise<BatchReport> => {
     const options = withDevice(checkBatchParams(params, 'batch/run'));
     const progressToken = params.progressToken;
-    return oneAtATime(async () => {
+    return queue.run(async () => {
       const controller = abortOn(token);
       try {
         const planning = await planBatch(options);
@@ -85,11 +83,4 @@ function batchError(error: unknown, log: Logger): ResponseError<unknown> {
   const response = toResponseError(error, 'The batch');
   log.warn(`batch: ${response.message}`);
   return response;
-}
-
-function abortOn(token: CancellationToken): AbortController {
-  const controller = new AbortController();
-  if (token.isCancellationRequested) controller.abort();
-  token.onCancellationRequested(() => controller.abort());
-  return controller;
 }

@@ -1,14 +1,13 @@
 // The pipeline's requests on the RPC connection: `edit/run` (one edit; progress as `$/progress` with the
 // request's token; `$/cancelRequest` cancels) and `models/ensure` (download or find the models, optionally
-// verify them). Edits run one at a time; a failed or cancelled request leaves the server ready for the next.
-import { ErrorCodes, ResponseError, type CancellationToken, type MessageConnection } from 'vscode-jsonrpc/node';
+// verify them). Both run on the device queue shared with batch runs, one task at a time (docs/protocol.md); a failed
+// or cancelled request leaves the server ready for the next.
+import type { MessageConnection } from 'vscode-jsonrpc/node';
 import {
   EditProgressType,
   EditRunRequestType,
   ModelsEnsureRequestType,
   ModelsProgressType,
-  isDevicePreference,
-  isPrecisionPreference,
   type DevicePreference,
   type EditRunParams,
   type EditRunResult,
@@ -22,53 +21,31 @@ import type { Logger } from '../log';
 import { edit, type EditRequest } from '../pipeline/edit/edit';
 import { resolvePrecision } from '../pipeline/runtime/precision';
 import { toResponseError } from './errors';
+import { abortOn, checkRunChoices, invalidParams, type DeviceQueue } from './front-door';
 
 export interface PipelineHandlerContext {
   readonly log: Logger;
   /** The device preference given at `initialize` (an edit's settings may override it). */
   devicePreference(): DevicePreference;
+  /** The server's one queue of work on the device. */
+  readonly queue: DeviceQueue;
   /** Pipeline cache folder (LoRAs, session folders); default the pipeline's own default. */
   readonly cacheDir?: string;
 }
 
-/** Runs tasks one after another. */
-class SerialQueue {
-  private tail: Promise<unknown> = Promise.resolve();
-
-  run<T>(task: () => Promise<T>): Promise<T> {
-    const result = this.tail.then(task, task);
-    this.tail = result.catch(() => undefined);
-    return result;
-  }
-}
-
-function abortOn(token: CancellationToken): AbortController {
-  const controller = new AbortController();
-  if (token.isCancellationRequested) controller.abort();
-  token.onCancellationRequested(() => controller.abort());
-  return controller;
-}
-
 function checkEditParams(params: EditRunParams | undefined): asserts params is EditRunParams {
   if (!params || typeof params.imagePath !== 'string' || params.imagePath.length === 0) {
-    throw new ResponseError(ErrorCodes.InvalidParams, 'edit/run: imagePath must be the path of the image to edit');
+    invalidParams('edit/run', 'imagePath must be the path of the image to edit');
   }
-  const device = params.settings?.device;
-  if (device !== undefined && !isDevicePreference(device)) {
-    throw new ResponseError(ErrorCodes.InvalidParams, `edit/run: settings.device must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(device)})`);
-  }
-  const precision = params.settings?.precision;
-  if (precision !== undefined && !isPrecisionPreference(precision)) {
-    throw new ResponseError(ErrorCodes.InvalidParams, `edit/run: settings.precision must be one of auto, fp32, fp16 (got ${JSON.stringify(precision)})`);
-  }
-  if (params.workingWidth !== undefined && (!Number.isInteger(params.workingWidth) || params.workingWidth < 8 || params.workingWidth % 8 !== 0)) {
-    throw new ResponseError(ErrorCodes.InvalidParams, `edit/run: workingWidth must be a positive multiple of 8 (got ${JSON.stringify(params.workingWidth)})`);
-  }
+  checkRunChoices('edit/run', {
+    device: { name: 'settings.device', value: params.settings?.device },
+    precision: { name: 'settings.precision', value: params.settings?.precision },
+    workingWidth: params.workingWidth,
+  });
 }
 
 export function registerPipelineHandlers(connection: MessageConnection, context: PipelineHandlerContext): void {
-  const queue = new SerialQueue();
-  const { log } = context;
+  const { log, queue } = context;
 
   connection.onRequest(EditRunRequestType, async (params, token): Promise<EditRunResult> => {
     checkEditParams(params);
@@ -109,9 +86,7 @@ export function registerPipelineHandlers(connection: MessageConnection, context:
 
   connection.onRequest(ModelsEnsureRequestType, async (params, token): Promise<ModelsEnsureResult> => {
     const request = params ?? {};
-    if (request.precision !== undefined && !isPrecisionPreference(request.precision)) {
-      throw new ResponseError(ErrorCodes.InvalidParams, `models/ensure: precision must be one of auto, fp32, fp16 (got ${JSON.stringify(request.precision)})`);
-    }
+    checkRunChoices('models/ensure', { precision: { name: 'precision', value: request.precision } });
     return queue.run(async () => {
       const controller = abortOn(token);
       try {

@@ -12,8 +12,10 @@ import {
 } from '../../shared/protocol';
 import { ExecutionProviderUnavailableError, onnxruntimeVersion, probeExecutionProviders, selectExecutionProvider } from '../engine/runtime/providers';
 import type { Logger } from '../log';
+import { defaultPipelineCacheDir } from '../pipeline/runtime/cache-dir';
 import { SIDECAR_VERSION } from '../version';
 import { registerBatchHandlers } from './batch-handlers';
+import { DeviceQueue } from './front-door';
 import { registerPipelineHandlers } from './pipeline-handlers';
 
 export interface RpcServerOptions {
@@ -43,7 +45,7 @@ export function startRpcServer({ input, output, log, onExit }: RpcServerOptions)
     if (!params || !isDevicePreference(params.devicePreference)) {
       throw new ResponseError(ErrorCodes.InvalidParams, `initialize: devicePreference must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(params?.devicePreference)})`);
     }
-    log.info(`initialize from ${params.client}; device preference: ${params.devicePreference}`);
+    log.info(`initialize from ${params.client}; device preference: ${params.devicePreference}; cache folder: ${defaultPipelineCacheDir()}`);
     devicePreference = params.devicePreference;
     return initialize(params, log);
   });
@@ -54,8 +56,10 @@ export function startRpcServer({ input, output, log, onExit }: RpcServerOptions)
     setTimeout(() => exit(0, 'shutdown'), SHUTDOWN_GRACE_MS).unref();
   });
 
-  registerPipelineHandlers(connection, { log, devicePreference: () => devicePreference });
-  registerBatchHandlers(connection, { log, devicePreference: () => devicePreference });
+  // One queue for everything that runs on the device: an edit asked for during a batch waits for it (and v.v.).
+  const queue = new DeviceQueue();
+  registerPipelineHandlers(connection, { log, queue, devicePreference: () => devicePreference });
+  registerBatchHandlers(connection, { log, queue, devicePreference: () => devicePreference });
 
   connection.onClose(() => exit(0, 'input closed'));
   connection.onError(([error]) => log.error(`protocol error: ${error.message}`));

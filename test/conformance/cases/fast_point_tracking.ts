@@ -1,4 +1,9 @@
-/** CLIPDrag fast point tracking on every sub-case. */
+/**
+ * CLIPDrag fast point tracking on every sub-case. The golden sub-cases never have a cell exactly as far from
+ * the target as the handle win the argmin, so the rule's strictness (`>=` in `fastTrackingOverride`) is guarded
+ * by test/unit/pipeline/drag/tracking.test.ts and, against the reference, by `clipdrag_step` and `e2e_clipdrag`
+ * (both fail when it becomes `>`).
+ */
 import { fastPointTracking } from '../../../src/sidecar/pipeline/drag/tracking';
 import { numberSetting, pointsFrom, pointsTensor, subcases, type CaseRun } from '../case';
 import { readFeatureMaps } from '../feature-maps';

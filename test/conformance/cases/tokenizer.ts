@@ -1,8 +1,8 @@
 /**
  * CLIP BPE tokenizer: raw BPE ids of every prompt in the details file, SD
  * text-encoder ids (end-token padding) and clip.tokenize ids (zero padding).
- * Needs the real CLIP vocabulary, which the fixture set does not carry:
- * --bpe DIR, else DIR/clip-bpe, else ../shared/fixtures/clip-bpe next to the repository.
+ * Needs the real CLIP vocabulary: --bpe DIR, else the fixture set's own
+ * clip-bpe/ folder (wherever the fixture set is).
  */
 import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
@@ -12,13 +12,12 @@ import { int64Tensor, numberSetting, SkipCase, type CaseRun } from '../case';
 
 export const cases = ['tokenizer'] as const;
 
-const REPO_ROOT = path.resolve(__dirname, '../../..');
-
 function findVocabulary(fixtureDir: string, bpeDir: string | undefined): string {
-  const candidates = bpeDir ? [bpeDir] : [path.join(fixtureDir, 'clip-bpe'), path.resolve(REPO_ROOT, '../shared/fixtures/clip-bpe')];
-  const found = candidates.find((dir) => existsSync(path.join(dir, 'vocab.json')) && existsSync(path.join(dir, 'merges.txt')));
-  if (!found) throw new SkipCase(`real CLIP BPE vocabulary (vocab.json + merges.txt) not found in ${candidates.join(' or ')}; pass --bpe DIR`);
-  return found;
+  const dir = bpeDir ?? path.join(fixtureDir, 'clip-bpe');
+  if (!existsSync(path.join(dir, 'vocab.json')) || !existsSync(path.join(dir, 'merges.txt'))) {
+    throw new SkipCase(`the CLIP BPE vocabulary (vocab.json + merges.txt) is not in ${dir}; put it there or pass --bpe DIR`);
+  }
+  return dir;
 }
 
 export const run: CaseRun = async (entry, _golden, fixtureDir, options) => {

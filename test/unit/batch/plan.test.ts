@@ -9,6 +9,7 @@ import type { BatchOptions, BatchPlanItem } from '../../../src/shared/batch';
 import { serializeEditSpec, type EditSpec } from '../../../src/shared/edit-spec';
 import { runPlannedBatch } from '../../../src/sidecar/batch/batch-service';
 import { BatchFolderError, planBatch } from '../../../src/sidecar/batch/plan';
+import { describePlan } from '../../../src/sidecar/cli/batch-command';
 import { Engine } from '../../../src/sidecar/engine/runtime';
 import { encodePng } from '../../../src/sidecar/io/image';
 import { BATCH_TEST_PARAMETERS, DRAGBENCH_SAMPLE_PICKLE, batchSpec } from '../../support/batch-folder';
@@ -107,6 +108,24 @@ describe('planBatch: path safety', () => {
   });
 });
 
+describe('planBatch: DragBench meta data', () => {
+  it('plans a sample with a 1 MiB prompt and a 512 × 512 mask, and names the file and the reason for a damaged one', async () => {
+    const root = path.join(dir, 'dragbench-large');
+    const large = await fs.readFile(path.resolve(__dirname, '..', '..', 'fixtures', 'batch', 'pickles', 'large-dragbench-python2.pkl'));
+    const png512 = await encodePng(blobImage(512, 512, 100, 200, 20));
+    await write(path.join(root, 'large', 'original_image.png'), png512);
+    await write(path.join(root, 'large', 'meta_data.pkl'), large);
+    await write(path.join(root, 'cut', 'original_image.png'), png512);
+    await write(path.join(root, 'cut', 'meta_data.pkl'), large.subarray(0, 600_000));
+    const { plan } = await planBatch({ folder: root, dragBenchParameters: BATCH_TEST_PARAMETERS });
+    const planned = itemOf(plan.items, 'large/original_image.png');
+    assert.equal(planned.state, 'pending', planned.problem);
+    const cut = itemOf(plan.items, 'cut/original_image.png');
+    assert.equal(cut.state, 'invalid');
+    assert.match(cut.problem!, /^Cannot read cut\/meta_data\.pkl: it is cut off: an item needs \d+ bytes, but only \d+ remain \(at byte \d+\)\.$/);
+  });
+});
+
 describe('planBatch: resume and estimates (tiny models, CPU)', () => {
   let root: string;
   let engine: Engine;
@@ -155,6 +174,10 @@ describe('planBatch: resume and estimates (tiny models, CPU)', () => {
     assert.equal(itemOf(now.plan.items, SAMPLE_IMAGE).result, 'bench/animals/s1/original_image.clipdrag.png');
     assert.equal(now.plan.counts.done, 2);
     assert.equal(now.plan.estimate.seconds, 0);
+    // A rerun with every result there still knows its earlier results, and says there is nothing to run.
+    assert.equal(now.plan.estimate.basis, 'previous-results');
+    assert.equal(now.plan.estimate.recipes, 2);
+    assert.deepEqual(describePlan(now.plan).slice(1), ['nothing to run (use --force to run done items again)']);
 
     // Previews do not change the result.
     await writeSpec({ previewInterval: 5 });

@@ -1,5 +1,6 @@
 // The extension's sidecar client against a real sidecar process (the TypeScript source through tsx).
 import * as assert from 'node:assert/strict';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { SidecarClient, SidecarExitedError, SidecarStartError, type SidecarExitEvent, type SidecarLog } from '../../../src/extension/sidecar/sidecar-client';
@@ -24,12 +25,13 @@ function isAlive(pid: number): boolean {
 }
 
 const clients: SidecarClient[] = [];
-function client(options: { script?: string; device?: () => DevicePreference; log?: SidecarLog } = {}): SidecarClient {
+function client(options: { script?: string; device?: () => DevicePreference; log?: SidecarLog; env?: Record<string, string> } = {}): SidecarClient {
   const created = new SidecarClient({
     script: options.script ?? SIDECAR,
     execArgv: ['--import', 'tsx'],
     initializeParams: () => ({ client: 'sidecar-client unit test', devicePreference: options.device?.() ?? 'auto' }),
     log: options.log ?? recordingLog(),
+    ...(options.env ? { env: options.env } : {}),
   });
   clients.push(created);
   return created;
@@ -49,7 +51,14 @@ describe('SidecarClient', () => {
     assert.equal(sidecar.pid, a.pid);
     assert.ok(isAlive(a.pid));
     assert.equal(sidecar.initializeResult, a);
-    assert.ok(log.lines.some((l) => /^info: \[sidecar\] initialize from sidecar-client unit test; device preference: auto$/.test(l)), log.lines.join('\n'));
+    assert.ok(log.lines.some((l) => /^info: \[sidecar\] initialize from sidecar-client unit test; device preference: auto; cache folder: /.test(l)), log.lines.join('\n'));
+  });
+
+  it('gives the process the environment it is configured with (the extension\'s cache folder)', async () => {
+    const log = recordingLog();
+    const folder = path.join(os.tmpdir(), 'clipdrag-storage-test', 'cache');
+    await client({ log, env: { CLIPDRAG_CACHE_DIR: folder } }).start();
+    assert.ok(log.lines.some((l) => l.endsWith(`; cache folder: ${folder}`)), log.lines.join('\n'));
   });
 
   it('fails a pending request with a clear error when the process dies, then restarts on the next request', async () => {

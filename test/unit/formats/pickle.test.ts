@@ -116,6 +116,30 @@ describe('readPickle on files written by Python', () => {
     assert.deepEqual([...fortran.toNumbers()], [-2, -1, 0, 1, 2, 3]);
   });
 
+  for (const name of ['large-dragbench-p0', 'large-dragbench-p1', 'large-dragbench-p2', 'large-dragbench-python2']) {
+    it(`reads a 1 MiB prompt and a 512 × 512 mask from ${name}.pkl (text lines and latin-1 strings of megabytes)`, () => {
+      const sample = readPickle(fixture(name)) as Map<string, PickleValue>;
+      // large_dragbench_sample() in make-pickles.py
+      assert.equal(sample.get('prompt'), 'a photo of a cat '.repeat(61681).slice(0, 1 << 20));
+      const mask = sample.get('mask');
+      assert.ok(mask instanceof NumpyArray);
+      assert.deepEqual(mask.shape, [512, 512]);
+      const numbers = mask.toNumbers();
+      assert.equal(numbers.reduce((a, b) => a + b, 0), 256 * 384);
+      assert.equal(numbers[128 * 512 + 64], 1);
+      assert.equal(numbers[128 * 512 + 63], 0);
+      assert.equal(numbers[383 * 512 + 447], 1);
+      assert.equal(numbers[384 * 512 + 447], 0);
+    });
+  }
+
+  it('appends a list of 500 000 items at once (APPENDS)', () => {
+    const count = 500_000;
+    const bytes = bytesOf(0x80, 2, ']', '(', 'N'.repeat(count), 'e', '.');
+    const list = readPickle(bytes) as PickleValue[];
+    assert.equal(list.length, count);
+  });
+
   it('keeps shared references shared (memo)', () => {
     const values = readPickle(fixture('values-p2')) as Map<string, PickleValue>;
     const twice = values.get('same twice') as PickleValue[];

@@ -17,6 +17,7 @@ import {
   unitChwToRgb,
   type RgbImage,
 } from '../../../src/sidecar/io/image';
+import { crc32, tableCrc32 } from '../../../src/sidecar/io/png-chunks';
 
 let dir: string;
 
@@ -168,6 +169,62 @@ describe('decoding images', () => {
       const folder = path.join(dir, 'folder.png');
       await mkdir(folder);
       await expectImageError(readImageFile(folder), 'unreadable', /is a folder, not a file/);
+    });
+
+    /** The byte offset of a chunk's length field; the chunk's type follows it, then data and CRC. */
+    function chunkOffset(png: Buffer, type: string): number {
+      const at = png.indexOf(type, 8, 'latin1') - 4;
+      assert.ok(at >= 8, `no ${type} chunk`);
+      return at;
+    }
+
+    /** Rewrites a chunk's stored CRC to match its (changed) content, as a careful forger would. */
+    function fixCrc(png: Buffer, type: string): void {
+      const at = chunkOffset(png, type);
+      const length = png.readUInt32BE(at);
+      png.writeUInt32BE(crc32(png.subarray(at + 4, at + 8 + length)), at + 8 + length);
+    }
+
+    it('computes CRC-32 as PNG defines it, natively and with the table where zlib lacks it', () => {
+      const check = new TextEncoder().encode('123456789');
+      assert.equal(crc32(check), 0xcbf43926);
+      assert.equal(tableCrc32(check), 0xcbf43926);
+      const bytes = testCard(97, 31);
+      assert.equal(tableCrc32(bytes), crc32(bytes));
+    });
+
+    it('a PNG whose IDAT or IHDR checksum does not match is refused like other damaged files', async () => {
+      const png = await rawRgb(32, 32, testCard(32, 32)).png({ compressionLevel: 0 }).toBuffer();
+      await decodeImage(png, 'intact.png'); // the unchanged file decodes
+      // A flipped byte inside stored (uncompressed) pixel data: the decoder would accept it and show other pixels.
+      const idat = Buffer.from(png);
+      idat[chunkOffset(idat, 'IDAT') + 8 + 200]! ^= 0x40;
+      await expectImageError(decodeImage(idat, 'bad-idat.png'), 'corrupt', /^The image "bad-idat\.png" is damaged or incomplete and cannot be decoded \(the IDAT chunk's checksum does not match its content\)\. Re-export it/);
+      const file = path.join(dir, 'bad-idat.png');
+      await writeFile(file, idat);
+      await expectImageError(readImageFile(file), 'corrupt', /IDAT chunk's checksum/);
+      await expectImageError(readImageInfo(file), 'corrupt', /IDAT chunk's checksum/);
+      await expectImageError(readMaskPng(file), 'corrupt', /^The mask "[^"]*bad-idat\.png" is damaged or incomplete .*IDAT chunk's checksum/);
+      // The image's width changed in the header, checksum left as it was.
+      const ihdr = Buffer.from(png);
+      ihdr.writeUInt32BE(31, 16);
+      await expectImageError(decodeImage(ihdr, 'bad-ihdr.png'), 'corrupt', /bad-ihdr\.png" is damaged or incomplete and cannot be decoded \(the IHDR chunk's checksum does not match its content\)/);
+    });
+
+    it('an image over the pixel limit says so and names the limit, without decoding it', async () => {
+      const png = Buffer.from(await rawRgb(4, 4, testCard(4, 4)).png().toBuffer());
+      png.writeUInt32BE(20_000, 16);
+      png.writeUInt32BE(20_000, 20);
+      fixCrc(png, 'IHDR');
+      await expectImageError(
+        decodeImage(png, 'bomb.png'),
+        'too-large',
+        /^The image "bomb\.png" is 20000 × 20000 pixels, over CLIPDrag's limit of 268,402,689 pixels \(16383 × 16383\)\. Downscale it/,
+      );
+      const file = path.join(dir, 'bomb.png');
+      await writeFile(file, png);
+      await expectImageError(readImageInfo(file), 'too-large', /20000 × 20000 pixels, over CLIPDrag's limit/);
+      await expectImageError(readMaskPng(file), 'too-large', /^The mask "[^"]*bomb\.png" is 20000 × 20000 pixels/);
     });
 
     it('a truncated JPEG and WebP from bytes', async () => {

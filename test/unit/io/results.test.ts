@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, readdir, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chown, mkdir, mkdtemp, readFile, readdir, rm, stat, statfs, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -244,6 +244,46 @@ describe('writeEditResult', () => {
     }
     assert.equal(await readFile(path.join(dir, 'cat.clipdrag.png'), 'utf8'), 'existing');
     assert.equal((await listing(dir)).filter((name) => name.startsWith('.')).length, 0);
+  });
+
+  it('removes temporary files that killed writes left in the folder, when old and ours', async () => {
+    const { dir, source } = await folderWithSource();
+    // A writer killed between writing its temporary file and publishing it.
+    const killed = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '-e', `import('./src/sidecar/io/atomic-write.ts').then(async (m) => { await (m.writeTempFile ?? m.default.writeTempFile)(${JSON.stringify(dir)}, 'cat.clipdrag.png', new Uint8Array(1000)); process.kill(process.pid, 'SIGKILL'); })`],
+      { cwd: path.resolve(__dirname, '..', '..', '..') },
+    );
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr.toString());
+    const [left] = (await readdir(dir)).filter((n) => n.endsWith('.tmp'));
+    assert.match(left!, /^\.cat\.clipdrag\.png\.[0-9a-f]{12}\.tmp$/);
+    const hoursAgo = (h: number) => new Date(Date.now() - h * 3600_000);
+    await utimes(path.join(dir, left!), hoursAgo(2), hoursAgo(2));
+    // Kept: a write in progress (recent), names not of our pattern, and (when we can give it away) another user's file.
+    await writeFile(path.join(dir, '.cat.clipdrag.json.0123456789ab.tmp'), '{');
+    for (const name of ['.notes.tmp', 'cat.clipdrag.png.0123456789ab.tmp', '.cat.png.0123456789ab.tmp.bak']) {
+      await writeFile(path.join(dir, name), 'x');
+      await utimes(path.join(dir, name), hoursAgo(2), hoursAgo(2));
+    }
+    const canChown = process.getuid?.() === 0;
+    if (canChown) {
+      const foreign = path.join(dir, '.dog.clipdrag.png.fedcba987654.tmp');
+      await writeFile(foreign, 'x');
+      await chown(foreign, 4321, 4321);
+      await utimes(foreign, hoursAgo(2), hoursAgo(2));
+    }
+
+    await writeEditResult({ sourcePath: source, image: noiseImage(8, 8), recipe: recipeDraft() });
+    assert.deepEqual(await listing(dir), [
+      '.cat.clipdrag.json.0123456789ab.tmp',
+      '.cat.png.0123456789ab.tmp.bak',
+      ...(canChown ? ['.dog.clipdrag.png.fedcba987654.tmp'] : []),
+      '.notes.tmp',
+      'cat.clipdrag.json',
+      'cat.clipdrag.png',
+      'cat.clipdrag.png.0123456789ab.tmp',
+      'cat.png',
+    ]);
   });
 
   it('reports when every numbered name is taken', async () => {

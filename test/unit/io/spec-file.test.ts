@@ -78,7 +78,7 @@ describe('spec files', () => {
       return true;
     });
     const wrong = await caseFolder({ ...spec(), mode: 'paint' });
-    await assert.rejects(readEditSpecFile(wrong.specPath), /\$\.mode: expected "clipdrag" or "drag", got "paint"/);
+    await assert.rejects(readEditSpecFile(wrong.specPath), /\$\.mode: expected one of "clipdrag", "drag", "freedrag", "text", got "paint"/);
   });
 });
 

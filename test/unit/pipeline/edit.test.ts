@@ -112,6 +112,13 @@ describe('edit pipeline (tiny models, CPU)', () => {
     assert.equal(again.loraFromCache, true, 'a second edit of the same image reuses the LoRA');
     assert.equal(again.imagePath, path.join(path.dirname(imagePath), 'blob.clipdrag-2.png'));
     assert.deepEqual(await fs.readFile(again.imagePath), await fs.readFile(outcome.imagePath));
+
+    // Guards the drag gradient. Fast tracking only accepts cells closer to the target, so it walks the handle
+    // there whatever the latent does: everything above passes with the drag gradient zeroed. Plain tracking
+    // follows the best feature match and stays on the blob where it is unless the content moved, so reaching the
+    // target with it shows that the motion supervision moved the blob.
+    const plain = await edit(request(imagePath, { tracking: 'plain', outPath: path.join(dir, 'drag-plain.png') }));
+    assert.equal(plain.reachedTargets, true, `with plain tracking the handle stopped at ${plain.finalHandles[0]} after ${plain.iterations} iterations`);
   });
 
   it('fast point tracking needs no more iterations than plain tracking on the same task', async () => {

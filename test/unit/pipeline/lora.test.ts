@@ -7,7 +7,7 @@ import { EditCancelledError } from '../../../src/sidecar/pipeline/edit/cancellat
 import { createDdimSchedule } from '../../../src/sidecar/pipeline/diffusion/ddim';
 import { GraphSession } from '../../../src/sidecar/pipeline/runtime/graph-session';
 import { resizeShorterSide, trainLora, type LoraTrainingSettings } from '../../../src/sidecar/pipeline/lora/lora';
-import { cachedLora, loraCacheKey } from '../../../src/sidecar/pipeline/lora/lora-cache';
+import { cachedLora, loraCacheFile, loraCacheKey } from '../../../src/sidecar/pipeline/lora/lora-cache';
 import type { LoraWeights } from '../../../src/sidecar/pipeline/lora/lora-weights';
 import { openPipelineModels, type PipelineModels } from '../../../src/sidecar/pipeline/models/models';
 import { encodePrompt } from '../../../src/sidecar/pipeline/models/text-conditioning';
@@ -132,10 +132,17 @@ describe('LoRA fine-tuning', () => {
     const key = loraCacheKey({ imageSha256: 'abc', prompt: 'p', model: { id: 'tiny' }, settings: SETTINGS });
     assert.notEqual(key, loraCacheKey({ imageSha256: 'abc', prompt: 'p2', model: { id: 'tiny' }, settings: SETTINGS }));
     let trainings = 0;
-    const first = await cachedLora(dir, key, async () => {
-      trainings++;
-      return train(SETTINGS);
-    });
+    const notes: string[] = [];
+    const first = await cachedLora(
+      dir,
+      key,
+      async () => {
+        trainings++;
+        return train(SETTINGS);
+      },
+      (note) => notes.push(note),
+    );
+    assert.deepEqual(notes, [], 'a LoRA not cached yet is the normal first run: nothing to note');
     const second = await cachedLora(dir, key, async () => {
       trainings++;
       return train(SETTINGS);
@@ -147,6 +154,18 @@ describe('LoRA fine-tuning', () => {
     assert.deepEqual(Object.fromEntries(second.lora.shapes), Object.fromEntries(first.lora.shapes));
     const leftovers = (await fs.readdir(`${dir}/lora`)).filter((f) => !f.endsWith('.safetensors'));
     assert.deepEqual(leftovers, [], 'no temporary files remain');
+  });
+
+  it('trains again, with a note, when the cached file is damaged', async () => {
+    const key = loraCacheKey({ imageSha256: 'damaged', prompt: 'p', model: { id: 'tiny' }, settings: SETTINGS });
+    await fs.mkdir(`${dir}/lora`, { recursive: true });
+    await fs.writeFile(loraCacheFile(dir, key), 'not a safetensors file');
+    const notes: string[] = [];
+    const again = await cachedLora(dir, key, async () => train(SETTINGS), (note) => notes.push(note));
+    assert.equal(again.fromCache, false);
+    assert.equal(notes.length, 1);
+    assert.match(notes[0]!, /^the cached LoRA .*\.safetensors cannot be read \(.+\); training it again$/);
+    assert.equal((await cachedLora(dir, key, async () => assert.fail('trained twice'))).fromCache, true, 'the damaged file was replaced');
   });
 
   it('resizes the shorter side to the crop size as torchvision Resize does', () => {

@@ -98,7 +98,7 @@ describe('edit spec validation', () => {
       ['$.version', '$.mode', '$.prompt', '$.points'],
     );
     assert.match(issues[0]!.message, /missing; expected 1/);
-    assert.match(issues[1]!.message, /missing; expected "clipdrag" or "drag"/);
+    assert.match(issues[1]!.message, /missing; expected one of "clipdrag", "drag", "freedrag", "text"/);
     assert.match(issues[2]!.message, /missing; expected a string describing the image/);
     assert.match(issues[3]!.message, /missing; expected an array of \{ "handle": \[x, y\], "target": \[x, y\] \}/);
   });
@@ -131,7 +131,7 @@ describe('edit spec validation', () => {
   });
 
   it('checks the types of mode, prompts and model ids', () => {
-    assertSingleIssue(withChange((s) => (s.mode = 'text')), '$.mode', /expected "clipdrag" or "drag", got "text"/);
+    assertSingleIssue(withChange((s) => (s.mode = 'sketch')), '$.mode', /expected one of "clipdrag", "drag", "freedrag", "text", got "sketch"/);
     assertSingleIssue(withChange((s) => (s.prompt = 42)), '$.prompt', /expected a string describing the image .*, got 42/);
     assertSingleIssue(withChange((s) => (s.editPrompt = null)), '$.editPrompt', /expected a string saying what the image should become, got null/);
     assertSingleIssue(withChange((s) => (s.model = '  ')), '$.model', /is not a model id; expected a Stable Diffusion 1.5 model/);
@@ -193,7 +193,31 @@ describe('edit spec validation', () => {
     it('requires at least one pair for a run', () => {
       const draft = withChange((s) => (s.points = []));
       assert.ok(validateEditSpec(draft, { imageSize: IMAGE }).ok);
-      assertSingleIssue(draft, '$.points', /no handle → target pairs; place at least one/, { imageSize: IMAGE, forRun: true });
+      assertSingleIssue(draft, '$.points', /no handle → target pairs; clipdrag mode drags points: place at least one/, { imageSize: IMAGE, forRun: true });
+    });
+
+    it('text mode runs with no points and both prompts; whitespace counts as empty', () => {
+      const text = (change: (s: Record<string, unknown>) => void) =>
+        withChange((s) => {
+          s.mode = 'text';
+          s.points = [];
+          s.editPrompt = 'a cat with its head raised';
+          change(s);
+        });
+      assert.ok(validateEditSpec(text(() => undefined), { imageSize: IMAGE, forRun: true }).ok);
+      assertSingleIssue(text((s) => (s.points = [{ handle: [1, 2], target: [3, 4] }])), '$.points', /text mode edits by the prompts alone and takes no points, got 1 pair/, { imageSize: IMAGE, forRun: true });
+      assertSingleIssue(text((s) => (s.editPrompt = ' \t')), '$.editPrompt', /is empty; text mode needs an edit prompt/, { imageSize: IMAGE, forRun: true });
+      assertSingleIssue(text((s) => delete s.editPrompt), '$.editPrompt', /missing; text mode needs an edit prompt/, { imageSize: IMAGE, forRun: true });
+      assertSingleIssue(text((s) => (s.prompt = '')), '$.prompt', /is empty; text mode needs a prompt describing the image/, { imageSize: IMAGE, forRun: true });
+      // A draft may still lack them.
+      assert.ok(validateEditSpec(text((s) => (s.prompt = '')), { imageSize: IMAGE }).ok);
+    });
+
+    it('the drag modes run with empty prompts but need points', () => {
+      for (const mode of ['clipdrag', 'drag', 'freedrag']) {
+        assert.ok(validateEditSpec(withChange((s) => ((s.mode = mode), (s.prompt = ' '), delete s.editPrompt)), { imageSize: IMAGE, forRun: true }).ok, mode);
+        assertSingleIssue(withChange((s) => ((s.mode = mode), (s.points = []))), '$.points', new RegExp(`${mode} mode drags points`), { imageSize: IMAGE, forRun: true });
+      }
     });
   });
 
@@ -356,9 +380,23 @@ describe('defaults', () => {
       loraBatchSize: 4,
       masaStartStep: 0,
       masaStartLayer: 10,
+      freedragExpectedLoss: 1,
+      freedragMaxDistance: 5,
       seed: 42,
       previewInterval: 10,
     });
+  });
+
+  it('per mode: DragDiffusion\'s 80 iterations, FreeDrag\'s UI defaults, text mode\'s 100; given values still win', () => {
+    const bare = (mode: 'clipdrag' | 'drag' | 'freedrag' | 'text') => withDefaults({ version: 1, mode, prompt: '', points: [] }).parameters;
+    assert.equal(bare('clipdrag').dragSteps, 800);
+    assert.equal(bare('drag').dragSteps, 80);
+    assert.equal(bare('text').dragSteps, 100);
+    assert.deepEqual(
+      { ...bare('freedrag') },
+      { ...DEFAULT_EDIT_PARAMETERS, dragSteps: 300, motionRadius: 4, maskWeight: 10, loraSteps: 200, loraLearningRate: 2e-4 },
+    );
+    assert.equal(withDefaults({ version: 1, mode: 'drag', prompt: '', points: [], parameters: { dragSteps: 40 } }).parameters.dragSteps, 40);
   });
 
   it('every default lies in its own range', () => {
@@ -377,7 +415,7 @@ describe('defaults', () => {
     assert.equal(resolved.parameters.seed, 42);
     assert.equal(Object.keys(resolved.parameters).length, Object.keys(DEFAULT_EDIT_PARAMETERS).length);
     assert.equal(resolved.prompt, spec.prompt);
-    const bare = withDefaults({ version: 1, mode: 'drag', prompt: '', points: [] });
+    const bare = withDefaults({ version: 1, mode: 'clipdrag', prompt: '', points: [] });
     assert.deepEqual(bare.parameters, DEFAULT_EDIT_PARAMETERS);
     assert.notEqual(bare.parameters, DEFAULT_EDIT_PARAMETERS);
   });

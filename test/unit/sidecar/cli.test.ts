@@ -27,6 +27,15 @@ describe('clipdrag CLI', () => {
     assert.match(stdout, /^Device "auto" would use: \S+ \(auto: /m);
   });
 
+  it('doctor reports an unusable WebGPU in its table, never as raw driver output on stderr', () => {
+    const { code, stdout, stderr } = clipdrag('doctor');
+    assert.equal(code, 0, stdout);
+    // Dawn writes adapter diagnostics ("Couldn't load Vulkan", "Warning: Vulkan ...") to the process's stderr.
+    assert.equal(stderr, '', 'nothing but the report');
+    const webgpu = /^ {2}webgpu +\S+ +(.*)$/m.exec(stdout);
+    if (webgpu && webgpu[1] !== 'usable') assert.match(webgpu[1]!, /^not usable: no usable WebGPU adapter \(.+\)\. WebGPU needs a GPU with Vulkan/);
+  });
+
   it('doctor --json gives the same facts in machine-readable form', () => {
     const { code, stdout } = clipdrag('doctor', '--json', '--device', 'cpu');
     assert.equal(code, 0);

@@ -1,6 +1,7 @@
 // Which onnxruntime execution providers (EPs) exist on this machine, which of them can really run,
 // and which one a device preference resolves to. A provider that was asked for explicitly and cannot
 // run is an error that says what is missing: the engine never falls back to the CPU silently.
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -98,18 +99,64 @@ function encodeProbeModel(): Uint8Array {
   return Uint8Array.from([...int(1, 8), ...message(8, [...text(1, ''), ...int(2, 13)]), ...message(7, graph)]);
 }
 
+/** CoreML's ML Program model format (COREML_FLAG_CREATE_MLPROGRAM): more operators and float16, unlike the older NeuralNetwork format. */
+const COREML_CREATE_MLPROGRAM = 0x010;
+
+/** How sessions name a provider: CoreML compiles to an ML Program; every other provider with its defaults. */
+export function executionProviderOption(name: string): ort.InferenceSession.ExecutionProviderConfig {
+  if (name === 'coreml') return { name: 'coreml', coreMlFlags: COREML_CREATE_MLPROGRAM };
+  return name;
+}
+
 let probeModel: Uint8Array | undefined;
 
 /** Creates (and releases) a session on exactly this provider; resolves to the error message if that fails. */
 async function probe(name: string): Promise<string | undefined> {
   probeModel ??= encodeProbeModel();
+  if (PROBED_OUT_OF_PROCESS.has(name)) return probeInChildProcess(name, probeModel);
   try {
-    const session = await ort.InferenceSession.create(probeModel, { executionProviders: [name], logSeverityLevel: 3 });
+    const session = await ort.InferenceSession.create(probeModel, { executionProviders: [executionProviderOption(name)], logSeverityLevel: 3 });
     await session.release();
     return undefined;
   } catch (error) {
     return error instanceof Error ? error.message : String(error);
   }
+}
+
+/**
+ * Providers probed in a child process: Dawn (WebGPU) writes its adapter diagnostics ("Couldn't load Vulkan", ...)
+ * straight to the process's stderr, where they would land in every command's output. In a child they are captured
+ * and become part of the reason the provider is not usable; a driver that crashes takes only the child down.
+ */
+const PROBED_OUT_OF_PROCESS = new Set(['webgpu']);
+
+const CHILD_PROBE = `
+const [ortPath, name, model] = process.argv.slice(-3);
+require(ortPath).InferenceSession.create(Buffer.from(model, 'base64'), { executionProviders: [name], logSeverityLevel: 3 })
+  .then((session) => session.release())
+  .then(() => process.stdout.write('{}'), (error) => process.stdout.write(JSON.stringify({ error: String(error && error.message || error) })));
+`;
+
+function probeInChildProcess(name: string, model: Uint8Array): Promise<string | undefined> {
+  const args = ['-e', CHILD_PROBE, require.resolve('onnxruntime-node'), name, Buffer.from(model).toString('base64')];
+  return new Promise((resolve) => {
+    execFile(process.execPath, args, { env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' }, timeout: 60_000, windowsHide: true }, (error, stdout, stderr) => {
+      const lines = [...new Set(stderr.split('\n').map((line) => line.trim()))].filter((line) => line !== '' && !line.startsWith('at ') && !line.startsWith('- '));
+      // Dawn's own lines say why (no Vulkan loader, a driver lacking a feature); others are library chatter.
+      const telling = lines.filter((line) => /vulkan|dawn|adapter|d3d|metal|gpu/i.test(line));
+      const diagnostics = (telling.length > 0 ? telling : lines).slice(0, 2);
+      const native = diagnostics.length > 0 ? `; the driver said: ${diagnostics.join(' ')}` : '';
+      let reported: { error?: string } | undefined;
+      try {
+        reported = JSON.parse(stdout) as { error?: string };
+      } catch {
+        reported = undefined;
+      }
+      if (reported && reported.error === undefined) resolve(undefined);
+      else if (reported?.error !== undefined) resolve(`${conciseOrtMessage(reported.error)}${native}`);
+      else resolve(`the probe process failed (${error?.signal ?? error?.message ?? 'no answer'})${native}`);
+    });
+  });
 }
 
 /** onnxruntime's messages start with a source location and a failed condition; keep the human part. */
@@ -128,8 +175,8 @@ function explainProblem(info: ExecutionProviderInfo, probeError: string): string
       if (!info.installed) {
         return (
           `the ${title} provider libraries (${separatelyInstalledLibraries(info.name)?.join(', ')}) are not installed in ` +
-          `${onnxruntimeBinaryFolder()}: onnxruntime-node does not ship them in its npm package. Install them by re-running ` +
-          `onnxruntime-node's install script with ONNXRUNTIME_NODE_INSTALL=cuda12 (see ${GPU_DOC})`
+          `${onnxruntimeBinaryFolder()}: onnxruntime-node does not ship them in its npm package. In VS Code run ` +
+          `"CLIPDrag: Install CUDA Support"; in a clone, re-run onnxruntime-node's install script with ONNXRUNTIME_NODE_INSTALL=cuda12 (see ${GPU_DOC})`
         );
       }
       return (
@@ -151,23 +198,23 @@ async function probeStatus(info: ExecutionProviderInfo): Promise<ExecutionProvid
   return error === undefined ? { ...info, usable: true } : { ...info, usable: false, problem: explainProblem(info, error) };
 }
 
+function cachedStatus(info: ExecutionProviderInfo): Promise<ExecutionProviderStatus> {
+  const key = `${info.name}:${info.installed}`;
+  let status = statusCache.get(key);
+  if (!status) statusCache.set(key, (status = probeStatus(info)));
+  return status;
+}
+
 /** Every provider onnxruntime-node offers here, each probed once per process (probing loads GPU drivers). */
 export async function probeExecutionProviders(): Promise<ExecutionProviderStatus[]> {
-  return Promise.all(
-    listExecutionProviders().map((info) => {
-      const key = `${info.name}:${info.installed}`;
-      let status = statusCache.get(key);
-      if (!status) statusCache.set(key, (status = probeStatus(info)));
-      return status;
-    }),
-  );
+  return Promise.all(listExecutionProviders().map(cachedStatus));
 }
 
 function notOffered(preference: string): string {
   const where: Record<string, string> = {
     dml: 'DirectML is available on Windows only',
     coreml: 'CoreML is available on macOS only',
-    cuda: 'CUDA is available on Linux x64 and Windows x64 only',
+    cuda: 'onnxruntime-node offers CUDA on Linux x64 only (Windows: DirectML or WebGPU; macOS: CoreML or WebGPU)',
     webgpu: 'this onnxruntime-node build has no WebGPU support on this platform',
   };
   return where[preference] ?? 'onnxruntime-node has no such provider';
@@ -177,7 +224,12 @@ function notOffered(preference: string): string {
  * Resolves a preference against provider statuses (pure: the statuses decide, so it can be checked
  * against any machine's situation). Throws ExecutionProviderUnavailableError when nothing fits.
  */
-export function selectExecutionProvider(preference: DevicePreference, statuses: readonly ExecutionProviderStatus[]): ExecutionProviderChoice {
+export function selectExecutionProvider(
+  preference: DevicePreference,
+  statuses: readonly ExecutionProviderStatus[],
+  /** Every provider offered here, probed or not (default: those in `statuses`). */
+  offeredProviders: readonly ExecutionProviderInfo[] = statuses,
+): ExecutionProviderChoice {
   const alternatives = () => {
     const usable = statuses.filter((s) => s.usable).map((s) => s.name);
     return usable.length > 0 ? `Usable here: ${usable.join(', ')}; choose one of those or "auto".` : 'No provider is usable here.';
@@ -195,7 +247,7 @@ export function selectExecutionProvider(preference: DevicePreference, statuses: 
   }
   const status = statuses.find((s) => s.name === preference);
   if (!status) {
-    const offered = statuses.map((s) => s.name).join(', ');
+    const offered = offeredProviders.map((s) => s.name).join(', ');
     throw new ExecutionProviderUnavailableError(
       preference,
       `The "${preference}" device is not available: onnxruntime-node ${onnxruntimeVersion()} offers no ${preference} execution provider on ${PLATFORM} ` +
@@ -208,7 +260,21 @@ export function selectExecutionProvider(preference: DevicePreference, statuses: 
   return { provider: preference, reason: `requested explicitly` };
 }
 
-/** The provider that would be used for this preference on this machine (probing the providers once). */
+/**
+ * The provider that would be used for this preference on this machine. Only candidates are probed: the provider
+ * asked for (and the CPU, for the alternatives an error lists), or for `auto` the providers in priority order up to
+ * the first usable one. Probing loads GPU drivers; one that is not a candidate is left alone.
+ */
 export async function chooseExecutionProvider(preference: DevicePreference): Promise<ExecutionProviderChoice> {
-  return selectExecutionProvider(preference, await probeExecutionProviders());
+  const offered = listExecutionProviders();
+  const candidates = preference === 'auto' ? AUTO_PRIORITY : [preference, 'cpu'];
+  const statuses: ExecutionProviderStatus[] = [];
+  for (const name of candidates) {
+    const info = offered.find((i) => i.name === name);
+    if (!info) continue;
+    const status = await cachedStatus(info);
+    statuses.push(status);
+    if (preference === 'auto' && status.usable) break;
+  }
+  return selectExecutionProvider(preference, statuses, offered);
 }

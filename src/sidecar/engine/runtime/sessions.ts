@@ -14,7 +14,7 @@ import type { SerializedModel } from '../onnx/serialize';
 import { prepareModelFolder, type PreparedModelFolder } from './model-folder';
 import { optimizedModelPath, removeStaleOptimizedModels, temporaryOptimizedModelPath } from './optimized-model';
 import { collectNodePlacement } from './placement';
-import { chooseExecutionProvider } from './providers';
+import { chooseExecutionProvider, executionProviderOption } from './providers';
 import { checkOutputNames, fromOutputTensors, toInputTensors } from './tensors';
 import {
   resolveCompileOptions,
@@ -238,7 +238,7 @@ async function createSession(
   maxCopiedWeightBytes: number,
 ): Promise<{ session: ort.InferenceSession; cache: OptimizedModelCacheState }> {
   const base: ort.InferenceSession.SessionOptions = {
-    executionProviders: [provider],
+    executionProviders: [executionProviderOption(provider)],
     intraOpNumThreads: options.intraOpNumThreads,
     interOpNumThreads: options.interOpNumThreads,
     // DirectML supports neither parallel execution nor memory patterns.

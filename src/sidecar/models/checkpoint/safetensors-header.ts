@@ -11,8 +11,8 @@ export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 export const METADATA_KEY = '__metadata__';
 
 export class SafetensorsError extends Error {
-  constructor(readonly file: string, problem: string) {
-    super(`${file}: ${problem}`);
+  constructor(readonly file: string, problem: string, options?: ErrorOptions) {
+    super(`${file}: ${problem}`, options);
     this.name = 'SafetensorsError';
   }
 }

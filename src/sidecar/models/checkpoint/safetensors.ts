@@ -67,7 +67,7 @@ export class SafetensorsFile {
       handle = await fs.open(filePath, 'r');
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new SafetensorsError(filePath, code === 'ENOENT' ? 'file not found' : `cannot open: ${(err as Error).message}`);
+      throw new SafetensorsError(filePath, code === 'ENOENT' ? 'file not found' : `cannot open: ${(err as Error).message}`, { cause: err });
     }
     try {
       const stats = await handle.stat();

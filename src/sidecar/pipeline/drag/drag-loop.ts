@@ -23,9 +23,12 @@ export interface DragIteration {
   /** 1-based iteration number (the number of Adam steps taken after this one). */
   readonly iteration: number;
   readonly maxIterations: number;
+  /** The latent after this iteration's Adam step. */
+  readonly latent: Float32Array;
   /** Handles after this iteration's tracking ([row, col], supervision grid). */
   readonly handles: readonly Point[];
-  readonly motionLoss: number;
+  /** The points' loss (null in text mode, which has no points). */
+  readonly motionLoss: number | null;
   readonly maskLoss: number | null;
   readonly clipLoss: number | null;
   /** cos(G_g, G_l) when both gradients exist. */
@@ -70,7 +73,7 @@ export async function runDragLoop(request: DragLoopRequest): Promise<DragLoopRes
     throwIfCancelled(request.signal, 'dragging');
     const interval = request.previewInterval ?? 0;
     const preview = interval > 0 && (k + 1) % interval === 0;
-    const step = await stepper.step(z, { handles, handlesInit, targets }, k === 0 ? 'none' : request.tracking, preview ? previewOutputs : []);
+    const step = await stepper.step(z, { handles, handlesInit, targets }, k === 0 ? 'none' : request.tracking, preview ? previewOutputs : [], k === 0);
     handles = step.handles;
     if (allHandlesReached(handles, targets, STOP_DISTANCE)) return { latent: z, handles, iterations: k, reachedTargets: true };
     let gradient = step.gradLocal;
@@ -86,6 +89,7 @@ export async function runDragLoop(request: DragLoopRequest): Promise<DragLoopRes
     await request.onIteration?.({
       iteration: k + 1,
       maxIterations,
+      latent: z,
       handles,
       motionLoss: step.motionLoss,
       maskLoss: step.maskLoss,

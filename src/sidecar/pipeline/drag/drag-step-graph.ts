@@ -56,19 +56,17 @@ export interface ClipGuidanceSpec {
   readonly remap?: PixelRemap;
 }
 
-export interface DragGraphSpec {
+/** The step graph's parts every mode shares: the UNet at the latent, DDIM's step, CLIP guidance, memory policy. */
+export interface LatentGraphSpec {
   readonly unet: UNetModel;
   /** Latent height and width. */
   readonly latentHeight: number;
   readonly latentWidth: number;
   readonly tokens: number;
   readonly loraRank: number | null;
-  readonly drag: DragGraphConfig;
   /** DragPipeline.step's coefficients at t* (x0 and x_prev of the current latent). */
   readonly step: StepCoefficients;
-  /** Add the background term (inputs x_prev_0 and λ·(1 − mask) weights). */
-  readonly maskTerm: boolean;
-  /** CLIPDrag's global term; null for DragDiffusion (or when there is no guidance text). */
+  /** CLIPDrag's global term (also text mode's); null for the drag-only modes (or when there is no guidance text). */
   readonly guidance: (ClipGuidanceSpec & { readonly vae: VaeModel }) | null;
   /**
    * Recompute each UNet / VAE-decoder / CLIP block in the backward passes instead of keeping its
@@ -77,14 +75,29 @@ export interface DragGraphSpec {
   readonly rematerialize: boolean;
 }
 
-interface UNetPart {
+export interface DragGraphSpec extends LatentGraphSpec {
+  readonly drag: DragGraphConfig;
+  /** Add the background term (inputs x_prev_0 and λ·(1 − mask) weights). */
+  readonly maskTerm: boolean;
+}
+
+/** What a mode's local term is built from: the step graph's latent, UNet feature and x_prev. */
+export interface LocalTermContext {
+  readonly graph: Graph;
+  readonly sample: Value;
+  /** The UNet feature (up_blocks[2]) at latent resolution [1, C, h, w]. */
+  readonly feature: Value;
+  readonly xPrev: Value;
+}
+
+export interface UNetPart {
   readonly graph: Graph;
   readonly sample: Value;
   readonly eps: Value;
   readonly feature: Value;
 }
 
-function unetPart(name: string, spec: DragGraphSpec): UNetPart {
+export function unetPart(name: string, spec: LatentGraphSpec): UNetPart {
   const graph = new Graph(name);
   const { unet } = spec;
   const config = unet.plan.config;
@@ -109,22 +122,34 @@ export function dragReferenceGraph(spec: DragGraphSpec): Graph {
 
 /** The per-iteration graph (see the module comment). */
 export function dragStepGraph(spec: DragGraphSpec): Graph {
-  const { graph, sample, eps, feature } = unetPart(spec.guidance ? 'clipdrag step' : 'drag step', spec);
+  return latentStepGraph(spec.guidance ? 'clipdrag step' : 'drag step', spec, ({ graph, sample, feature, xPrev }) => {
+    const reference = referenceFeatureInputs(graph, spec.drag, 'float32');
+    const mask = spec.maskTerm ? { xPrev, inputs: maskInputs(graph, sample.shape, 'float32') } : undefined;
+    const drag = buildDragStep(featureGrid(feature, spec.drag.supervision), reference, spec.drag, mask ? { mask } : {});
+    outputDragStep(drag);
+    return drag.loss;
+  });
+}
+
+/**
+ * One iteration of latent optimisation for any mode: the UNet forward with the feature tap, DDIM's x0 and
+ * x_prev, the mode's local loss (`local`; null: none) with G_l = ∂loss/∂z (zeros without a loss), and the CLIP
+ * branch with G_g when the spec has guidance. Both gradients come from one forward.
+ */
+export function latentStepGraph(name: string, spec: LatentGraphSpec, local: (context: LocalTermContext) => Value | null): Graph {
+  const { graph, sample, eps, feature } = unetPart(name, spec);
   const c = spec.step;
   // DragPipeline.step: x0 = (z − √(1−ᾱ)·ε)/√ᾱ, x_prev = √ᾱ_prev·x0 + √(1−ᾱ_prev)·ε.
   const predX0 = graph.scope('ddim_step', () => div(sub(sample, mul(eps, c.sqrtBeta)), c.sqrtAlpha));
   const xPrev = graph.scope('ddim_step', () => add(mul(predX0, c.sqrtAlphaTarget), mul(eps, c.sqrtBetaTarget)));
-  const reference = referenceFeatureInputs(graph, spec.drag, 'float32');
-  const mask = spec.maskTerm ? { xPrev, inputs: maskInputs(graph, sample.shape, 'float32') } : undefined;
-  const drag = buildDragStep(featureGrid(feature, spec.drag.supervision), reference, spec.drag, mask ? { mask } : {});
-  outputDragStep(drag);
+  const localLoss = local({ graph, sample, feature, xPrev });
   graph.output(DRAG_IO.feature, feature);
   graph.output(DRAG_IO.xPrev, xPrev);
   graph.output(DRAG_IO.predX0, predX0);
 
   const recompute = { recompute: spec.rematerialize ? blockSegments(spec) : unetRecomputeSegment(DEFAULT_GRADIENT_MEMORY) };
   const one = () => graph.constant([1], [], 'float32');
-  const [gradLocal] = vjp(graph, [{ value: drag.loss, cotangent: one() }], [sample], recompute);
+  const [gradLocal] = localLoss ? vjp(graph, [{ value: localLoss, cotangent: one() }], [sample], recompute) : [undefined];
   graph.output(DRAG_IO.gradLocal, gradLocal ?? zerosLike(graph, sample));
 
   if (spec.guidance) {
@@ -147,7 +172,7 @@ function zerosLike(graph: Graph, v: Value): Value {
 }
 
 /** Recompute segments: every UNet resnet/transformer, every VAE-decoder block, every CLIP encoder layer. */
-function blockSegments(spec: DragGraphSpec): RecomputePolicy {
+function blockSegments(spec: LatentGraphSpec): RecomputePolicy {
   const decoder = spec.guidance ? [...vaeDecoderBlockScopes(spec.guidance.vae.config)].sort((a, b) => b.length - a.length) : [];
   const clipLayer = /^(vision_model\.encoder\.layers\.\d+)(?:\.|$)/;
   return (node: Node) => {

@@ -142,8 +142,15 @@ export class DragStepper {
     this.stepGraph = null;
   }
 
-  /** One iteration's graph run at latent z: tracking (per `mode`), losses and gradients. */
-  async step(z: Float32Array, points: DragPoints, mode: TrackingMode, extraOutputs: readonly string[] = []): Promise<DragStepResult> {
+  /**
+   * One iteration's graph run at latent z: tracking (per `mode`), losses and gradients.
+   *
+   * `atStart`: z is z* itself (the loop's first iteration). The reference computes x_prev and x_prev_0 there by
+   * the same kernels, so |x_prev − x_prev_0| is exactly 0 and so is its subgradient (sign(0) = 0); here the
+   * two come from different graphs and may differ by rounding, which would turn into a full-size sign
+   * gradient. The background term is therefore fed zero weights at the start: 0, with no gradient, as there.
+   */
+  async step(z: Float32Array, points: DragPoints, mode: TrackingMode, extraOutputs: readonly string[] = [], atStart = false): Promise<DragStepResult> {
     if (!this.referenceFeeds || !this.stepGraph) throw new Error('DragStepper: run reference() before step() (and not after close())');
     const guided = this.spec.guidance !== null;
     const masked = this.spec.backgroundWeights !== null;
@@ -155,7 +162,14 @@ export class DragStepper {
       ...(guided ? [DRAG_IO.gradGlobal, DRAG_IO.clipLoss] : []),
       ...extraOutputs,
     ];
-    const feeds = { ...this.fixed, ...this.stepOnly, ...this.referenceFeeds, ...stepFeeds(this.spec.drag, points, mode), [IO.sample]: z };
+    const feeds = {
+      ...this.fixed,
+      ...this.stepOnly,
+      ...(masked && atStart ? { [STEP_INPUT.backgroundWeights]: new Float32Array(this.spec.backgroundWeights!.length) } : {}),
+      ...this.referenceFeeds,
+      ...stepFeeds(this.spec.drag, points, mode),
+      [IO.sample]: z,
+    };
     const out = await this.session.run(this.stepGraph, feeds, [...new Set(wanted)], 'dragging');
     const handlesData = float32Output(out, DRAG_IO.newHandles);
     const handles: Point[] = [];

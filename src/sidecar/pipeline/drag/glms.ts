@@ -6,8 +6,12 @@
  *     G = G_l + λ·s·G_g  if c ≥ 0  (consistent)
  *     G = G_l + λ·c·G_g  otherwise (contradicting)
  *   i.e. G_g itself, scaled by the two components' magnitudes;
- * - `projection`: the decomposition the paper describes: with u = G_l/‖G_l‖, G_g∥ = (G_g·u)·u and
- *   G_g⊥ = G_g − G_g∥, G = G_l + λ·G_g⊥ when consistent (c ≥ 0), G_l + λ·G_g∥ when contradicting.
+ * - `projection`: an interpretation, not the paper's typeset equation (which was not available to check
+ *   against): the paper's text speaks of splitting the global gradient into its parts perpendicular and
+ *   parallel to the local one. With u = G_l/‖G_l‖, G_g∥ = (G_g·u)·u and G_g⊥ = G_g − G_g∥:
+ *   G = G_l + λ·G_g⊥ when consistent (c ≥ 0), G_l + λ·G_g∥ when contradicting.
+ *
+ * Both are checked by the `glms_rules` conformance case on gradients that agree and that conflict.
  */
 import type { FusionRule } from '../../../shared/edit-parameters';
 
@@ -36,7 +40,7 @@ export interface FusedGradient {
   readonly cosine: number;
 }
 
-/** Fuses G_l and G_g with coefficient λ (`fuse_cof`). */
+/** The official code's rule: fuses G_l and G_g with coefficient λ (`fuse_cof`). */
 export function fuseGradients(gLocal: Float32Array, gGlobal: Float32Array, fuseCoefficient: number): FusedGradient {
   const cosine = cosineSimilarity(gGlobal, gLocal);
   const weight = cosine >= 0 ? f32(fuseCoefficient * f32(Math.sqrt(f32(1 - f32(cosine * cosine))))) : f32(fuseCoefficient * cosine);
@@ -45,6 +49,7 @@ export function fuseGradients(gLocal: Float32Array, gGlobal: Float32Array, fuseC
   return { gradient, cosine };
 }
 
+/** The projection variant (an interpretation of the paper's prose; see the module comment). */
 export function fuseByProjection(gLocal: Float32Array, gGlobal: Float32Array, weight: number): FusedGradient {
   const cosine = cosineSimilarity(gGlobal, gLocal);
   let dot = 0;

@@ -47,3 +47,12 @@ export function maskTerm(xPrev: Value, xPrev0: Value, weights: Value): Value {
   const all = xPrev.shape.map((_, i) => i);
   return reduceSum(mul(abs(sub(xPrev, xPrev0)), weights), all, false);
 }
+
+/**
+ * FreeDrag's background term is a mean, `λ·mean(|x_prev − x_prev_0|·(1 − mask))` over the whole latent: the
+ * same weighted sum with the weights divided by the latent's element count (`channels`·h·w).
+ */
+export function meanTermWeights(weights: Float32Array, channels: number): Float32Array {
+  const count = channels * weights.length;
+  return weights.map((v) => v / count);
+}

@@ -3,9 +3,11 @@
  * never interrupted), and a cancelled edit ends with an `EditCancelledError` that the front doors
  * report as a cancellation, not a failure.
  */
+import type { ErrorKind } from '../../../shared/error-kind';
 
 export class EditCancelledError extends Error {
   override readonly name = 'EditCancelledError';
+  readonly kind: ErrorKind = 'cancelled';
   constructor(stage?: string) {
     super(stage ? `The edit was cancelled during ${stage}; nothing was written.` : 'The edit was cancelled; nothing was written.');
   }

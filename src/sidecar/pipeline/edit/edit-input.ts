@@ -86,6 +86,8 @@ export interface WorkingGeometry {
   /** Handles and targets as [row, col] on the supervision grid. */
   readonly handles: Point[];
   readonly targets: Point[];
+  /** The mask (1 = editable) on the supervision grid, or null when none is drawn. */
+  readonly supervisionMask: Float32Array | null;
   /** λ·(1 − mask) at latent size, or null when no mask is drawn (or it has no editable cell there). */
   readonly backgroundWeights: Float32Array | null;
 }
@@ -133,16 +135,17 @@ export function workingGeometry(input: EditInput, workingWidth: number, latentFa
   const latentHeight = size.height / latentFactor;
   const latentWidth = size.width / latentFactor;
   let weights: Float32Array | null = null;
+  let atSupervision: Float32Array | null = null;
   if (input.mask) {
     // The UI's nearest resize to the working size, then the reference's two torch nearest resizes.
     const resized = resizeNearestLikeOpenCv({ ...input.mask, channels: 1 }, size.width, size.height);
     const binary = Float32Array.from(resized.data, (v) => (v > 0 ? 1 : 0));
-    const atSupervision = resizeMaskNearest(binary, [size.height, size.width], supervision);
+    atSupervision = resizeMaskNearest(binary, [size.height, size.width], supervision);
     const atLatent = resizeMaskNearest(atSupervision, supervision, [latentHeight, latentWidth]);
     const candidate = backgroundWeights(atLatent, input.spec.parameters.maskWeight);
     if (atLatent.some((v) => v !== 0)) weights = candidate;
   }
-  return { image, latentHeight, latentWidth, supervision, handles, targets, backgroundWeights: weights };
+  return { image, latentHeight, latentWidth, supervision, handles, targets, supervisionMask: atSupervision, backgroundWeights: weights };
 }
 
 export { EditSpecError };

@@ -1,5 +1,5 @@
 /**
- * One CLIPDrag (or DragDiffusion) edit of one image, end to end:
+ * One edit of one image in any mode (CLIPDrag, DragDiffusion, FreeDrag, text), end to end:
  *
  *   read image + spec → models (hub or folders) → text conditioning → LoRA (cached) → VAE encode →
  *   DDIM inversion to t* → drag loop → reference-guided denoising with mutual self-attention →
@@ -12,17 +12,16 @@
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { inversionStepCount } from '../../../shared/edit-parameters';
-import type { EditSpec, ImagePoint } from '../../../shared/edit-spec';
+import { inversionStepCount, type EditParameters } from '../../../shared/edit-parameters';
+import { hasText, type EditMode, type EditSpec, type ImagePoint, type ResolvedEditSpec } from '../../../shared/edit-spec';
 import type { EditOverrides, EditProgress, EditRunResult, EditSettings, Precision } from '../../../shared/protocol';
-import { RECIPE_VERSION, type Recipe, type RecipeStageTiming } from '../../../shared/recipe';
+import type { Recipe, RecipeStageTiming } from '../../../shared/recipe';
 import { Engine } from '../../engine/runtime/engine';
 import { onnxruntimeVersion } from '../../engine/runtime/providers';
 import type { HubSettingsOverrides } from '../../hub/hub-settings';
-import { writeFileAtomic } from '../../io/atomic-write';
-import { encodePng, rgbToSignedChw, unitChwToRgb, type RgbImage } from '../../io/image';
+import { rgbToSignedChw, unitChwToRgb, type RgbImage } from '../../io/image';
 import { resizeBilinearLikePil } from '../../io/resize';
-import { describeSourceFile, writeEditResult, type RecipeDraft } from '../../io/results';
+import { describeSourceFile, writeEditResult, writeNamedResult, type RecipeDraft } from '../../io/results';
 import { specWithInlineMask } from '../../io/spec-file';
 import { SD15_DRAG_SCHEDULER_CONFIG } from '../../models/config';
 import { featureNames } from '../../models/unet/plan';
@@ -32,17 +31,21 @@ import { SIDECAR_VERSION } from '../../version';
 import { defaultPipelineCacheDir } from '../runtime/cache-dir';
 import { throwIfCancelled } from './cancellation';
 import { createDdimSchedule, inversionPlan, type DdimSchedule } from '../diffusion/ddim';
-import { ddimDenoise, referenceGuidedEps, rowOf, stackRows } from '../diffusion/denoise';
-import { runDragLoop, type DragIteration } from '../drag/drag-loop';
+import { ddimDenoise, referenceGuidedEps, rowOf, stackRows, type DenoiseProgress } from '../diffusion/denoise';
+import { runDragLoop, type DragIteration, type DragLoopResult } from '../drag/drag-loop';
 import { DRAG_FEATURE_INDEX } from '../drag/drag-step-graph';
 import { DragStepper } from '../drag/drag-stepper';
+import { runFreeDragLoop } from '../drag/freedrag-loop';
+import { LatentStepper } from '../drag/latent-stepper';
+import { meanTermWeights } from '../drag/mask-term';
+import { runTextLoop } from '../drag/text-loop';
 import { DEFAULT_WORKING_WIDTH, readEditInput, toImagePixels, workingGeometry, type EditInput, type WorkingGeometry } from './edit-input';
 import { DEFAULT_MODELS, assertLoadedAsRecorded, modelIdentity, recipeModel, resolveEditModels, type ResolvedEditModel } from './edit-models';
 import { EditProgressReporter } from './edit-progress';
 import type { EditSession } from './edit-session';
 import { GraphSession, float32Output } from '../runtime/graph-session';
 import { IO, vaeDecodeGraph, vaeEncodeGraph } from '../models/graphs';
-import { ddimInvert } from '../diffusion/inversion';
+import { ddimInvert, type InversionProgress } from '../diffusion/inversion';
 import { trainLora, type LoraTrainingSettings } from '../lora/lora';
 import { cachedLora, loraCacheKey } from '../lora/lora-cache';
 import type { LoraWeights } from '../lora/lora-weights';
@@ -53,12 +56,14 @@ import { keepsGraphs, planEditMemory } from './edit-memory';
 import { previewPng } from './preview';
 import { encodeGuidanceText, encodePrompt, type EncodedPrompt } from '../models/text-conditioning';
 import { UNetRunner } from '../models/unet-runner';
+import type { ErrorKind } from '../../../shared/error-kind';
 
 const f32 = Math.fround;
 
 /** An output path that cannot be used (it would overwrite the source or its spec, or it is not a .png). */
 export class OutputPathError extends Error {
   override readonly name = 'OutputPathError';
+  readonly kind: ErrorKind = 'invalid-input';
 }
 
 export interface EditRequest {
@@ -90,7 +95,7 @@ export interface EditRequest {
   readonly session?: EditSession;
   /** Width the image is edited at (the reference: 512); recorded in the recipe. */
   readonly workingWidth?: number;
-  /** Point tracking: default fast (CLIPDrag) in `clipdrag` mode, plain in `drag` mode. */
+  /** Point tracking: default fast (CLIPDrag) in `clipdrag` mode, plain in `drag` mode (`freedrag` and `text` track no points). */
   readonly tracking?: 'fast' | 'plain';
   /**
    * Recompute whole network blocks in the backward passes (drag step and LoRA training: least memory,
@@ -110,7 +115,8 @@ export interface EditOptions {
 export interface RecipePipelineSettings {
   workingWidth: number;
   workingSize: { width: number; height: number };
-  tracking: 'fast' | 'plain';
+  /** `none`: the mode tracks no points (`freedrag` moves templates by line search, `text` has no points). */
+  tracking: 'fast' | 'plain' | 'none';
   /** The timestep the latent was optimised at. */
   tStar: number;
   /** CLIP's guidance text (the edit prompt, else the prompt), or null when the CLIP term was off. */
@@ -155,8 +161,8 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
   throwIfCancelled(signal, 'reading the image');
   const { spec } = input;
   const p = spec.parameters;
-  const guidanceText = spec.mode === 'clipdrag' ? guidanceTextOf(spec.prompt, spec.editPrompt) : null;
-  const tracking = request.tracking ?? (spec.mode === 'drag' ? 'plain' : 'fast');
+  const guidanceText = guidanceTextFor(spec);
+  const tracking = trackingFor(spec.mode, request.tracking);
   const workingWidth = request.workingWidth ?? DEFAULT_WORKING_WIDTH;
   const memoryPreference = request.rematerialize ? 'blocks' : (request.settings?.memoryPolicy ?? 'auto');
   const device = request.settings?.device ?? 'auto';
@@ -202,47 +208,36 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
 
     const { lora, fromCache } = await timed('lora', () => fineTune(session, models, prepared, geometry, input, { cacheDir, precision, rematerialize }, progress, signal, notes));
 
+    const stages: EditStages = {
+      session,
+      models,
+      geometry,
+      mode: spec.mode,
+      parameters: p,
+      prompt: prepared.prompt,
+      guidance: prepared.guidance,
+      lora,
+      tracking,
+      rematerialize,
+    };
     progress.start('encode', 1);
-    const zEncoded = await timed('encode', () => encodeLatent(session, models, geometry));
-
-    const zStar = await timed('inversion', async () => {
-      const runner = await UNetRunner.create(session, models.unet, {
-        batch: 1,
-        height: geometry.latentHeight,
-        width: geometry.latentWidth,
-        tokens: prepared.prompt.tokens,
-        context: prepared.prompt.embedding,
-        lora,
-        label: 'unet eps',
-      });
+    const zEncoded = await timed('encode', () => encodeImage(stages));
+    const zStar = await timed('inversion', () => {
       progress.start('inversion', plan.inversion.length);
-      const inverted = await ddimInvert(schedule, plan.inversion, zEncoded, runner.eps, ({ step, total }) => progress.step('inversion', step, total));
-      await runner.close();
-      return inverted;
+      return invertLatent(stages, schedule, plan.inversion, zEncoded, ({ step, total }) => progress.step('inversion', step, total));
     });
 
-    const dragged = await timed('drag', () =>
-      drag(session, { models, prepared, geometry, input, lora, schedule, tStar: plan.tStar, tracking, rematerialize, zStar }, progress, signal),
-    );
+    progress.start('drag', p.dragSteps);
+    const dragged = await timed('drag', () => dragLatent(stages, schedule, plan.tStar, zStar, { ...(signal ? { signal } : {}), onIteration: dragProgress(stages, input, progress) }));
 
     const edited = await timed('denoise', async () => {
-      const eps = await referenceGuidedEps(session, {
-        unet: models.unet,
-        height: geometry.latentHeight,
-        width: geometry.latentWidth,
-        tokens: prepared.prompt.tokens,
-        context: prepared.prompt.embedding,
-        lora,
-        masa: { startStep: p.masaStartStep, startLayer: p.masaStartLayer },
-      });
       progress.start('denoise', plan.denoising.length);
-      const both = await ddimDenoise(schedule, plan.denoising, stackRows(zStar, dragged.latent), eps, ({ step, total }) => progress.step('denoise', step, total));
-      await eps.close();
+      const both = await denoiseWithReference(stages, schedule, plan.denoising, zStar, dragged.latent, ({ step, total }) => progress.step('denoise', step, total));
       return rowOf(both, 2, 1);
     });
 
     progress.start('write', 2);
-    const result = await timed('write', () => decodeResult(session, models, geometry, edited, input));
+    const result = await timed('write', () => decodeResult(stages, edited, input));
     throwIfCancelled(signal, 'writing the result');
     const finalHandles = dragged.handles.map((h) => roundPoint(toImagePixels(h, input.image, geometry.supervision)));
     const draft: RecipeDraft & { pipeline: RecipePipelineSettings } = {
@@ -279,7 +274,7 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
         precision,
       },
     };
-    const written = await writeResult(input, result, draft, request.outPath);
+    const written = await writeResult(input, result, draft, request.outPath, (message) => progress.note('write', message));
     progress.step('write', 2, 2);
     return {
       imagePath: written.imagePath,
@@ -299,9 +294,21 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
 }
 
 /** CLIP's guidance text: the edit prompt, or the prompt when the edit prompt is empty; null when both are. */
+/** CLIP's guidance text per mode: `clipdrag` as `guidanceTextOf`, `text` the edit prompt, the drag-only modes none. */
+export function guidanceTextFor(spec: Pick<EditSpec, 'mode' | 'prompt' | 'editPrompt'>): string | null {
+  if (spec.mode === 'clipdrag') return guidanceTextOf(spec.prompt, spec.editPrompt);
+  if (spec.mode === 'text') return hasText(spec.editPrompt) ? spec.editPrompt : null;
+  return null;
+}
+
+function trackingFor(mode: EditMode, requested: 'fast' | 'plain' | undefined): 'fast' | 'plain' | 'none' {
+  if (mode === 'freedrag' || mode === 'text') return 'none';
+  return requested ?? (mode === 'drag' ? 'plain' : 'fast');
+}
+
 export function guidanceTextOf(prompt: string, editPrompt: string | undefined): string | null {
-  if (editPrompt !== undefined && editPrompt.trim() !== '') return editPrompt;
-  return prompt.trim() !== '' ? prompt : null;
+  if (hasText(editPrompt)) return editPrompt;
+  return hasText(prompt) ? prompt : null;
 }
 
 async function prepare(
@@ -336,7 +343,7 @@ async function prepare(
     });
     progress.step('load', 1, 3);
     const models = await openPipelineModels({
-      stableDiffusionFolder: resolved.stableDiffusion.resolved.folder,
+      stableDiffusionFolder: resolved.stableDiffusion.resolved.singleFile ?? resolved.stableDiffusion.resolved.folder,
       ...(resolved.clip ? { clipFolder: resolved.clip.resolved.folder } : {}),
       ...(request.tokenizerFolder ? { tokenizerFolder: request.tokenizerFolder } : {}),
       precision: ids.precision,
@@ -414,7 +421,27 @@ async function fineTune(
   return { lora: cached.lora, fromCache: cached.fromCache };
 }
 
-async function encodeLatent(session: GraphSession, models: PipelineModels, geometry: WorkingGeometry): Promise<Float32Array> {
+/**
+ * The model stages of an edit once its inputs, models, text and LoRA are ready, each a function of its own so
+ * that the conformance suite runs exactly these against the reference, stage by stage.
+ */
+export interface EditStages {
+  readonly session: GraphSession;
+  readonly models: PipelineModels;
+  readonly geometry: WorkingGeometry;
+  readonly mode: ResolvedEditSpec['mode'];
+  readonly parameters: EditParameters;
+  /** Stable Diffusion's conditioning of the prompt. */
+  readonly prompt: Pick<EncodedPrompt, 'embedding' | 'tokens'>;
+  /** CLIP's text embedding of the guidance text; null: no CLIP term. */
+  readonly guidance: Float32Array | null;
+  readonly lora: LoraWeights | null;
+  readonly tracking: 'fast' | 'plain' | 'none';
+  readonly rematerialize: boolean;
+}
+
+/** The working image's latent: `latent_dist.mean · scaling_factor` (the reference's image2latent). */
+export async function encodeImage({ session, models, geometry }: EditStages): Promise<Float32Array> {
   const { image } = geometry;
   const encoder = await session.compile(vaeEncodeGraph(models.vae, 1, image.height, image.width), 'vae encode');
   const out = await session.run(encoder, { [IO.image]: rgbToSignedChw(image) }, [IO.mean], 'encoding');
@@ -424,37 +451,96 @@ async function encodeLatent(session: GraphSession, models: PipelineModels, geome
   return float32Output(out, IO.mean).map((v) => f32(v * scaling));
 }
 
-interface DragRun {
-  readonly models: PipelineModels;
-  readonly prepared: Prepared;
-  readonly geometry: WorkingGeometry;
-  readonly input: EditInput;
-  readonly lora: LoraWeights | null;
-  readonly schedule: DdimSchedule;
-  readonly tStar: number;
-  readonly tracking: 'fast' | 'plain';
-  readonly rematerialize: boolean;
-  readonly zStar: Float32Array;
+/** DDIM inversion of the encoded latent up to t* (the last of `timesteps`). */
+export async function invertLatent(
+  stages: EditStages,
+  schedule: DdimSchedule,
+  timesteps: readonly number[],
+  z0: Float32Array,
+  onStep?: (progress: InversionProgress) => void,
+): Promise<Float32Array> {
+  const { geometry } = stages;
+  const runner = await UNetRunner.create(stages.session, stages.models.unet, {
+    batch: 1,
+    height: geometry.latentHeight,
+    width: geometry.latentWidth,
+    tokens: stages.prompt.tokens,
+    context: stages.prompt.embedding,
+    lora: stages.lora,
+    label: 'unet eps',
+  });
+  const inverted = await ddimInvert(schedule, timesteps, z0, runner.eps, onStep);
+  await runner.close();
+  return inverted;
 }
 
-async function drag(session: GraphSession, run: DragRun, progress: EditProgressReporter, signal: AbortSignal | undefined) {
-  const { models, prepared, geometry, input } = run;
-  const p = input.spec.parameters;
+/** The latent optimisation of the mode at t* from the inverted latent, `parameters.dragSteps` iterations at most. */
+export async function dragLatent(
+  stages: EditStages,
+  schedule: DdimSchedule,
+  tStar: number,
+  zStar: Float32Array,
+  options: { readonly signal?: AbortSignal; readonly onIteration?: (it: DragIteration) => void | Promise<void> } = {},
+): Promise<DragLoopResult> {
+  const { models, geometry, parameters: p } = stages;
   const { latentHeight: h, latentWidth: w } = geometry;
   const shapes = featureShapes(models.unet.plan, 1, h, w);
   const channels = shapes[featureNames(models.unet.plan)[DRAG_FEATURE_INDEX]!]![1]!;
-  const stepper = await DragStepper.create(session, {
+  const guidance = stages.guidance && models.clip ? { clip: models.clip, textEmbeds: stages.guidance, coefficient: p.clipGuidanceWeight } : null;
+  const common = {
+    learningRate: p.latentLearningRate,
+    previewInterval: p.previewInterval,
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onIteration ? { onIteration: options.onIteration } : {}),
+  };
+  if (stages.mode === 'freedrag' || stages.mode === 'text') {
+    const latentChannels = models.unet.plan.config.inChannels;
+    const config = { pairs: geometry.handles.length, channels, radius: p.motionRadius, supervision: geometry.supervision };
+    const stepper = await LatentStepper.create(stages.session, {
+      unet: models.unet,
+      vae: models.vae,
+      latentHeight: h,
+      latentWidth: w,
+      context: stages.prompt.embedding,
+      tokens: stages.prompt.tokens,
+      lora: stages.lora,
+      schedule,
+      timestep: tStar,
+      local: stages.mode === 'freedrag' ? { kind: 'freedrag', config } : { kind: 'none' },
+      // FreeDrag's background term is a mean over the latent; CLIPDrag's (used by text mode) a sum.
+      backgroundWeights: geometry.backgroundWeights && stages.mode === 'freedrag' ? meanTermWeights(geometry.backgroundWeights, latentChannels) : geometry.backgroundWeights,
+      guidance: stages.mode === 'text' ? guidance : null,
+      rematerialize: stages.rematerialize,
+    });
+    if (stages.mode === 'text') {
+      const result = await runTextLoop({ ...common, stepper, zStar, iterations: p.dragSteps });
+      return { ...result, handles: [], reachedTargets: true };
+    }
+    return runFreeDragLoop({
+      ...common,
+      stepper,
+      zStar,
+      handles: geometry.handles,
+      targets: geometry.targets,
+      config,
+      latentSize: [h, w],
+      maxIterations: p.dragSteps,
+      expectedLoss: p.freedragExpectedLoss,
+      maxDistance: p.freedragMaxDistance,
+    });
+  }
+  const stepper = await DragStepper.create(stages.session, {
     unet: models.unet,
     vae: models.vae,
     latentHeight: h,
     latentWidth: w,
-    context: prepared.prompt.embedding,
-    tokens: prepared.prompt.tokens,
-    lora: run.lora,
-    schedule: run.schedule,
-    timestep: run.tStar,
+    context: stages.prompt.embedding,
+    tokens: stages.prompt.tokens,
+    lora: stages.lora,
+    schedule,
+    timestep: tStar,
     drag: {
-      variant: input.spec.mode === 'drag' ? 'dragdiffusion' : 'clipdrag',
+      variant: stages.mode === 'drag' ? 'dragdiffusion' : 'clipdrag',
       pairs: geometry.handles.length,
       channels,
       motionRadius: p.motionRadius,
@@ -462,51 +548,77 @@ async function drag(session: GraphSession, run: DragRun, progress: EditProgressR
       supervision: geometry.supervision,
     },
     backgroundWeights: geometry.backgroundWeights,
-    guidance: prepared.guidance && models.clip ? { clip: models.clip, textEmbeds: prepared.guidance, coefficient: p.clipGuidanceWeight } : null,
-    rematerialize: run.rematerialize,
+    guidance,
+    rematerialize: stages.rematerialize,
   });
-  progress.start('drag', p.dragSteps);
-  await stepper.reference(run.zStar, geometry.handles);
-  let decoder: Awaited<ReturnType<GraphSession['compile']>> | null = null;
-  const onIteration = async (it: DragIteration) => {
-    const losses: Record<string, number> = { motion: it.motionLoss };
+  await stepper.reference(zStar, geometry.handles);
+  const result = await runDragLoop({
+    ...common,
+    stepper,
+    zStar,
+    handles: geometry.handles,
+    targets: geometry.targets,
+    maxIterations: p.dragSteps,
+    tracking: stages.tracking === 'none' ? 'plain' : stages.tracking,
+    fusion: { rule: p.fusionRule, weight: p.fusionWeight },
+  });
+  await stepper.close();
+  return result;
+}
+
+/** Denoising of [source, edited] from t* with mutual self-attention; returns both rows [2, 4, h, w]. */
+export async function denoiseWithReference(
+  stages: EditStages,
+  schedule: DdimSchedule,
+  timesteps: readonly number[],
+  zStar: Float32Array,
+  edited: Float32Array,
+  onStep?: (progress: DenoiseProgress) => void,
+): Promise<Float32Array> {
+  const { geometry, parameters: p } = stages;
+  const eps = await referenceGuidedEps(stages.session, {
+    unet: stages.models.unet,
+    height: geometry.latentHeight,
+    width: geometry.latentWidth,
+    tokens: stages.prompt.tokens,
+    context: stages.prompt.embedding,
+    lora: stages.lora,
+    masa: { startStep: p.masaStartStep, startLayer: p.masaStartLayer },
+  });
+  const both = await ddimDenoise(schedule, timesteps, stackRows(zStar, edited), eps, onStep);
+  await eps.close();
+  return both;
+}
+
+/** A latent [1, 4, h, w] decoded: the image [1, 3, H, W] in [0, 1]. */
+export async function decodeLatent({ session, models, geometry }: EditStages, latent: Float32Array): Promise<Float32Array> {
+  const decoder = await session.compile(vaeDecodeGraph(models.vae, 1, geometry.latentHeight, geometry.latentWidth), 'vae decode');
+  return float32Output(await session.run(decoder, { [IO.latents]: latent }, [IO.image], 'decoding'), IO.image);
+}
+
+/** Progress of each drag iteration: losses, handles in image pixels and, on preview iterations, a small image. */
+function dragProgress(stages: EditStages, input: EditInput, progress: EditProgressReporter): (it: DragIteration) => Promise<void> {
+  const { geometry } = stages;
+  return async (it) => {
+    const losses: Record<string, number> = {};
+    if (it.motionLoss !== null) losses.motion = it.motionLoss;
     if (it.maskLoss !== null) losses.mask = it.maskLoss;
     if (it.clipLoss !== null) losses.clip = it.clipLoss;
     let previewPngBase64: string | undefined;
     if (it.preview?.image) previewPngBase64 = await previewPng(it.preview.image, geometry.image.width, geometry.image.height);
-    else if (it.preview?.predX0) {
-      decoder ??= await session.compile(vaeDecodeGraph(models.vae, 1, h, w), 'vae decode');
-      const image = float32Output(await session.run(decoder, { [IO.latents]: it.preview.predX0 }, [IO.image], 'dragging'), IO.image);
-      previewPngBase64 = await previewPng(image, geometry.image.width, geometry.image.height);
-    }
+    else if (it.preview?.predX0) previewPngBase64 = await previewPng(await decodeLatent(stages, it.preview.predX0), geometry.image.width, geometry.image.height);
     progress.step('drag', it.iteration, it.maxIterations, {
       losses,
       handles: it.handles.map((hp) => roundPoint(toImagePixels(hp, input.image, geometry.supervision))),
       ...(previewPngBase64 ? { previewPngBase64 } : {}),
     });
   };
-  const result = await runDragLoop({
-    stepper,
-    zStar: run.zStar,
-    handles: geometry.handles,
-    targets: geometry.targets,
-    maxIterations: p.dragSteps,
-    learningRate: p.latentLearningRate,
-    tracking: run.tracking,
-    fusion: { rule: p.fusionRule, weight: p.fusionWeight },
-    previewInterval: p.previewInterval,
-    ...(signal ? { signal } : {}),
-    onIteration,
-  });
-  await stepper.close();
-  return result;
 }
 
 /** The edited latent decoded, as 8-bit RGB at the source image's size. */
-async function decodeResult(session: GraphSession, models: PipelineModels, geometry: WorkingGeometry, latent: Float32Array, input: EditInput): Promise<RgbImage> {
-  const decoder = await session.compile(vaeDecodeGraph(models.vae, 1, geometry.latentHeight, geometry.latentWidth), 'vae decode');
-  const image = float32Output(await session.run(decoder, { [IO.latents]: latent }, [IO.image], 'decoding'), IO.image);
-  const rgb = unitChwToRgb(image, geometry.image.width, geometry.image.height);
+async function decodeResult(stages: EditStages, latent: Float32Array, input: EditInput): Promise<RgbImage> {
+  const { geometry } = stages;
+  const rgb = unitChwToRgb(await decodeLatent(stages, latent), geometry.image.width, geometry.image.height);
   const { width, height } = input.image;
   return rgb.width === width && rgb.height === height ? rgb : resizeBilinearLikePil(rgb, width, height);
 }
@@ -516,21 +628,14 @@ async function writeResult(
   image: RgbImage,
   draft: RecipeDraft & { pipeline: RecipePipelineSettings },
   outPath: string | undefined,
+  note: (message: string) => void,
 ): Promise<{ imagePath: string; recipePath: string; recipe: PipelineRecipe }> {
-  if (outPath === undefined) {
-    const written = await writeEditResult({ sourcePath: input.imagePath, image, recipe: draft });
-    return { imagePath: written.imagePath, recipePath: written.recipePath, recipe: written.recipe as PipelineRecipe };
-  }
-  const { imagePath, recipePath } = outputPaths(outPath, input);
-  const recipe: PipelineRecipe = {
-    recipeVersion: RECIPE_VERSION,
-    createdAt: new Date().toISOString(),
-    ...draft,
-    result: { file: path.basename(imagePath), width: image.width, height: image.height },
-  };
-  await writeFileAtomic(imagePath, await encodePng(image));
-  await writeFileAtomic(recipePath, `${JSON.stringify(recipe, null, 2)}\n`);
-  return { imagePath, recipePath, recipe };
+  const written =
+    outPath === undefined
+      ? await writeEditResult({ sourcePath: input.imagePath, image, recipe: draft })
+      : await writeNamedResult({ imagePath: outputPaths(outPath, input).imagePath, image, recipe: draft });
+  if ('recipeMoved' in written && written.recipeMoved) note(written.recipeMoved);
+  return { imagePath: written.imagePath, recipePath: written.recipePath, recipe: written.recipe as PipelineRecipe };
 }
 
 /** The result and recipe paths of an explicit output, refused when it would overwrite the source or its spec. */

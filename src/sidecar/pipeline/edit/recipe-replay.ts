@@ -8,9 +8,11 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { assertEditSpec } from '../../../shared/edit-spec';
 import type { EditRequest, PipelineRecipe } from './edit';
+import type { ErrorKind } from '../../../shared/error-kind';
 
 export class RecipeError extends Error {
   override readonly name = 'RecipeError';
+  readonly kind: ErrorKind = 'invalid-input';
 }
 
 /** The edit request that reproduces a recipe's result (add `outPath`, `cacheDir`, ... as needed). */
@@ -49,6 +51,8 @@ export async function editRequestFromRecipe(recipePath: string): Promise<EditReq
     spec,
     // Recipes written before the precision choice existed ran in fp32.
     settings: { device: recipe.device?.preference ?? 'auto', precision: pipeline?.precision ?? 'fp32' },
-    ...(pipeline ? { workingWidth: pipeline.workingWidth, tracking: pipeline.tracking, rematerialize: pipeline.rematerialize } : {}),
+    ...(pipeline ? { workingWidth: pipeline.workingWidth, rematerialize: pipeline.rematerialize } : {}),
+    // `none`: the mode tracks no points, which the mode itself decides again.
+    ...(pipeline && pipeline.tracking !== 'none' ? { tracking: pipeline.tracking } : {}),
   };
 }

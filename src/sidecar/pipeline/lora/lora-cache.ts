@@ -43,8 +43,8 @@ export async function cachedLora(cacheDir: string, key: string, train: () => Pro
   try {
     return { lora: await readLoraFile(file), fromCache: true, file };
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') onNote?.(`the cached LoRA ${file} cannot be read (${error instanceof Error ? error.message : String(error)}); training it again`);
+    // Not cached yet is the normal first run, not a problem worth a note; a damaged file is.
+    if (!isMissingFile(error)) onNote?.(`the cached LoRA ${file} cannot be read (${error instanceof Error ? error.message : String(error)}); training it again`);
   }
   const lora = await train();
   try {
@@ -55,4 +55,11 @@ export async function cachedLora(cacheDir: string, key: string, train: () => Pro
     onNote?.(`the trained LoRA could not be cached in ${path.dirname(file)}: ${error instanceof Error ? error.message : String(error)}`);
   }
   return { lora, fromCache: false, file };
+}
+
+function isMissingFile(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
+  }
+  return false;
 }

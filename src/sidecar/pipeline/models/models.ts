@@ -6,6 +6,8 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { loadClipModel, loadStableDiffusionModel, weightSourceFiles, type StableDiffusionModel } from '../../models/checkpoint/layout';
+import type { LdmMapping } from '../../models/checkpoint/ldm-layout';
+import { isSingleFileCheckpoint, loadSingleFileStableDiffusion } from '../../models/checkpoint/single-file';
 import type { ClipModelWeights } from '../../models/clip';
 import type { ClipTextConfig } from '../../models/config';
 import { ClipTokenizer, readPadToken } from '../../models/tokenizer';
@@ -41,7 +43,10 @@ export interface PipelineModels {
 }
 
 export interface OpenModelsRequest {
+  /** A diffusers folder, or a single-file SD-1.5 checkpoint in the original layout (`.safetensors`). */
   readonly stableDiffusionFolder: string;
+  /** For a single-file checkpoint: a diffusers folder whose configs to use (diffusers' `config=`); default inferred. */
+  readonly stableDiffusionConfigFolder?: string;
   /** Needed for CLIPDrag's guidance term; may be omitted in drag mode. */
   readonly clipFolder?: string;
   /**
@@ -69,14 +74,28 @@ async function hasBpeFiles(dir: string): Promise<boolean> {
   }
 }
 
-/** Opens a checkpoint for the precision: fp16 binds float16 weights, from a cached F16 copy of F32 files. */
-async function openWeights(files: string | readonly string[], request: OpenModelsRequest): Promise<CheckpointWeights> {
+type TensorMapping = Parameters<typeof CheckpointWeights.openMapped>[1];
+
+/**
+ * Opens a checkpoint for the precision: fp16 binds float16 weights, from a cached F16 copy of F32 files. With a
+ * mapping, the one file is a single-file checkpoint and the mapping names this component's tensors in it.
+ */
+async function openWeights(files: string | readonly string[], request: OpenModelsRequest, mapping?: TensorMapping): Promise<CheckpointWeights> {
   const list = typeof files === 'string' ? [files] : files;
-  if ((request.precision ?? 'fp32') === 'fp32') return CheckpointWeights.open(list);
+  const open = (paths: readonly string[], options: { dtype?: ReturnType<typeof computeDtype> } = {}) => (mapping ? CheckpointWeights.openMapped(paths[0]!, mapping, options) : CheckpointWeights.open(paths, options));
+  if ((request.precision ?? 'fp32') === 'fp32') return open(list);
   if (request.cacheDir === undefined) throw new Error('fp16 models need a cache folder for the float16 copies of fp32 checkpoints');
   const dir = halfPrecisionCacheDir(request.cacheDir);
   const converted = await Promise.all(list.map((file) => halfPrecisionCopy(file, dir, request.onConvert)));
-  return CheckpointWeights.open(converted, { dtype: computeDtype('fp16') });
+  return open(converted, { dtype: computeDtype('fp16') });
+}
+
+async function openStableDiffusion(request: OpenModelsRequest): Promise<{ stableDiffusion: StableDiffusionModel; mapping?: LdmMapping }> {
+  if (isSingleFileCheckpoint(request.stableDiffusionFolder)) {
+    const { model, mapping } = await loadSingleFileStableDiffusion(request.stableDiffusionFolder, request.stableDiffusionConfigFolder !== undefined ? { configFolder: request.stableDiffusionConfigFolder } : {});
+    return { stableDiffusion: model, mapping };
+  }
+  return { stableDiffusion: await loadStableDiffusionModel(request.stableDiffusionFolder, { variant: weightsVariantFor(request.precision ?? 'fp32') }) };
 }
 
 /** Where the float16 copies of fp32 checkpoints are kept. */
@@ -86,11 +105,11 @@ export function halfPrecisionCacheDir(cacheDir: string): string {
 
 export async function openPipelineModels(request: OpenModelsRequest): Promise<PipelineModels> {
   const variant = weightsVariantFor(request.precision ?? 'fp32');
-  const stableDiffusion = await loadStableDiffusionModel(request.stableDiffusionFolder, { variant });
+  const { stableDiffusion, mapping } = await openStableDiffusion(request);
   const { layout } = stableDiffusion;
-  const unet: UNetModel = { plan: planUNet(stableDiffusion.unet), weights: await openWeights(layout.unet.weightsPaths, request) };
-  const vae: VaeModel = { config: stableDiffusion.vae, weights: await openWeights(layout.vae.weightsPaths, request) };
-  const textEncoder: TextEncoderModel = { config: stableDiffusion.textEncoder, weights: await openWeights(layout.textEncoder.weightsPaths, request) };
+  const unet: UNetModel = { plan: planUNet(stableDiffusion.unet), weights: await openWeights(layout.unet.weightsPaths, request, mapping?.unet) };
+  const vae: VaeModel = { config: stableDiffusion.vae, weights: await openWeights(layout.vae.weightsPaths, request, mapping?.vae) };
+  const textEncoder: TextEncoderModel = { config: stableDiffusion.textEncoder, weights: await openWeights(layout.textEncoder.weightsPaths, request, mapping?.text_encoder) };
 
   let clip: ClipModelWeights | null = null;
   const clipWeightFiles: string[] = [];
@@ -118,6 +137,7 @@ export async function openPipelineModels(request: OpenModelsRequest): Promise<Pi
   // The SD folder's own tokenizer says what its prompts are padded with (SD-2.x: "!").
   const padToken = layout.tokenizer ? await readPadToken(layout.tokenizer.dir) : null;
   const tokenizer = padToken ? bpe.withSdPadding(padToken) : bpe;
-  const weightFiles = { stableDiffusion: [layout.unet, layout.vae, layout.textEncoder].flatMap(weightSourceFiles), clip: clipWeightFiles };
+  // A single file serves all three components: record it once.
+  const weightFiles = { stableDiffusion: [...new Set([layout.unet, layout.vae, layout.textEncoder].flatMap(weightSourceFiles))], clip: clipWeightFiles };
   return { stableDiffusion, unet, vae, textEncoder, clip, tokenizer, tokenizerSource, weightFiles };
 }

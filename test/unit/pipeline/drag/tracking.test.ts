@@ -58,6 +58,20 @@ test('fast tracking only accepts positions strictly closer to the target', () =>
   assert.deepEqual(fastPointTracking(f0, oneHot(8, 8, []), [[4, 4]], [[4, 4]], [[4, 5]], 1), [[4, 4]]);
 });
 
+// Guards the rule's strictness (`>=` in fastTrackingOverride): a cell exactly as far from the target as the
+// handle, the handle's own cell included, is excluded even when it is the best feature match. With `>` the
+// handle would stay, or move sideways to an equally distant cell, and both assertions fail.
+test('fast tracking excludes cells exactly as far from the target as the handle, even a perfect match', () => {
+  const f0 = oneHot(8, 8, [[4, 4, 5]]);
+  // The handle (4,4) is 3 away from the target (4,7) and its own cell matches perfectly: it must still move closer,
+  // to the row-major first of the strictly closer cells (all equally poor matches).
+  const stays = fastPointTracking(f0, oneHot(8, 8, [[4, 4, 5]]), [[4, 4]], [[4, 4]], [[4, 7]], 3);
+  assert.deepEqual(stays, [[2, 5]], `the handle's own cell was accepted: ${JSON.stringify(stays)}`);
+  // (7,7) is also exactly 3 from the target (|Δ|² = 9 = |p − t|²) and matches perfectly: excluded as well.
+  const sideways = fastPointTracking(f0, oneHot(8, 8, [[7, 7, 5]]), [[4, 4]], [[4, 4]], [[4, 7]], 3);
+  assert.deepEqual(sideways, [[2, 5]], `an equally distant cell was accepted: ${JSON.stringify(sideways)}`);
+});
+
 test('fast tracking: no allowed candidate falls back to the window corner, like argmin over +inf', () => {
   const f = oneHot(8, 8, []);
   // The handle is on the target: nothing is strictly closer and |p-t|² = 0 is set at [r_p, r_p] = the handle.

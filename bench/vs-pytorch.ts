@@ -1,0 +1,181 @@
+/**
+ * Our drag iterations and LoRA training step against the official PyTorch code's, on the same machine in one
+ * run, with the same weights and sizes:
+ *
+ *  - `ours-<stage>`: the stage through the pipeline's own graphs, as `bench/edit.ts` measures it (drag stepper:
+ *    DragDiffusion iteration, CLIPDrag iteration with both VJPs; `trainLora` step at batch 4, rank 16);
+ *  - `pytorch-<stage>`: the same stage in `bench/pytorch-reference/drag_reference.py` (diffusers' UNet and VAE,
+ *    a CLIP ViT-B/16 image tower, the official code's iteration order; its README says what it follows).
+ *
+ * Each configuration runs in its own process, ours and PyTorch's alternating stage by stage, so load from other
+ * work falls on both alike. Peak memory is each side's own process peak (`processPeakRssMb`; for the
+ * PyTorch rows the runner's column is the Node process that waited for Python). The comparison rows give our
+ * time and peak as a fraction of PyTorch's, against the targets (drag iterations ≤ 0.5× time and ≤ 0.7× peak,
+ * LoRA step ≤ 0.7× time).
+ *
+ *     npm run bench -- vs-pytorch --python PYTHON --diffusers DIFFUSERS_SRC [--model DIR] [--clip DIR]
+ *         [--size 256] [--stages drag,clipdrag,lora] [--repeat N] [--warmup N]
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Engine } from '../src/sidecar/engine/runtime';
+import { GraphSession } from '../src/sidecar/pipeline/runtime/graph-session';
+import { openPipelineModels } from '../src/sidecar/pipeline/models/models';
+import { buildTinyBpeVocabulary, writeBpeFiles } from '../test/helpers/tiny-bpe';
+import { dragIterationMs, EDIT_PROMPT, loraStepMs, PROMPT, setUp } from './edit';
+import { round } from './lib/measure';
+import type { Benchmark, ComparisonRow, Configuration, Flags, MeasureContext, MeasuredConfiguration, Metrics } from './lib/types';
+
+const REPO = path.resolve(__dirname, '..');
+const PIPELINE_MODELS = path.join(REPO, '.cache', 'bench-models', 'pipeline');
+const REFERENCE_SCRIPT = path.join(__dirname, 'pytorch-reference', 'drag_reference.py');
+
+const STAGES = ['drag', 'clipdrag', 'lora'] as const;
+type Stage = (typeof STAGES)[number];
+type Side = 'ours' | 'pytorch';
+
+/** Our time (and peak) over PyTorch's must stay at or under these. */
+const TARGETS: Record<Stage, { time: number; memory?: number }> = {
+  drag: { time: 0.5, memory: 0.7 },
+  clipdrag: { time: 0.5, memory: 0.7 },
+  lora: { time: 0.7 },
+};
+
+interface VsConfiguration extends Configuration {
+  readonly side: Side;
+  readonly stage: Stage;
+  readonly model: string;
+  readonly clip: string;
+  readonly size: number;
+  /** Python with PyTorch (`--python`), and the diffusers source folder put on its path (`--diffusers`, relative to the repository). */
+  readonly python: string;
+  readonly diffusers: string | null;
+}
+
+function flagText(flags: Flags, name: string, fallback: string): string {
+  const value = flags[name];
+  return typeof value === 'string' ? value : fallback;
+}
+
+function parseStages(text: string): Stage[] {
+  const names = text.split(',').filter((s) => s.length > 0);
+  const unknown = names.filter((s) => !(STAGES as readonly string[]).includes(s));
+  if (unknown.length > 0 || names.length === 0) throw new Error(`--stages takes a comma list of ${STAGES.join(', ')} (got ${JSON.stringify(text)})`);
+  return names as Stage[];
+}
+
+function pythonEnv(diffusers: string | null): NodeJS.ProcessEnv {
+  const pythonPath = [diffusers === null ? null : path.resolve(REPO, diffusers), process.env.PYTHONPATH].filter((p): p is string => !!p).join(path.delimiter);
+  // Spinning OpenMP workers wait for peers that a busy machine has descheduled: on a shared machine that makes
+  // PyTorch's many small kernels up to 10× slower; passive waiting costs nothing when the machine is idle.
+  return { ...process.env, PYTHONPATH: pythonPath, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? 'PASSIVE' };
+}
+
+/** Fails early, with what to install, when the Python side cannot import what it needs. */
+function checkPython(python: string, diffusers: string | null): void {
+  const probe = spawnSync(python, [REFERENCE_SCRIPT, '--check'], { env: pythonEnv(diffusers), encoding: 'utf8' });
+  if (probe.error || probe.status !== 0) {
+    const why = probe.error?.message ?? probe.stderr.trim().split('\n').at(-1);
+    throw new Error(
+      `${python} cannot import torch and diffusers (${why}). Install PyTorch (Debian: apt-get install python3-torch python3-numpy) and point --diffusers at the src/ folder of a diffusers v0.21.4 checkout, or pass --python; see bench/pytorch-reference/README.md`,
+    );
+  }
+}
+
+export const benchmark: Benchmark<VsConfiguration> = {
+  description: 'drag iterations (DragDiffusion, CLIPDrag) and the LoRA training step: ours against the official code on PyTorch, same weights, same machine',
+  configurations(flags) {
+    const model = path.relative(REPO, path.resolve(flagText(flags, 'model', path.join(PIPELINE_MODELS, 'sd15'))));
+    const clip = path.relative(REPO, path.resolve(flagText(flags, 'clip', path.join(PIPELINE_MODELS, 'clip-vit-b16'))));
+    const size = Number(flagText(flags, 'size', '256'));
+    if (!Number.isInteger(size) || size < 64 || size % 16 !== 0) throw new Error(`--size must be a multiple of 16, at least 64 (got ${size})`);
+    const stages = parseStages(flagText(flags, 'stages', STAGES.join(',')));
+    const python = flagText(flags, 'python', 'python3');
+    const diffusersFlag = flags.diffusers;
+    // Recorded relative to the repository, so result files name no machine's folders.
+    const diffusers = typeof diffusersFlag === 'string' ? path.relative(REPO, path.resolve(diffusersFlag)) : null;
+    const configurations = stages.flatMap((stage) =>
+      (['ours', 'pytorch'] as const).map((side) => ({ name: `${side}-${stage}`, side, stage, model, clip, size, python, diffusers })),
+    );
+    checkPython(python, diffusers);
+    return configurations;
+  },
+  async measure(config, context) {
+    const loadAvg1m = round(os.loadavg()[0]!, 2);
+    const metrics = config.side === 'ours' ? await measureOurs(config, context) : measurePyTorch(config, context);
+    return { ...metrics, loadAvg1m, loadAvg1mAfter: round(os.loadavg()[0]!, 2) };
+  },
+  compare(results) {
+    return STAGES.flatMap((stage) => compareStage(stage, results));
+  },
+};
+
+async function measureOurs(config: VsConfiguration, context: MeasureContext): Promise<Metrics> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clipdrag-bench-vs-pytorch-'));
+  const engine = new Engine({ cacheDir: path.join(os.tmpdir(), 'clipdrag-bench-sessions') });
+  const session = new GraphSession(engine, { device: 'cpu' });
+  try {
+    const tokenizerFolder = path.join(dir, 'tokenizer');
+    await writeBpeFiles(tokenizerFolder, buildTinyBpeVocabulary([PROMPT, EDIT_PROMPT]));
+    const models = await openPipelineModels({
+      stableDiffusionFolder: path.resolve(REPO, config.model),
+      clipFolder: path.resolve(REPO, config.clip),
+      tokenizerFolder,
+      precision: 'fp32',
+      cacheDir: path.join(os.tmpdir(), 'clipdrag-bench-cache'),
+    });
+    const setup = await setUp(session, models, config.size);
+    let stepMs: number;
+    if (config.stage === 'lora') stepMs = round(await loraStepMs(session, setup, false, context), 1);
+    else if (config.stage === 'clipdrag') stepMs = await dragIterationMs(session, setup, setup.stepperSpec, context);
+    else {
+      const spec = { ...setup.stepperSpec, guidance: null, drag: { ...setup.stepperSpec.drag, variant: 'dragdiffusion' as const } };
+      stepMs = await dragIterationMs(session, setup, spec, context);
+    }
+    return { stepMs, processPeakRssMb: round(process.resourceUsage().maxRSS / 1024, 1), provider: session.provider ?? 'unknown' };
+  } finally {
+    await session.dispose();
+    await engine.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}
+
+function measurePyTorch(config: VsConfiguration, context: MeasureContext): Metrics {
+  const args = [
+    REFERENCE_SCRIPT,
+    '--stage', config.stage,
+    '--model', path.resolve(REPO, config.model),
+    '--clip', path.resolve(REPO, config.clip),
+    '--size', String(config.size),
+    '--repeat', String(context.repeat),
+    '--warmup', String(context.warmup),
+  ];
+  // Python's progress and warnings pass through to our stderr; its one line of JSON comes back on stdout.
+  const run = spawnSync(config.python, args, { env: pythonEnv(config.diffusers), encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 });
+  if (run.error) throw run.error;
+  if (run.status !== 0) throw new Error(`drag_reference.py --stage ${config.stage} ended with ${run.signal ?? `exit code ${run.status}`} (a SIGKILL is usually the out-of-memory killer)`);
+  const reply = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as Record<string, number | string | number[]>;
+  const metrics: Metrics = {};
+  for (const [key, value] of Object.entries(reply)) {
+    if (key === 'stage' || key === 'size' || key === 'stepsMs') continue;
+    if (typeof value === 'number' || typeof value === 'string') metrics[key === 'peakRssMb' ? 'processPeakRssMb' : key] = value;
+  }
+  return { ...metrics, provider: `torch ${reply.torch} cpu, ${reply.threads} threads` };
+}
+
+function compareStage(stage: Stage, results: readonly MeasuredConfiguration[]): ComparisonRow[] {
+  const ours = results.find((r) => r.configuration === `ours-${stage}`)?.metrics;
+  const theirs = results.find((r) => r.configuration === `pytorch-${stage}`)?.metrics;
+  if (!ours || !theirs) return [];
+  const ratio = (name: string) => round(Number(ours[name]) / Number(theirs[name]), 2);
+  const target = TARGETS[stage];
+  const time = ratio('stepMs');
+  const metrics: Metrics = { oursMs: ours.stepMs!, pytorchMs: theirs.stepMs!, timeRatio: time, timeTarget: target.time, timeMet: time <= target.time };
+  const memory = ratio('processPeakRssMb');
+  Object.assign(metrics, { oursPeakMb: ours.processPeakRssMb!, pytorchPeakMb: theirs.processPeakRssMb!, memoryRatio: memory });
+  if (target.memory !== undefined) Object.assign(metrics, { memoryTarget: target.memory, memoryMet: memory <= target.memory });
+  else Object.assign(metrics, { memoryTarget: '-', memoryMet: '-' });
+  return [{ name: stage, metrics }];
+}

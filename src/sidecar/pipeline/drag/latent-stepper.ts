@@ -1,0 +1,151 @@
+/**
+ * Runs the graphs of the modes without point tracking (`freedrag`, `text`): a features graph (the UNet at a
+ * latent: ε and the up_blocks[2] feature, no gradient) and one step graph per edit (`latentStepGraph` with the
+ * mode's local term), compiled once and run once per iteration.
+ */
+import type { TypedArray } from '../../engine/dtype';
+import type { CompiledGraph } from '../../engine/runtime/engine';
+import type { Feeds } from '../../engine/runtime/types';
+import type { ClipModelWeights, PixelRemap } from '../../models/clip';
+import type { UNetModel } from '../../models/unet/unet';
+import type { VaeModel } from '../../models/vae';
+import { dragStep, dragStepCoefficients, type DdimSchedule } from '../diffusion/ddim';
+import { loraFeeds, type LoraWeights } from '../lora/lora-weights';
+import { IO } from '../models/graphs';
+import { gradientMemoryPolicy, gradientSessionOptions } from '../runtime/gradient-memory';
+import { GraphSession, float32Output } from '../runtime/graph-session';
+import { STEP_INPUT } from './drag-config';
+import { maskInputs } from './drag-graph';
+import { DRAG_IO, latentStepGraph, unetPart, type LatentGraphSpec } from './drag-step-graph';
+import { buildFreeDragLoss, FREEDRAG_OUTPUT, type FreeDragGraphConfig } from './freedrag-graph';
+import { featureGrid } from './patch-sampler';
+import { maskTerm } from './mask-term';
+import { add } from '../../engine/ops';
+
+/** The local term of a mode: FreeDrag's template loss, or none (text mode: the background term alone). */
+export type LocalTerm = { readonly kind: 'freedrag'; readonly config: FreeDragGraphConfig } | { readonly kind: 'none' };
+
+export interface LatentStepperSpec {
+  readonly unet: UNetModel;
+  readonly vae: VaeModel;
+  readonly latentHeight: number;
+  readonly latentWidth: number;
+  readonly context: Float32Array;
+  readonly tokens: number;
+  readonly lora: LoraWeights | null;
+  readonly schedule: DdimSchedule;
+  readonly timestep: number;
+  readonly local: LocalTerm;
+  /** The background term's weights at latent size [1, 1, h, w] (already scaled as the mode's term wants), or null. */
+  readonly backgroundWeights: Float32Array | null;
+  readonly guidance: { readonly clip: ClipModelWeights; readonly textEmbeds: Float32Array; readonly coefficient: number; readonly remap?: PixelRemap } | null;
+  readonly rematerialize: boolean;
+}
+
+export interface LatentStepResult {
+  readonly gradLocal: Float32Array;
+  readonly gradGlobal: Float32Array | null;
+  /** FreeDrag: each pair's L1 against its template. */
+  readonly pairLosses: Float32Array | null;
+  readonly motionLoss: number | null;
+  readonly maskLoss: number | null;
+  readonly clipLoss: number | null;
+  readonly extra: Readonly<Record<string, TypedArray>>;
+}
+
+export class LatentStepper {
+  private xPrev0: Float32Array | null = null;
+
+  private constructor(
+    private readonly session: GraphSession,
+    private readonly spec: LatentStepperSpec,
+    private readonly featuresGraph: CompiledGraph,
+    private readonly stepGraph: CompiledGraph,
+    private readonly fixed: Feeds,
+    private readonly stepOnly: Feeds,
+  ) {}
+
+  static async create(session: GraphSession, spec: LatentStepperSpec): Promise<LatentStepper> {
+    const graphSpec: LatentGraphSpec = {
+      unet: spec.unet,
+      latentHeight: spec.latentHeight,
+      latentWidth: spec.latentWidth,
+      tokens: spec.tokens,
+      loraRank: spec.lora?.rank ?? null,
+      step: dragStepCoefficients(spec.schedule, spec.timestep),
+      guidance: spec.guidance ? { clip: spec.guidance.clip, vae: spec.vae, coefficient: spec.guidance.coefficient, ...(spec.guidance.remap ? { remap: spec.guidance.remap } : {}) } : null,
+      rematerialize: spec.rematerialize,
+    };
+    const features = unetPart('latent features', graphSpec);
+    features.graph.output(IO.eps, features.eps);
+    features.graph.output(DRAG_IO.feature, features.feature);
+    const masked = spec.backgroundWeights !== null;
+    const local = spec.local;
+    const step = latentStepGraph(local.kind === 'freedrag' ? 'freedrag step' : 'text step', graphSpec, ({ graph, sample, feature, xPrev }) => {
+      const mask = masked ? maskInputs(graph, sample.shape, 'float32') : null;
+      const maskLoss = mask ? maskTerm(xPrev, mask.xPrev0, mask.backgroundWeights) : null;
+      if (maskLoss) graph.output(DRAG_IO.maskLoss, maskLoss);
+      if (local.kind === 'none') return maskLoss;
+      const loss = buildFreeDragLoss(featureGrid(feature, local.config.supervision), local.config);
+      graph.output(FREEDRAG_OUTPUT.pairLosses, loss.pairLosses);
+      graph.output(DRAG_IO.motionLoss, loss.motionLoss);
+      return maskLoss ? add(loss.motionLoss, maskLoss) : loss.motionLoss;
+    });
+    const label = local.kind === 'freedrag' ? 'FreeDrag step (UNet, template loss, VJP)' : 'text step (UNet, VAE decoder, CLIP, VJP)';
+    const featuresGraph = await session.compile(features.graph, 'UNet features');
+    const stepGraph = await session.compile(step, label, gradientSessionOptions(gradientMemoryPolicy(spec.rematerialize)));
+    const fixed: Feeds = {
+      [IO.timestep]: new Float32Array([spec.timestep]),
+      [IO.context]: spec.context,
+      ...(spec.lora ? loraFeeds(spec.lora, step) : {}),
+    };
+    const stepOnly: Feeds = {
+      ...(spec.guidance ? { [DRAG_IO.textEmbeds]: spec.guidance.textEmbeds } : {}),
+      ...(spec.backgroundWeights ? { [STEP_INPUT.backgroundWeights]: spec.backgroundWeights } : {}),
+    };
+    return new LatentStepper(session, spec, featuresGraph, stepGraph, fixed, stepOnly);
+  }
+
+  get hasGuidance(): boolean {
+    return this.spec.guidance !== null;
+  }
+
+  /** The UNet feature [1, C, h, w] at latent z (no gradient). */
+  async features(z: Float32Array): Promise<{ eps: Float32Array; feature: Float32Array }> {
+    const out = await this.session.run(this.featuresGraph, { ...this.fixed, [IO.sample]: z }, undefined, 'dragging');
+    return { eps: float32Output(out, IO.eps), feature: float32Output(out, DRAG_IO.feature) };
+  }
+
+  /** Runs the features graph at z* and keeps x_prev_0 for the background term; returns F0. Must come before `step`. */
+  async reference(zStar: Float32Array): Promise<Float32Array> {
+    const { eps, feature } = await this.features(zStar);
+    this.xPrev0 = dragStep(this.spec.schedule, eps, this.spec.timestep, zStar).sample;
+    return feature;
+  }
+
+  /** One iteration's graph run at z with the local term's inputs (FreeDrag: positions and templates). */
+  async step(z: Float32Array, localFeeds: Feeds, extraOutputs: readonly string[] = []): Promise<LatentStepResult> {
+    if (!this.xPrev0) throw new Error('LatentStepper: run reference() before step()');
+    const guided = this.spec.guidance !== null;
+    const masked = this.spec.backgroundWeights !== null;
+    const freedrag = this.spec.local.kind === 'freedrag';
+    const wanted = [
+      DRAG_IO.gradLocal,
+      ...(masked ? [DRAG_IO.maskLoss] : []),
+      ...(freedrag ? [FREEDRAG_OUTPUT.pairLosses, DRAG_IO.motionLoss] : []),
+      ...(guided ? [DRAG_IO.gradGlobal, DRAG_IO.clipLoss] : []),
+      ...extraOutputs,
+    ];
+    const feeds: Feeds = { ...this.fixed, ...this.stepOnly, ...(masked ? { [STEP_INPUT.xPrev0]: this.xPrev0 } : {}), ...localFeeds, [IO.sample]: z };
+    const out = await this.session.run(this.stepGraph, feeds, [...new Set(wanted)], 'dragging');
+    return {
+      gradLocal: float32Output(out, DRAG_IO.gradLocal),
+      gradGlobal: guided ? float32Output(out, DRAG_IO.gradGlobal) : null,
+      pairLosses: freedrag ? float32Output(out, FREEDRAG_OUTPUT.pairLosses) : null,
+      motionLoss: freedrag ? float32Output(out, DRAG_IO.motionLoss)[0]! : null,
+      maskLoss: masked ? float32Output(out, DRAG_IO.maskLoss)[0]! : null,
+      clipLoss: guided ? float32Output(out, DRAG_IO.clipLoss)[0]! : null,
+      extra: out,
+    };
+  }
+}
