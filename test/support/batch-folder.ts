@@ -9,6 +9,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { serializeEditSpec, type EditParameters, type EditSpec } from '../../src/shared/edit-spec';
 import { encodeMaskPng, encodePng } from '../../src/sidecar/io/image';
+import { crc32 } from '../../src/sidecar/io/png-chunks';
 import { blobImage } from './tiny-pipeline';
 
 export const BATCH_TEST_PARAMETERS: Partial<EditParameters> = { loraSteps: 1, loraBatchSize: 1, loraRank: 4, dragSteps: 3, inferenceSteps: 10, previewInterval: 0 };
@@ -63,8 +64,9 @@ export async function makeBatchFolder(folder: string): Promise<string> {
   // Not an image: refused while planning.
   await write(path.join(folder, 'broken.png'), 'this is not a PNG file');
   await write(path.join(folder, 'broken.png.clipdrag-edit.json'), serializeEditSpec(batchSpec([{ handle: [20, 32], target: [40, 32] }])));
-  // A PNG cut off inside its pixel data: its size is readable, its pixels are not, so it fails when it runs.
-  await write(path.join(folder, 'cut.png'), blob.subarray(0, 200));
+  // A PNG whose chunks are intact (so planning, which checks the header and chunk checksums, accepts it) but whose
+  // pixel data is not a zlib stream: it fails when it runs.
+  await write(path.join(folder, 'cut.png'), withUndecodablePixels(blob));
   await write(path.join(folder, 'cut.png.clipdrag-edit.json'), serializeEditSpec(batchSpec([{ handle: [20, 32], target: [40, 32] }])));
   // Masks outside the folder (a real file, next to it): refused while planning, however the spec names them.
   const outsideMask = path.join(path.dirname(folder), 'outside-mask.png');
@@ -90,4 +92,21 @@ export async function makeWorkerFolder(folder: string, count: number, first = 0)
     images.push(image);
   }
   return images;
+}
+
+/** The PNG with its first IDAT's zlib header zeroed and the chunk's CRC made right again. */
+function withUndecodablePixels(png: Uint8Array): Uint8Array {
+  const out = Uint8Array.from(png);
+  const view = new DataView(out.buffer);
+  for (let at = 8; at + 12 <= out.length; ) {
+    const length = view.getUint32(at);
+    if (String.fromCharCode(...out.subarray(at + 4, at + 8)) === 'IDAT') {
+      out[at + 8] = 0;
+      out[at + 9] = 0;
+      view.setUint32(at + 8 + length, crc32(out.subarray(at + 4, at + 8 + length)));
+      return out;
+    }
+    at += 12 + length;
+  }
+  throw new Error('no IDAT chunk');
 }

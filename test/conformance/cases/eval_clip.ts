@@ -7,6 +7,7 @@ import { loadClipModel } from '../../../src/sidecar/models/checkpoint/layout';
 import { assertClipPartBound, CLIP_IMAGE_PREFIXES, clipImageEmbeds } from '../../../src/sidecar/models/clip';
 import { CheckpointWeights } from '../../../src/sidecar/models/weights';
 import { clipInput, resultAtSourceSize } from '../../../src/sidecar/pipeline/evaluation/metric-inputs';
+import { featureCosine } from '../../../src/sidecar/pipeline/evaluation/scorer';
 import { runGraph } from '../../support/run-graph';
 import { float32Tensor, type CaseRun } from '../case';
 import { singleModelFolder } from '../single-model';
@@ -42,19 +43,7 @@ export const run: CaseRun = async (entry, golden, fixtureDir) => {
       dragged_pixels: float32Tensor([1, 3, size, size], resultPixels),
       source_features: float32Tensor([1, dim], a),
       dragged_features: float32Tensor([1, dim], b),
-      clip_similarity: float32Tensor([1], [cosine(a, b)]),
+      clip_similarity: float32Tensor([1], [featureCosine(a, b)]),
     },
   };
 };
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    aa += a[i]! * a[i]!;
-    bb += b[i]! * b[i]!;
-  }
-  return dot / Math.sqrt(aa * bb);
-}

@@ -493,19 +493,23 @@ export async function dragLatent(
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onIteration ? { onIteration: options.onIteration } : {}),
   };
+  // What every mode's step graph is built on: the models, the text, the LoRA, and the latent's timestep t*.
+  const atTStar = {
+    unet: models.unet,
+    vae: models.vae,
+    latentHeight: h,
+    latentWidth: w,
+    context: stages.prompt.embedding,
+    tokens: stages.prompt.tokens,
+    lora: stages.lora,
+    schedule,
+    timestep: tStar,
+  };
   if (stages.mode === 'freedrag' || stages.mode === 'text') {
     const latentChannels = models.unet.plan.config.inChannels;
     const config = { pairs: geometry.handles.length, channels, radius: p.motionRadius, supervision: geometry.supervision };
     const stepper = await LatentStepper.create(stages.session, {
-      unet: models.unet,
-      vae: models.vae,
-      latentHeight: h,
-      latentWidth: w,
-      context: stages.prompt.embedding,
-      tokens: stages.prompt.tokens,
-      lora: stages.lora,
-      schedule,
-      timestep: tStar,
+      ...atTStar,
       local: stages.mode === 'freedrag' ? { kind: 'freedrag', config } : { kind: 'none' },
       // FreeDrag's background term is a mean over the latent; CLIPDrag's (used by text mode) a sum.
       backgroundWeights: geometry.backgroundWeights && stages.mode === 'freedrag' ? meanTermWeights(geometry.backgroundWeights, latentChannels) : geometry.backgroundWeights,
@@ -530,15 +534,7 @@ export async function dragLatent(
     });
   }
   const stepper = await DragStepper.create(stages.session, {
-    unet: models.unet,
-    vae: models.vae,
-    latentHeight: h,
-    latentWidth: w,
-    context: stages.prompt.embedding,
-    tokens: stages.prompt.tokens,
-    lora: stages.lora,
-    schedule,
-    timestep: tStar,
+    ...atTStar,
     drag: {
       variant: stages.mode === 'drag' ? 'dragdiffusion' : 'clipdrag',
       pairs: geometry.handles.length,

@@ -180,14 +180,19 @@ export class DragBenchScorer {
     const graph = await this.session.compile(built, 'CLIP image features');
     const out = float32Output(await this.session.run(graph, { source: clipInput(source, size), result: clipInput(result, size) }, ['features'], 'evaluation'), 'features');
     const dim = out.length / 2;
-    let dot = 0;
-    let aa = 0;
-    let bb = 0;
-    for (let i = 0; i < dim; i++) {
-      dot += out[i]! * out[dim + i]!;
-      aa += out[i]! * out[i]!;
-      bb += out[dim + i]! * out[dim + i]!;
-    }
-    return dot / Math.sqrt(aa * bb);
+    return featureCosine(out.subarray(0, dim), out.subarray(dim));
   }
+}
+
+/** The dot product of two features after each is divided by its norm (run_eval_similarity.py), in float64. */
+export function featureCosine(a: Float32Array, b: Float32Array): number {
+  let dot = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    aa += a[i]! * a[i]!;
+    bb += b[i]! * b[i]!;
+  }
+  return dot / Math.sqrt(aa * bb);
 }
