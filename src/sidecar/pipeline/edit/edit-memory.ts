@@ -46,9 +46,11 @@ export function planEditMemory(request: EditMemoryRequest): MemoryPlan {
       latentWidth: w,
       tokens,
       loraRank: p.loraSteps > 0 ? p.loraRank : null,
+      // freedrag and text build their own step graph (latent-stepper.ts) around the same UNet forward and CLIP
+      // branch; a drag step with at least one pair bounds it from above (their local terms are smaller).
       drag: {
         variant: input.spec.mode === 'drag' ? 'dragdiffusion' : 'clipdrag',
-        pairs: geometry.handles.length,
+        pairs: Math.max(1, geometry.handles.length),
         channels,
         motionRadius: p.motionRadius,
         trackingRadius: p.trackingRadius,
