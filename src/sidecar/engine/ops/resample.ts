@@ -86,9 +86,14 @@ export function maxPool2d(
   stride?: number | readonly [number, number],
   padding: number | readonly [number, number] = 0,
 ): Value {
+  return x.graph.apply1('MaxPool', [x], poolAttrs(kernel, stride, padding));
+}
+
+/** The attributes of a 2-D pooling window: the stride defaults to the kernel, padding is symmetric per axis. */
+function poolAttrs(kernel: number | readonly [number, number], stride: number | readonly [number, number] | undefined, padding: number | readonly [number, number]) {
   const k = pair(kernel);
   const [ph, pw] = pair(padding);
-  return x.graph.apply1('MaxPool', [x], { kernel_shape: k, strides: pair(stride ?? k), pads: [ph, pw, ph, pw] });
+  return { kernel_shape: k, strides: pair(stride ?? k), pads: [ph, pw, ph, pw] };
 }
 
 function pooledSize(
@@ -145,14 +150,7 @@ export function avgPool2d(
   stride?: number | readonly [number, number],
   padding: number | readonly [number, number] = 0,
 ): Value {
-  const k = pair(kernel);
-  const [ph, pw] = pair(padding);
-  return x.graph.apply1('AveragePool', [x], {
-    kernel_shape: k,
-    strides: pair(stride ?? k),
-    pads: [ph, pw, ph, pw],
-    count_include_pad: 1,
-  });
+  return x.graph.apply1('AveragePool', [x], { ...poolAttrs(kernel, stride, padding), count_include_pad: 1 });
 }
 
 /** y = A_h · x · A_wᵀ over the last two axes, skipping an axis whose matrix is the identity. */

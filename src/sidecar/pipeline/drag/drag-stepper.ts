@@ -5,6 +5,7 @@
  * is alive at a time; `close()` releases the step graph.
  */
 import type { TypedArray } from '../../engine/dtype';
+import type { Graph } from '../../engine/graph';
 import type { CompiledGraph } from '../../engine/runtime/engine';
 import type { Feeds } from '../../engine/runtime/types';
 import { dragStep, dragStepCoefficients, type DdimSchedule } from '../diffusion/ddim';
@@ -100,15 +101,7 @@ export class DragStepper {
         spec.guidance ? 'CLIPDrag step (UNet, drag loss, VAE decoder, CLIP, two VJPs)' : 'drag step (UNet, drag loss, VJP)',
         gradientSessionOptions(gradientMemoryPolicy(spec.rematerialize)),
       );
-    const fixed: Feeds = {
-      [IO.timestep]: new Float32Array([spec.timestep]),
-      [IO.context]: spec.context,
-      ...(spec.lora ? loraFeeds(spec.lora, step) : {}),
-    };
-    const stepOnly: Feeds = {
-      ...(spec.guidance ? { [DRAG_IO.textEmbeds]: spec.guidance.textEmbeds } : {}),
-      ...(spec.backgroundWeights ? { [STEP_INPUT.backgroundWeights]: spec.backgroundWeights } : {}),
-    };
+    const { fixed, stepOnly } = stepGraphFeeds(spec, step);
     return new DragStepper(session, spec, referenceGraph, compileStep, fixed, stepOnly);
   }
 
@@ -184,4 +177,28 @@ export class DragStepper {
       extra: out,
     };
   }
+}
+
+/** What a latent step graph is fed on every run: `fixed` (every graph over the UNet), `stepOnly` (the step graph). */
+export function stepGraphFeeds(
+  spec: {
+    readonly timestep: number;
+    readonly context: Float32Array;
+    readonly lora: LoraWeights | null;
+    readonly guidance: { readonly textEmbeds: Float32Array } | null;
+    readonly backgroundWeights: Float32Array | null;
+  },
+  step: Graph,
+): { fixed: Feeds; stepOnly: Feeds } {
+  return {
+    fixed: {
+      [IO.timestep]: new Float32Array([spec.timestep]),
+      [IO.context]: spec.context,
+      ...(spec.lora ? loraFeeds(spec.lora, step) : {}),
+    },
+    stepOnly: {
+      ...(spec.guidance ? { [DRAG_IO.textEmbeds]: spec.guidance.textEmbeds } : {}),
+      ...(spec.backgroundWeights ? { [STEP_INPUT.backgroundWeights]: spec.backgroundWeights } : {}),
+    },
+  };
 }

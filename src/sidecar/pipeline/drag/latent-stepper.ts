@@ -10,13 +10,14 @@ import type { ClipModelWeights, PixelRemap } from '../../models/clip';
 import type { UNetModel } from '../../models/unet/unet';
 import type { VaeModel } from '../../models/vae';
 import { dragStep, dragStepCoefficients, type DdimSchedule } from '../diffusion/ddim';
-import { loraFeeds, type LoraWeights } from '../lora/lora-weights';
+import type { LoraWeights } from '../lora/lora-weights';
 import { IO } from '../models/graphs';
 import { gradientMemoryPolicy, gradientSessionOptions } from '../runtime/gradient-memory';
 import { GraphSession, float32Output } from '../runtime/graph-session';
 import { STEP_INPUT } from './drag-config';
 import { maskInputs } from './drag-graph';
 import { DRAG_IO, latentStepGraph, unetPart, type LatentGraphSpec } from './drag-step-graph';
+import { stepGraphFeeds } from './drag-stepper';
 import { buildFreeDragLoss, FREEDRAG_OUTPUT, type FreeDragGraphConfig } from './freedrag-graph';
 import { featureGrid } from './patch-sampler';
 import { maskTerm } from './mask-term';
@@ -94,15 +95,7 @@ export class LatentStepper {
     const label = local.kind === 'freedrag' ? 'FreeDrag step (UNet, template loss, VJP)' : 'text step (UNet, VAE decoder, CLIP, VJP)';
     const featuresGraph = await session.compile(features.graph, 'UNet features');
     const stepGraph = await session.compile(step, label, gradientSessionOptions(gradientMemoryPolicy(spec.rematerialize)));
-    const fixed: Feeds = {
-      [IO.timestep]: new Float32Array([spec.timestep]),
-      [IO.context]: spec.context,
-      ...(spec.lora ? loraFeeds(spec.lora, step) : {}),
-    };
-    const stepOnly: Feeds = {
-      ...(spec.guidance ? { [DRAG_IO.textEmbeds]: spec.guidance.textEmbeds } : {}),
-      ...(spec.backgroundWeights ? { [STEP_INPUT.backgroundWeights]: spec.backgroundWeights } : {}),
-    };
+    const { fixed, stepOnly } = stepGraphFeeds(spec, step);
     return new LatentStepper(session, spec, featuresGraph, stepGraph, fixed, stepOnly);
   }
 
