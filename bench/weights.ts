@@ -1,12 +1,15 @@
 /**
  * Who holds the UNet's weights: the SD-1.5 UNet (default the full-size random-weight one of
  * `npm run make-bench-model -- pipeline`) compiled as one graph (forward ε) or two graphs over the same
- * checkpoint (forward ε, then forward + VJP as in the drag step), with onnxruntime's weight pre-packing on or
- * off. Per configuration, in its own process: anonymous and file-backed RSS (`/proc/self/status`) after
+ * checkpoint (forward ε, then forward + VJP as in the drag step), with the weights shared by the engine (fed
+ * as inputs, the CPU default) or linked into each session (onnxruntime's initializers, its weight pre-packing on
+ * or off). Per configuration, in its own process: anonymous and file-backed RSS (`/proc/self/status`) after
  * opening the checkpoint, after each graph's session is created and after its first run, the engine's own
  * account of resident weight bytes, session creation and run times.
  *
- *     npm run bench -- weights [--model DIR] [--latent N] [--graphs 1,2] [--prepacking on,off] [--level all|extended] [--vjp-only]
+ *     npm run bench -- weights [--model DIR] [--latent N] [--graphs 1,2] [--weights shared,link] [--prepacking on,off] [--level all|extended] [--vjp-only]
+ *
+ * `--prepacking` applies to `link` (shared weights are inputs, which onnxruntime never pre-packs).
  *
  * `--vjp-only`: one graph, the forward + VJP alone; `--level`: onnxruntime's optimisation level (default all).
  *
@@ -39,6 +42,7 @@ interface WeightsConfiguration extends Configuration {
   readonly everyModel?: { readonly stableDiffusion: string; readonly clip: string };
   readonly latent: number;
   readonly modes: readonly UNetBenchMode[];
+  readonly weights: 'shared' | 'link';
   readonly prepacking: boolean;
   readonly level: 'all' | 'extended';
 }
@@ -62,23 +66,30 @@ export const benchmark: Benchmark<WeightsConfiguration> = {
     const latent = Number(text(flags, 'latent', '32'));
     const graphs = text(flags, 'graphs', '1,2').split(',').map(Number);
     const prepacking = text(flags, 'prepacking', 'on,off').split(',');
+    const weightModes = text(flags, 'weights', 'shared,link').split(',') as ('shared' | 'link')[];
     const level = text(flags, 'level', 'all') === 'extended' ? 'extended' : 'all';
     const suffix = level === 'all' ? '' : `, level ${level}`;
+    // Every weights mode, and for linked weights every pre-packing setting.
+    const variants = weightModes.flatMap((weights): { weights: 'shared' | 'link'; prepacking: boolean; name: string }[] =>
+      weights === 'shared' ? [{ weights, prepacking: true, name: 'shared' }] : prepacking.map((p) => ({ weights, prepacking: p === 'on', name: `linked, prepacking ${p}` })),
+    );
     if (flags['every-model']) {
       const sd = path.dirname(path.resolve(REPO, model));
       const clip = path.resolve(REPO, text(flags, 'clip', '.cache/bench-models/pipeline/clip-vit-b16'));
-      return [{ name: 'every model, forward graphs', model, latent, modes: [], prepacking: true, level, everyModel: { stableDiffusion: path.relative(REPO, sd), clip: path.relative(REPO, clip) } }];
+      const everyModel = { stableDiffusion: path.relative(REPO, sd), clip: path.relative(REPO, clip) };
+      return variants.map((v) => ({ name: `every model, forward graphs, ${v.name}`, model, latent, modes: [], weights: v.weights, prepacking: v.prepacking, level, everyModel }));
     }
     if (flags['vjp-only']) {
-      return prepacking.map((p) => ({ name: `forward+vjp alone, prepacking ${p}${suffix}`, model, latent, modes: ['forward+vjp'] as const, prepacking: p === 'on', level }));
+      return variants.map((v) => ({ name: `forward+vjp alone, ${v.name}${suffix}`, model, latent, modes: ['forward+vjp'] as const, weights: v.weights, prepacking: v.prepacking, level }));
     }
-    return prepacking.flatMap((p) =>
+    return variants.flatMap((v) =>
       graphs.map((n) => ({
-        name: `${n} graph${n > 1 ? 's' : ''}, prepacking ${p}${suffix}`,
+        name: `${n} graph${n > 1 ? 's' : ''}, ${v.name}${suffix}`,
         model,
         latent,
         modes: (['forward', 'forward+vjp'] as const).slice(0, n),
-        prepacking: p === 'on',
+        weights: v.weights,
+        prepacking: v.prepacking,
         level,
       })),
     );
@@ -103,7 +114,7 @@ export const benchmark: Benchmark<WeightsConfiguration> = {
         const feeds: Record<string, Float32Array> = {};
         for (const input of graph.inputs) feeds[input.name] = input.name === 'timestep' ? Float32Array.of(500) : new Float32Array(input.size).map((_, k) => Math.sin(k * 0.37));
         globalThis.gc?.();
-        const info = await store.compile(i + 1, serializeGraph(graph), { label: mode, device: 'cpu', prepacking: config.prepacking, enableMemPattern: mode === 'forward', graphOptimizationLevel: config.level });
+        const info = await store.compile(i + 1, serializeGraph(graph), { label: mode, device: 'cpu', externalWeights: config.weights, prepacking: config.prepacking, enableMemPattern: mode === 'forward', graphOptimizationLevel: config.level });
         const created = residentMb();
         metrics[`g${i + 1}CreateMs`] = round(info.createMs, 0);
         metrics[`g${i + 1}CreatedAnonMb`] = created.anonMb;
@@ -151,7 +162,7 @@ async function everyModel(config: WeightsConfiguration, folders: { stableDiffusi
     const runs: (() => Promise<unknown>)[] = [];
     for (const [label, graph] of graphs) {
       const h = ++handle;
-      await store.compile(h, serializeGraph(graph), { label, device: 'cpu' });
+      await store.compile(h, serializeGraph(graph), { label, device: 'cpu', externalWeights: config.weights });
       const feeds: Record<string, Float32Array | BigInt64Array> = {};
       for (const input of graph.inputs) {
         feeds[input.name] = input.dtype === 'int64' ? new BigInt64Array(input.size).fill(1n) : input.name === 'timestep' ? Float32Array.of(500) : new Float32Array(input.size).map((_, k) => Math.sin(k * 0.37));

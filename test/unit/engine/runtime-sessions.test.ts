@@ -1,5 +1,5 @@
-// The session store in this thread: external weights by hard link and in memory, the session folder,
-// the optimised-model cache and session sharing.
+// The session store in this thread: external weights shared by the engine, by hard link and in memory, the
+// session folder, the optimised-model cache and session sharing.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -8,7 +8,7 @@ import { after, test } from 'node:test';
 import { Graph } from '../../../src/sidecar/engine/graph';
 import { add, conv2d, mul, reduceSum } from '../../../src/sidecar/engine/ops';
 import { serializeGraph, type SerializedModel } from '../../../src/sidecar/engine/onnx/serialize';
-import { ExternalWeightsError } from '../../../src/sidecar/engine/runtime/model-folder';
+import { ExternalWeightsError, prepareModelFolder } from '../../../src/sidecar/engine/runtime/model-folder';
 import { countNodePlacement } from '../../../src/sidecar/engine/runtime/placement';
 import { SessionCreationError, SessionStore } from '../../../src/sidecar/engine/runtime/sessions';
 import { runGraph } from '../../support/run-graph';
@@ -96,7 +96,7 @@ test('weights handed over in memory give the same results and leave no link behi
   await store.release(nextHandle++);
 });
 
-test('across filesystems, auto falls back to memory and says why; link mode refuses', async (t) => {
+test('across filesystems, shared weights are read in place; a session folder falls back to memory and says why; link mode refuses', async (t) => {
   const shm = '/dev/shm';
   if (!fs.existsSync(shm) || fs.statSync(shm).dev === fs.statSync(root).dev) {
     t.skip('needs a second filesystem (a tmpfs at /dev/shm) to try a hard link across devices');
@@ -108,9 +108,16 @@ test('across filesystems, auto falls back to memory and says why; link mode refu
     writeCheckpoint(file, [10, 20, 30]);
     const { model } = weightedGraph(file);
     const store = new SessionStore(path.join(root, 'cross-device-cache'));
-    const info = await store.compile(nextHandle, model, options);
-    assert.equal(info.externalWeights[0]?.mode, 'memory');
-    assert.match(info.externalWeights[0]?.linkProblem ?? '', /another filesystem/);
+    const shared = await store.compile(nextHandle, model, options);
+    assert.equal(shared.externalWeights[0]?.mode, 'shared');
+    assert.deepEqual([...(await store.run(nextHandle, { a: a() })).outputs.y!], [20, 60, 120, 50, 120, 210]);
+    await store.release(nextHandle++);
+    // `auto` on a provider that takes the weights as initializers (the GPU providers): a link where possible.
+    const prepared = prepareModelFolder(path.join(root, 'cross-device-cache'), model, 'auto');
+    assert.equal(prepared.weights[0]?.mode, 'memory');
+    assert.match(prepared.weights[0]?.linkProblem ?? '', /another filesystem/);
+    const inMemory = await store.compile(nextHandle, model, { ...options, externalWeights: 'memory' });
+    assert.equal(inMemory.externalWeights[0]?.mode, 'memory');
     assert.deepEqual([...(await store.run(nextHandle, { a: a() })).outputs.y!], [20, 60, 120, 50, 120, 210]);
     await store.release(nextHandle++);
     await assert.rejects(
@@ -128,7 +135,8 @@ test('a checkpoint replaced under the same path is re-linked, and its old optimi
   writeCheckpoint(file, [10, 20, 30]);
   const { model } = weightedGraph(file);
   const store = new SessionStore(path.join(dir, 'cache'));
-  const first = await store.compile(nextHandle, model, options);
+  const linked = { ...options, externalWeights: 'link' } as const;
+  const first = await store.compile(nextHandle, model, linked);
   assert.deepEqual([...(await store.run(nextHandle, { a: a() })).outputs.s!], [580]);
   await store.release(nextHandle++);
 
@@ -136,7 +144,7 @@ test('a checkpoint replaced under the same path is re-linked, and its old optimi
   writeCheckpoint(`${file}.new`, [1, 1, 1]);
   fs.renameSync(`${file}.new`, file);
   fs.utimesSync(file, new Date(), new Date(Date.now() + 5000));
-  const second = await store.compile(nextHandle, model, options);
+  const second = await store.compile(nextHandle, model, linked);
   assert.equal(second.folder, first.folder, 'the model is the same: same session folder');
   assert.equal(second.optimizedModelCache, 'written', 'the optimised model of the old weights is not reused');
   assert.equal(fs.statSync(path.join(second.folder, second.externalWeights[0]!.location)).ino, fs.statSync(file).ino);
@@ -194,23 +202,33 @@ test('when level all would copy weights into the cached model, level extended is
   const close = (actual: Float32Array) => actual.every((v, i) => Math.abs(v - expected[i]!) <= 1e-5 * (1 + Math.abs(expected[i]!)));
 
   // Any copy is too much here: the 16×16×3×3 kernel that the CPU layout pass reorders is.
+  const linked = { ...options, externalWeights: 'link' } as const;
   const strict = new SessionStore(path.join(dir, 'strict'), { maxCopiedWeightBytes: 0 });
-  const first = await strict.compile(nextHandle, model, options);
+  const first = await strict.compile(nextHandle, model, linked);
   assert.equal(first.optimizedModelCache, 'written');
   assert.match(optimizedFiles(first.folder).join(), /^optimized-cpu-extended-[0-9a-f]{16}\.onnx$/);
   assert.ok(close((await strict.run(nextHandle, feed)).outputs.y as Float32Array));
   await strict.release(nextHandle++);
-  const again = await strict.compile(nextHandle, model, options);
+  const again = await strict.compile(nextHandle, model, linked);
   assert.equal(again.optimizedModelCache, 'hit');
   assert.ok(close((await strict.run(nextHandle, feed)).outputs.y as Float32Array));
   await strict.release(nextHandle++);
 
   // Within the default allowance, the level-all model is kept: it loads with no optimisation at all.
   const lenient = new SessionStore(path.join(dir, 'lenient'));
-  const kept = await lenient.compile(nextHandle, model, options);
+  const kept = await lenient.compile(nextHandle, model, linked);
   const [allFile] = optimizedFiles(kept.folder);
   assert.match(allFile ?? '', /^optimized-cpu-all-/);
   assert.ok(fs.statSync(path.join(kept.folder, allFile!)).size > 4 * kernel.length, 'the reordered kernel is inside the level-all model');
+  await lenient.release(nextHandle++);
+
+  // Shared weights are inputs: nothing to reorder at load, so the level-all model holds no weights at all.
+  const shared = await lenient.compile(nextHandle, model, options);
+  assert.equal(shared.externalWeights[0]?.mode, 'shared');
+  const [sharedFile] = optimizedFiles(shared.folder);
+  assert.match(sharedFile ?? '', /^optimized-cpu-all-/);
+  assert.ok(fs.statSync(path.join(shared.folder, sharedFile!)).size < 4 * kernel.length, 'no kernel inside the cached model');
+  assert.ok(close((await lenient.run(nextHandle, feed)).outputs.y as Float32Array));
   await lenient.release(nextHandle++);
 });
 
@@ -329,4 +347,55 @@ test('a second graph over a loaded checkpoint adds no copy of its weights when t
     await store.release(second);
     assert.equal(store.residentWeightBytes(), 0);
   }
+});
+
+test('shared weights: the default on the CPU; fed by the engine, not the caller; held once for every graph over them', async () => {
+  const dir = fs.mkdtempSync(path.join(root, 'shared-'));
+  const file = path.join(dir, 'model.safetensors');
+  writeCheckpoint(file, [1, 2, 3]);
+  const store = new SessionStore(path.join(dir, 'cache'));
+  const first = nextHandle++;
+  const second = nextHandle++;
+  const info = await store.compile(first, weightedGraph(file).model, options);
+  assert.deepEqual(info.externalWeights.map((w) => [path.basename(w.file), w.mode]), [['model.safetensors', 'shared']]);
+  assert.deepEqual(info.inputs.map((i) => i.name), ['a'], 'the weight is not one of the caller\'s inputs');
+  assert.equal(fs.readdirSync(info.folder).filter((f) => f.startsWith('weights')).length, 0, 'no checkpoint in the session folder');
+  assert.deepEqual([...(await store.run(first, { a: a() })).outputs.y!], [2, 6, 12, 5, 12, 21]);
+  await assert.rejects(store.run(first, { a: a(), w: Float32Array.of(0, 0, 0) }), /unknown feed\(s\) w/);
+
+  await store.compile(second, secondGraph(file), options);
+  assert.equal(store.sessionCount, 2);
+  const [entry] = store.residentWeights();
+  assert.deepEqual({ ...entry, file: path.basename(entry!.file) }, { file: 'model.safetensors', mode: 'shared', bytes: HEADER + 12, sessions: 2, residentBytes: 12 });
+  assert.deepEqual([...(await store.run(second, { a: a() })).outputs.z!], [1 + 16 + 81 + 16 + 100 + 324]);
+  await store.release(first);
+  assert.equal(store.residentWeightBytes(), 12, 'the remaining graph still holds the tensor');
+  await store.release(second);
+  assert.equal(store.residentWeightBytes(), 0, 'the last release drops it');
+});
+
+test('shared weights: a checkpoint replaced under the same path is read anew; a truncated one is a clear error', async () => {
+  const dir = fs.mkdtempSync(path.join(root, 'shared-replaced-'));
+  const file = path.join(dir, 'model.safetensors');
+  writeCheckpoint(file, [10, 20, 30]);
+  const { model } = weightedGraph(file);
+  const store = new SessionStore(path.join(dir, 'cache'));
+  const old = nextHandle++;
+  const holder = nextHandle++;
+  await store.compile(old, model, options);
+  assert.deepEqual([...(await store.run(old, { a: a() })).outputs.s!], [580]);
+  await store.release(old);
+  // Another live graph still holds the old tensor while the file is replaced.
+  await store.compile(holder, secondGraph(file), options);
+  writeCheckpoint(`${file}.new`, [1, 1, 1]);
+  fs.renameSync(`${file}.new`, file);
+  const renewed = nextHandle++;
+  await store.compile(renewed, model, options);
+  assert.deepEqual([...(await store.run(renewed, { a: a() })).outputs.s!], [27], 'the new file\'s weights');
+  await store.release(renewed);
+  await store.release(holder);
+
+  fs.writeFileSync(file, Buffer.alloc(HEADER + 4));
+  await assert.rejects(store.compile(nextHandle++, model, options), (e: unknown) => e instanceof ExternalWeightsError && /truncated/.test(e.message));
+  assert.equal(store.sessionCount, 0);
 });

@@ -11,15 +11,18 @@ import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { SerializedModel } from '../onnx/serialize';
+import { externalWeightsAsInputs } from '../onnx/weight-inputs';
 import { prepareModelFolder, type PreparedModelFolder } from './model-folder';
 import { optimizedModelPath, removeStaleOptimizedModels, temporaryOptimizedModelPath } from './optimized-model';
 import { collectNodePlacement } from './placement';
 import { chooseExecutionProvider, executionProviderOption } from './providers';
+import { SharedWeights, type WeightFeeds } from './shared-weights';
 import { checkOutputNames, fromOutputTensors, toInputTensors } from './tensors';
 import {
   resolveCompileOptions,
   type CompileOptions,
   type CompiledGraphInfo,
+  type ExternalWeightsReport,
   type Feeds,
   type GraphOptimizationLevel,
   type NodePlacement,
@@ -60,8 +63,10 @@ export interface RunResult {
 
 interface LiveSession {
   readonly key: string;
-  /** The checkpoint files it reads, by real path (hard links and in-memory copies alike). */
-  readonly checkpoints: readonly { readonly realPath: string; readonly mode: 'link' | 'memory'; readonly bytes: number }[];
+  /** The checkpoint files it reads, by real path. */
+  readonly checkpoints: readonly { readonly realPath: string; readonly mode: ResidentWeights['mode']; readonly bytes: number }[];
+  /** The weights the engine feeds it (`shared`), held in `SessionStore.sharedWeights`. */
+  readonly weightFeeds: WeightFeeds | undefined;
   readonly session: ort.InferenceSession;
   readonly info: CompiledGraphInfo;
   readonly handles: Set<number>;
@@ -84,6 +89,7 @@ export interface SessionStoreOptions {
 export class SessionStore {
   private readonly byKey = new Map<string, Promise<LiveSession>>();
   private readonly byHandle = new Map<number, LiveSession>();
+  private readonly sharedWeights = new SharedWeights();
   private readonly maxCopiedWeightBytes: number;
 
   constructor(
@@ -99,20 +105,22 @@ export class SessionStore {
   }
 
   /**
-   * The weight bytes this store made resident, per checkpoint file: a hard-linked checkpoint is memory-mapped
-   * by onnxruntime and its pages are shared by every session that reads it, so it counts once however many
-   * graphs use it; a checkpoint handed over in memory is a private copy in every session. Copies onnxruntime
-   * makes on its own inside a session (pre-packed kernels, reordered convolution weights) are not known here:
-   * see `prepacking` and docs/runtime.md.
+   * The weight bytes this store made resident, per checkpoint file: shared weights are held once by the store
+   * whatever the number of sessions that read them; a hard-linked checkpoint is memory-mapped by onnxruntime
+   * and its pages are shared by every session that reads it, so it counts once too; a checkpoint handed over
+   * in memory is a private copy in every session. Copies onnxruntime makes on its own inside a session
+   * (pre-packed kernels and reordered convolution weights of linked or in-memory checkpoints) are not known
+   * here: see `prepacking` and docs/runtime.md.
    */
   residentWeights(): ResidentWeights[] {
     const byFile = new Map<string, ResidentWeights>();
+    const held = this.sharedWeights.heldBytes();
     for (const live of new Set(this.byHandle.values())) {
       for (const { realPath, mode, bytes } of live.checkpoints) {
         const key = `${mode}|${realPath}`;
-        const seen = byFile.get(key);
-        const sessions = (seen?.sessions ?? 0) + 1;
-        byFile.set(key, { file: realPath, mode, bytes, sessions, residentBytes: mode === 'link' ? bytes : bytes * sessions });
+        const sessions = (byFile.get(key)?.sessions ?? 0) + 1;
+        const residentBytes = mode === 'shared' ? (held.get(realPath) ?? 0) : mode === 'link' ? bytes : bytes * sessions;
+        byFile.set(key, { file: realPath, mode, bytes, sessions, residentBytes });
       }
     }
     return [...byFile.values()];
@@ -162,7 +170,7 @@ export class SessionStore {
     const live = this.byHandle.get(handle);
     if (!live) throw new GraphRunError(`graph handle ${handle} is not compiled here (released, or never compiled)`);
     const { label, provider, inputs, outputs } = live.info;
-    const tensors = toInputTensors(feeds, inputs, label);
+    const tensors = { ...toInputTensors(feeds, inputs, label), ...live.weightFeeds?.tensors };
     const names = checkOutputNames(outputNames, outputs, label);
     let results: ort.InferenceSession.ReturnType;
     try {
@@ -187,6 +195,7 @@ export class SessionStore {
     if (live.handles.size > 0) return;
     this.byKey.delete(live.key);
     await live.session.release();
+    if (live.weightFeeds) this.sharedWeights.release(live.weightFeeds.keys);
     if (live.profilePrefix !== undefined) removeProfiles(live.profilePrefix);
   }
 
@@ -201,27 +210,44 @@ export class SessionStore {
     label: string,
     choice: { provider: string; reason: string },
   ): Promise<LiveSession> {
-    const prepared = prepareModelFolder(this.cacheDir, model, options.externalWeights);
-    const profilePrefix = options.reportNodePlacement ? path.join(prepared.folder, `profile-${process.pid}-${++profileCounter}-`) : undefined;
     const started = performance.now();
+    const shared = options.externalWeights === 'shared' || (options.externalWeights === 'auto' && choice.provider === 'cpu');
+    const asInputs = shared && model.externalFiles.length > 0 ? externalWeightsAsInputs(model) : undefined;
+    const prepared = prepareModelFolder(this.cacheDir, asInputs?.model ?? model, shared ? 'auto' : options.externalWeights);
+    const profilePrefix = options.reportNodePlacement ? path.join(prepared.folder, `profile-${process.pid}-${++profileCounter}-`) : undefined;
     const { session, cache } = await createSession(prepared, choice.provider, options, label, profilePrefix, this.maxCopiedWeightBytes);
+    let weightFeeds: WeightFeeds | undefined;
+    try {
+      weightFeeds = asInputs ? this.sharedWeights.acquire(asInputs.weightInputs) : undefined;
+    } catch (error) {
+      await session.release();
+      throw error;
+    }
+    const weightNames = new Set(asInputs?.weightInputs.map((w) => w.name));
     const info: CompiledGraphInfo = {
       hash: model.hash,
       label,
       provider: choice.provider,
       providerReason: choice.reason,
-      inputs: session.inputMetadata.map(tensorInfo),
+      // The weights the engine feeds itself are not the caller's inputs.
+      inputs: session.inputMetadata.map(tensorInfo).filter((input) => !weightNames.has(input.name)),
       outputs: session.outputMetadata.map(tensorInfo),
-      externalWeights: prepared.weights,
+      externalWeights: asInputs ? sharedWeightsReport(model) : prepared.weights,
       optimizedModelCache: cache,
       createMs: performance.now() - started,
       reused: false,
       folder: prepared.folder,
       options,
     };
-    const checkpoints = prepared.weights.map((w, i) => ({ realPath: prepared.realPaths[i]!, mode: w.mode, bytes: w.bytes }));
-    return { key, checkpoints, session, info, handles: new Set(), profilePrefix, nodePlacement: undefined };
+    const checkpoints = asInputs
+      ? info.externalWeights.map((w) => ({ realPath: fs.realpathSync(w.file), mode: w.mode, bytes: w.bytes }))
+      : prepared.weights.map((w, i) => ({ realPath: prepared.realPaths[i]!, mode: w.mode, bytes: w.bytes }));
+    return { key, checkpoints, weightFeeds, session, info, handles: new Set(), profilePrefix, nodePlacement: undefined };
   }
+}
+
+function sharedWeightsReport(model: SerializedModel): ExternalWeightsReport[] {
+  return model.externalFiles.map(({ file }) => ({ file, location: '', mode: 'shared', bytes: fs.statSync(file).size }));
 }
 
 function tensorInfo(meta: ort.InferenceSession.ValueMetadata): TensorInfo {

@@ -10,11 +10,15 @@ export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 
 /**
  * How checkpoint files referenced as external data reach onnxruntime:
+ * - `shared`: the weights become graph inputs, read once into the engine's memory and fed to every session
+ *   that uses them (runtime/shared-weights.ts): one copy per process however many graphs read a model, and
+ *   no pre-packed copies. On a GPU provider the inputs are copied to the device at every run;
  * - `link`: a hard link in the session folder (zero copy; needs the same filesystem); an error if impossible;
+ *   onnxruntime then holds the weights per session, pre-packed on the CPU;
  * - `memory`: the file's bytes are read and handed over in memory while the session is created;
- * - `auto`: a hard link where possible, memory otherwise.
+ * - `auto`: `shared` on the CPU provider; elsewhere a hard link where possible, memory otherwise.
  */
-export type ExternalWeightsMode = 'auto' | 'link' | 'memory';
+export type ExternalWeightsMode = 'auto' | 'shared' | 'link' | 'memory';
 
 export interface CompileOptions {
   /** A name for messages and logs, e.g. `unet drag step`. Default: `graph <hash prefix>`. */
@@ -96,8 +100,9 @@ export interface TensorInfo {
 /** How one checkpoint file was handed to onnxruntime. */
 export interface ExternalWeightsReport {
   readonly file: string;
+  /** The name the model gives the file (empty for `shared`, where the model names no file). */
   readonly location: string;
-  readonly mode: 'link' | 'memory';
+  readonly mode: 'shared' | 'link' | 'memory';
   readonly bytes: number;
   /** Why a hard link was not used, when `mode` is `memory` under `auto`. */
   readonly linkProblem?: string;
@@ -107,12 +112,15 @@ export interface ExternalWeightsReport {
 export interface ResidentWeights {
   /** The checkpoint's real path. */
   readonly file: string;
-  readonly mode: 'link' | 'memory';
+  readonly mode: 'shared' | 'link' | 'memory';
   /** The file's size. */
   readonly bytes: number;
   /** Live sessions reading it. */
   readonly sessions: number;
-  /** `bytes` once for a memory-mapped (linked) file, once per session for copies handed over in memory. */
+  /**
+   * `bytes` once for a memory-mapped (linked) file, once per session for copies handed over in memory; for
+   * `shared`, the bytes of the tensors the engine holds (once, whatever the number of sessions).
+   */
   readonly residentBytes: number;
 }
 
