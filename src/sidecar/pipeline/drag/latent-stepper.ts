@@ -103,6 +103,12 @@ export class LatentStepper {
     return this.spec.guidance !== null;
   }
 
+  /** Releases both graphs (the loop is over): nothing of this stage stays alive into denoising. */
+  async close(): Promise<void> {
+    await this.session.release(this.featuresGraph);
+    await this.session.release(this.stepGraph);
+  }
+
   /** The UNet feature [1, C, h, w] at latent z (no gradient). */
   async features(z: Float32Array): Promise<{ eps: Float32Array; feature: Float32Array }> {
     const out = await this.session.run(this.featuresGraph, { ...this.fixed, [IO.sample]: z }, undefined, 'dragging');

@@ -516,22 +516,26 @@ export async function dragLatent(
       guidance: stages.mode === 'text' ? guidance : null,
       rematerialize: stages.rematerialize,
     });
-    if (stages.mode === 'text') {
-      const result = await runTextLoop({ ...common, stepper, zStar, iterations: p.dragSteps });
-      return { ...result, handles: [], reachedTargets: true };
+    try {
+      if (stages.mode === 'text') {
+        const result = await runTextLoop({ ...common, stepper, zStar, iterations: p.dragSteps });
+        return { ...result, handles: [], reachedTargets: true };
+      }
+      return await runFreeDragLoop({
+        ...common,
+        stepper,
+        zStar,
+        handles: geometry.handles,
+        targets: geometry.targets,
+        config,
+        latentSize: [h, w],
+        maxIterations: p.dragSteps,
+        expectedLoss: p.freedragExpectedLoss,
+        maxDistance: p.freedragMaxDistance,
+      });
+    } finally {
+      await stepper.close();
     }
-    return runFreeDragLoop({
-      ...common,
-      stepper,
-      zStar,
-      handles: geometry.handles,
-      targets: geometry.targets,
-      config,
-      latentSize: [h, w],
-      maxIterations: p.dragSteps,
-      expectedLoss: p.freedragExpectedLoss,
-      maxDistance: p.freedragMaxDistance,
-    });
   }
   const stepper = await DragStepper.create(stages.session, {
     ...atTStar,
@@ -547,19 +551,21 @@ export async function dragLatent(
     guidance,
     rematerialize: stages.rematerialize,
   });
-  await stepper.reference(zStar, geometry.handles);
-  const result = await runDragLoop({
-    ...common,
-    stepper,
-    zStar,
-    handles: geometry.handles,
-    targets: geometry.targets,
-    maxIterations: p.dragSteps,
-    tracking: stages.tracking === 'none' ? 'plain' : stages.tracking,
-    fusion: { rule: p.fusionRule, weight: p.fusionWeight },
-  });
-  await stepper.close();
-  return result;
+  try {
+    await stepper.reference(zStar, geometry.handles);
+    return await runDragLoop({
+      ...common,
+      stepper,
+      zStar,
+      handles: geometry.handles,
+      targets: geometry.targets,
+      maxIterations: p.dragSteps,
+      tracking: stages.tracking === 'none' ? 'plain' : stages.tracking,
+      fusion: { rule: p.fusionRule, weight: p.fusionWeight },
+    });
+  } finally {
+    await stepper.close();
+  }
 }
 
 /** Denoising of [source, edited] from t* with mutual self-attention; returns both rows [2, 4, h, w]. */

@@ -24,13 +24,13 @@ export type { MemoryPolicyPreference } from '../../../shared/protocol';
 /**
  * Peak of a gradient stage ≈ weightFactor · its weights + savedFactor · the activations its backward keeps +
  * workingActivations · its largest activation + processBytes, measured on the CPU provider (docs/runtime.md,
- * "Memory policy"): onnxruntime packs every convolution and linear weight of a gradient graph twice, once for
- * the forward kernel and once for the backward's transposed one (2.05 × the UNet's checkpoint at session
- * creation); the backward's working tensors and onnxruntime's arena come on top of what it keeps (about 32 of
- * the largest activation at 256², from the whole-stage peaks measured there); the process itself (Node,
- * onnxruntime, the worker) about 0.6 GB.
+ * "Memory policy"): the engine holds each weight once (shared weights, fed as inputs: no pre-packed copies);
+ * the backward's working tensors and onnxruntime's arena come on top of what it keeps (about 32 of the largest
+ * activation at 256², from the whole-stage peaks measured there); the process itself (Node, onnxruntime, the
+ * worker) about 0.6 GB. On a GPU provider a session holds its initializers once on the device, so the same
+ * weight factor applies (not yet measured on a GPU).
  */
-export const CALIBRATION = { weightFactor: 2.05, savedFactor: 1.0, workingActivations: 32, processBytes: 0.6 * 2 ** 30 } as const;
+export const CALIBRATION = { weightFactor: 1.0, savedFactor: 1.0, workingActivations: 32, processBytes: 0.6 * 2 ** 30 } as const;
 
 /** What stays free for the system and other programs: the larger of 1 GiB and this share of the device's memory. */
 export const RESERVE_SHARE = 0.1;
