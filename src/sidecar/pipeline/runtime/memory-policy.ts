@@ -32,8 +32,12 @@ export type { MemoryPolicyPreference } from '../../../shared/protocol';
  */
 export const CALIBRATION = { weightFactor: 1.0, savedFactor: 1.0, workingActivations: 32, processBytes: 0.6 * 2 ** 30 } as const;
 
-/** What stays free for the system and other programs: the larger of 1 GiB and this share of the device's memory. */
-export const RESERVE_SHARE = 0.1;
+/**
+ * What stays free for the system and other programs: the larger of 1 GiB and this share of the device's memory.
+ * A quarter: the editor, a browser and the OS live beside the edit, and the estimate itself is within about
+ * 10 % of the measured peaks (docs/benchmarks.md), so a plan that fills 90 % of the memory could swap.
+ */
+export const RESERVE_SHARE = 0.25;
 
 export interface DeviceMemory {
   readonly totalBytes: number;
