@@ -104,9 +104,14 @@ describe('clipdrag eval (the CLI, as a child process)', () => {
     }
   });
 
-  it('asks for the LPIPS weights, saying which files they are', async () => {
-    const result = await run(['eval', '.'], os.tmpdir());
-    assert.equal(result.code, 2);
-    assert.match(result.stderr, /--lpips-model is required: .*alex\.pth.*alexnet-owt-7be5be79\.pth/);
+  it('says what a folder without DragBench samples lacks, before opening any model', async () => {
+    const empty = await fs.mkdtemp(path.join(os.tmpdir(), 'clipdrag-eval-empty-'));
+    try {
+      const result = await run(['eval', empty], os.tmpdir());
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /holds no DragBench samples \(folders with original_image\.png and meta_data\.pkl/);
+    } finally {
+      await fs.rm(empty, { recursive: true, force: true });
+    }
   });
 });
