@@ -65,6 +65,14 @@ describe('DragBench evaluation of a folder (tiny SD-2.1, CLIP ViT-B/32 and LPIPS
     const again = await runEvaluation({ root: samples, sets, models: MODELS, scorer, previous: await readPreviousReport(samples) });
     assert.equal(opened, 1, 'a rerun with nothing changed opens no model');
     assert.deepEqual(again.entries, report.entries);
+
+    // Cancelled before it reached anything: the report keeps every entry of the last one, and says it was cancelled.
+    const stop = new AbortController();
+    stop.abort();
+    const cancelled = await runEvaluation({ root: samples, sets, models: MODELS, scorer, previous: await readPreviousReport(samples), signal: stop.signal });
+    assert.equal(cancelled.cancelled, true);
+    assert.deepEqual(cancelled.entries, report.entries);
+    assert.equal(opened, 1);
   });
 });
 
