@@ -109,7 +109,8 @@ export function batchSettings(folder: vscode.Uri): Omit<BatchOptions, 'folder'> 
   };
 }
 
-function modelSetting(value: string, base: string): string | undefined {
+/** A model setting: a folder relative to the workspace folder made absolute; hub ids and absolute paths as they are. */
+export function modelSetting(value: string, base: string): string | undefined {
   if (value === '') return undefined;
   if (path.isAbsolute(value) || value.startsWith('~')) return value;
   const candidate = path.resolve(base, value);

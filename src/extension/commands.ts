@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import { DEVICE_PREFERENCES, type DevicePreference, type InitializeResult } from '../shared/protocol';
 import { devicePreference, setDevicePreference } from './config';
 import { runBatchCommand } from './batch-command';
+import { runEvalCommand } from './eval-command';
 import { installCudaCommand } from './cuda/cuda-command';
 import { detectSlurm, submitSlurmBatch } from './slurm-command';
 import { EDITOR_VIEW_TYPE } from './editor/image-editor-provider';
@@ -13,6 +14,7 @@ import type { SidecarClient } from './sidecar/sidecar-client';
 export const COMMANDS = {
   openEditor: 'clipdrag.openEditor',
   runBatch: 'clipdrag.runBatch',
+  evaluateResults: 'clipdrag.evaluateResults',
   submitSlurmBatch: 'clipdrag.submitSlurmBatch',
   downloadModels: 'clipdrag.downloadModels',
   chooseDevice: 'clipdrag.chooseDevice',
@@ -31,6 +33,10 @@ export function registerCommands(context: vscode.ExtensionContext, sidecar: Side
     }),
     vscode.commands.registerCommand(COMMANDS.runBatch, async (folder?: unknown, options?: unknown) => {
       if (requireTrust('Running a batch writes result images')) return runBatchCommand(sidecar, showError, folder, options);
+      return undefined;
+    }),
+    vscode.commands.registerCommand(COMMANDS.evaluateResults, async (folder?: unknown, options?: unknown) => {
+      if (requireTrust('Evaluating results downloads models and writes a report')) return runEvalCommand(sidecar, showError, folder, options);
       return undefined;
     }),
     vscode.commands.registerCommand(COMMANDS.submitSlurmBatch, async (folder?: unknown, options?: unknown) => {

@@ -3,6 +3,7 @@
 // webview's type-check, so nothing node-only may be imported.
 import { ProgressType, RequestType, RequestType0 } from 'vscode-jsonrpc';
 import type { BatchOptions, BatchPlan, BatchProgress, BatchReport } from './batch';
+import type { EvalOptions, EvalOutcome, EvalProgress } from './evaluation';
 import type { EditParameters } from './edit-parameters';
 import type { EditMode, EditSpec, ImagePoint, PointPair } from './edit-spec';
 import type { RecipeStageTiming } from './recipe';
@@ -250,3 +251,17 @@ export const BatchPlanRequestType = new RequestType<BatchOptions, BatchPlan, voi
 /** `batch/run`: runs the folder and writes its report; resolves with the report (also when cancelled). */
 export const BatchRunRequestType = new RequestType<BatchRunParams, BatchReport, void>('batch/run');
 export const BatchProgressType = new ProgressType<BatchProgress>();
+
+// ---------------------------------------------------------------------------------------------------------------
+// DragBench evaluation of a folder (types in evaluation.ts). `eval/run` scores every sample for each result set and
+// writes the report into the folder; one `EvalProgressType` value per entry as `$/progress` for the request's token;
+// `$/cancelRequest` stops it after the current entry (the answer then says `cancelled` and the report holds what was
+// scored, which a later run keeps). It runs on the device queue shared with edits and batches.
+
+export interface EvalRunParams extends EvalOptions {
+  progressToken?: string | number;
+}
+
+/** `eval/run`: scores the folder and writes its report; resolves with the means and the report's files. */
+export const EvalRunRequestType = new RequestType<EvalRunParams, EvalOutcome, void>('eval/run');
+export const EvalProgressType = new ProgressType<EvalProgress>();

@@ -12,7 +12,8 @@
 // only an empty stand-in as `extensionDevelopmentPath` (VS Code runs tests in a development host), so the CLIPDrag
 // that runs is the installed copy (`npm run test:installed`).
 // Needs `npm run build` and `node scripts/setup-test-env.mjs` first (`npm run test:integration` does both).
-// Env: CLIPDRAG_TEST_ENV_DIR (where code-server/chromium live), CLIPDRAG_IT_TIMEOUT_S (default 240), CLIPDRAG_IT_KEEP=1 keeps the run folder.
+// Env: CLIPDRAG_TEST_ENV_DIR (where code-server/chromium live), CLIPDRAG_IT_TIMEOUT_S (default 240), CLIPDRAG_IT_KEEP=1 keeps the run folder,
+// CLIPDRAG_IT_GREP runs only the tests whose titles match.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';

@@ -2,6 +2,7 @@
 // table papers print: MD ↓, IF = 1 − LPIPS ↑, CLIP similarity ↑), and two plots the Markdown embeds as SVG files —
 // MD against IF per result set (the papers' scatter) and MD per category.
 import * as path from 'node:path';
+import type { EvalMeans, EvalSetSummary } from '../../shared/evaluation';
 import { writeFileAtomic } from '../io/atomic-write';
 import { EVAL_REPORT_JSON, type EvalEntry, type EvalReportData } from './runner';
 
@@ -12,19 +13,8 @@ export const EVAL_REPORT_FILES = {
   categories: 'clipdrag-eval-categories.svg',
 } as const;
 
-export interface MetricMeans {
-  readonly samples: number;
-  readonly meanDistance: number;
-  readonly imageFidelity: number;
-  readonly clipSimilarity: number;
-}
-
-export interface SetSummary {
-  readonly set: string;
-  readonly overall: MetricMeans | null;
-  readonly categories: Readonly<Record<string, MetricMeans>>;
-  readonly failed: number;
-}
+export type MetricMeans = EvalMeans;
+export type SetSummary = EvalSetSummary;
 
 function means(entries: readonly EvalEntry[]): MetricMeans | null {
   const scored = entries.filter((e) => e.score);
@@ -56,6 +46,7 @@ const cell = (text: string) => text.replace(/\|/g, '\\|');
 export function evalReportMarkdown(report: EvalReportData): string {
   const summary = summarise(report);
   const lines = ['# DragBench evaluation', ''];
+  if (report.cancelled) lines.push('**Cancelled:** the numbers below cover what was scored before the evaluation stopped; run it again to score the rest.', '');
   lines.push(`Models: ${Object.entries(report.models).map(([k, v]) => `${k} \`${v}\``).join(', ')}. MD: mean distance in pixels (lower is better); IF: 1 − LPIPS; CLIP: image similarity (both higher is better).`, '');
   lines.push('| result set | samples | MD ↓ | IF ↑ | CLIP ↑ | not scored |', '|---|---:|---:|---:|---:|---:|');
   for (const s of summary) {

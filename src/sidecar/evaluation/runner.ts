@@ -3,6 +3,7 @@
 // source and result files (size and modification time) and the models are the same.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import type { EvalProgress } from '../../shared/evaluation';
 import type { Pixels8 } from '../io/resize';
 import { readImageFile } from '../io/image';
 import { dragBenchSpec, readDragBenchMeta } from '../batch/dragbench';
@@ -28,24 +29,21 @@ export interface EvalReportData {
   readonly models: Readonly<Record<string, string>>;
   readonly sets: readonly string[];
   readonly entries: readonly EvalEntry[];
+  /** The run was cancelled: `entries` are those done before it stopped (a rerun keeps them and does the rest). */
+  readonly cancelled?: true;
 }
 
-export interface EvalProgress {
-  readonly done: number;
-  readonly total: number;
-  readonly sample: string;
-  readonly set: string;
-  /** Seconds left at the mean time per scored entry so far; null before the first. */
-  readonly secondsLeft: number | null;
-  readonly reused: boolean;
-}
+export type { EvalProgress };
 
 export interface RunEvaluationOptions {
   readonly root: string;
   readonly sets: readonly ResultSet[];
   /** The models the numbers come from, as named by the user: part of every entry's fingerprint. */
   readonly models: Readonly<Record<string, string>>;
-  /** Opened on the first entry that needs scoring (a rerun with nothing new opens no model). */
+  /**
+   * Opened on the first entry that needs scoring (a rerun with nothing new opens no model). Its failure (a model
+   * that cannot be found or opened) ends the run: every entry would fail the same way.
+   */
   readonly scorer: () => Promise<DragBenchScorer>;
   /** Base seed of the DIFT noise; each sample draws from its own stream. Default 42, the reference's seed. */
   readonly seed?: number;
@@ -86,7 +84,10 @@ async function samplePoints(sample: DragBenchSample, source: Pixels8): Promise<{
 
 export async function runEvaluation(options: RunEvaluationOptions): Promise<EvalReportData> {
   const samples = await discoverSamples(options.root);
-  if (samples.length === 0) throw new Error(`${options.root} holds no DragBench samples (folders with original_image.png and meta_data.pkl).`);
+  if (samples.length === 0) {
+    // Invalid input: the front doors say so rather than "failed".
+    throw Object.assign(new Error(`${options.root} holds no DragBench samples (folders with original_image.png and meta_data.pkl, one per sample, e.g. <category>/<sample>/).`), { kind: 'invalid-input' as const });
+  }
   const previous = new Map((options.previous?.entries ?? []).map((e) => [`${e.sample}\n${e.set}`, e]));
   const modelsKey = JSON.stringify(options.models);
   const seed = options.seed ?? 42;
@@ -95,11 +96,13 @@ export async function runEvaluation(options: RunEvaluationOptions): Promise<Eval
   let scorer: DragBenchScorer | null = null;
   let scoredSeconds = 0;
   let scored = 0;
-  for (const sample of samples) {
+  let cancelled = false;
+  const stopped = () => (cancelled ||= options.signal?.aborted === true);
+  samples: for (const sample of samples) {
     const sourceStamp = await fileStamp(sample.image).catch(() => 'missing');
     let source: Pixels8 | null = null;
     for (const set of options.sets) {
-      if (options.signal?.aborted) throw options.signal.reason instanceof Error ? options.signal.reason : new Error('The evaluation was cancelled.');
+      if (stopped()) break samples;
       const file = await resultFile(sample, set);
       const relative = file ? path.relative(options.root, file).split(path.sep).join('/') : null;
       const fingerprint = JSON.stringify([sourceStamp, file ? await fileStamp(file) : null, modelsKey, seed]);
@@ -113,16 +116,22 @@ export async function runEvaluation(options: RunEvaluationOptions): Promise<Eval
       } else if (!file) {
         entry = { ...base, error: set.kind === 'reference' ? `no ${path.join(set.root, sample.key, 'dragged_image.png')}` : 'no result next to the sample' };
       } else {
+        try {
+          scorer ??= await options.scorer();
+        } catch (error) {
+          if (stopped()) break samples;
+          throw error;
+        }
         const started = performance.now();
         try {
           source ??= await readImageFile(sample.image);
           const result = await readImageFile(file);
           const points = await samplePoints(sample, source);
-          scorer ??= await options.scorer();
           const score = await scorer.score({ source, result, ...points, seed: sampleSeed(seed, sample.key) });
           entry = { ...base, score, seconds: (performance.now() - started) / 1000 };
         } catch (error) {
-          if (options.signal?.aborted) throw error;
+          // Cancelled while scoring: the entry is left for the next run.
+          if (stopped()) break samples;
           entry = { ...base, error: error instanceof Error ? error.message : String(error) };
         }
         scoredSeconds += (performance.now() - started) / 1000;
@@ -133,5 +142,11 @@ export async function runEvaluation(options: RunEvaluationOptions): Promise<Eval
       options.onProgress?.({ done: entries.length, total, sample: sample.key, set: set.label, secondsLeft: scored > 0 ? (scoredSeconds / scored) * remaining : null, reused });
     }
   }
-  return { version: 1, models: options.models, sets: options.sets.map((s) => s.label), entries };
+  if (cancelled) {
+    // Entries of the last report not reached this time stay in it, so that stopping early loses nothing.
+    const labels = new Set(options.sets.map((s) => s.label));
+    const done = new Set(entries.map((e) => `${e.sample}\n${e.set}`));
+    for (const [key, earlier] of previous) if (!done.has(key) && labels.has(earlier.set)) entries.push(earlier);
+  }
+  return { version: 1, models: options.models, sets: options.sets.map((s) => s.label), entries, ...(cancelled ? { cancelled: true as const } : {}) };
 }

@@ -1,10 +1,37 @@
-// Which files of a repo (or folder, or cache snapshot) a model needs. Only safetensors weights are ever chosen:
-// pickle formats (.bin, .ckpt) can run code when loaded, and onnx/flax/tf files are for other runtimes.
+// Which files of a repo (or folder, or cache snapshot) a model needs. Only safetensors weights are chosen for the
+// editing models: pickle formats (.bin, .ckpt) can run code when loaded, and onnx/flax/tf files are for other
+// runtimes. The one exception is LPIPS, whose weights are published only as `torch.save` files: those are read by
+// the restricted reader of formats/torch-checkpoint.ts, which accepts tensors and plain containers and never runs
+// code from a pickle.
 import { ModelStoreError } from './errors';
 
-/** `stable-diffusion`: a diffusers StableDiffusionPipeline repo. `clip`: a transformers CLIPModel repo. */
-export type ModelKind = 'stable-diffusion' | 'clip';
-export const MODEL_KINDS: readonly ModelKind[] = ['stable-diffusion', 'clip'];
+/**
+ * `stable-diffusion`: a diffusers StableDiffusionPipeline repo. `clip`: a transformers CLIPModel repo. `lpips`: the
+ * LPIPS-AlexNet weights of the evaluation (see `LPIPS_FILES`).
+ */
+export type ModelKind = 'stable-diffusion' | 'clip' | 'lpips';
+export const MODEL_KINDS: readonly ModelKind[] = ['stable-diffusion', 'clip', 'lpips'];
+
+/**
+ * The files of an LPIPS-AlexNet model, at the top of the repo or folder: one `lpips-alex.safetensors` (the trunk and
+ * the linear layers, as `make-bench-model` writes it), or the published PyTorch files — LPIPS v0.1's linear layers
+ * (`alex.pth` in the lpips package, `LPIPS_v0.1_alex-<sha256 prefix>.pth` where pyiqa publishes it) and torchvision's
+ * AlexNet (`alexnet-owt-7be5be79.pth`, any `alexnet*.pth`).
+ */
+export const LPIPS_FILES = {
+  safetensors: 'lpips-alex.safetensors',
+  linear: /^(alex|LPIPS_v0\.1_alex(-[0-9a-f]+)?)\.pth$/,
+  trunk: /^alexnet[^/]*\.pth$/,
+} as const;
+
+/** The LPIPS files among `names` (top-level names): the safetensors file, else the two `.pth` files; null if neither. */
+export function pickLpipsFiles(names: Iterable<string>): { safetensors: string } | { linear: string; trunk: string } | null {
+  const all = [...names].filter((name) => !name.includes('/')).sort();
+  if (all.includes(LPIPS_FILES.safetensors)) return { safetensors: LPIPS_FILES.safetensors };
+  const linear = all.find((name) => LPIPS_FILES.linear.test(name));
+  const trunk = all.find((name) => LPIPS_FILES.trunk.test(name));
+  return linear && trunk ? { linear, trunk } : null;
+}
 
 export type Precision = 'fp32' | 'fp16';
 
@@ -58,6 +85,18 @@ export function selectModelFiles(
     else missing.push(file);
   };
 
+  if (kind === 'lpips') {
+    const picked = pickLpipsFiles(files);
+    if (!picked) {
+      throw new ModelStoreError(
+        'MISSING_FILES',
+        `${where} has no LPIPS-AlexNet weights: expected ${LPIPS_FILES.safetensors}, or LPIPS v0.1's linear layers (alex.pth, or LPIPS_v0.1_alex-<hash>.pth) ` +
+          "with torchvision's AlexNet checkpoint (alexnet-owt-7be5be79.pth) at its top level.",
+      );
+    }
+    const chosen = 'safetensors' in picked ? [picked.safetensors] : [picked.trunk, picked.linear];
+    return { files: chosen, weightsPrecision: 'fp32', notes: [] };
+  }
   if (kind === 'stable-diffusion') {
     requireFile('model_index.json');
     requireFile('scheduler/scheduler_config.json');

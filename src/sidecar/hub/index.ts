@@ -3,7 +3,7 @@
 export { ensureModel, verifyModel } from './model-store';
 export { parseModelSource, formatModelSource, validateRepoId, validateRevision, isCommitHash, DEFAULT_REVISION } from './model-source';
 export type { ModelSource, ParseModelSourceOptions } from './model-source';
-export { selectModelFiles, MODEL_KINDS } from './file-selection';
+export { selectModelFiles, pickLpipsFiles, LPIPS_FILES, MODEL_KINDS } from './file-selection';
 export type { ModelKind, Precision, FileSelection } from './file-selection';
 export { resolveHubSettings, defaultCacheDir, DEFAULT_ENDPOINT } from './hub-settings';
 export type { HubSettings, HubSettingsOverrides } from './hub-settings';
@@ -16,4 +16,14 @@ export type { ModelRequest, ModelFileRecord, ResolvedModel, VerifyRequest, Verif
 export const DEFAULT_MODELS = {
   stableDiffusion: 'stable-diffusion-v1-5/stable-diffusion-v1-5',
   clip: 'openai/clip-vit-base-patch16',
+} as const;
+
+/**
+ * The models of DragBench's evaluation (DragDiffusion's scripts): SD-2.1 for DIFT, CLIP ViT-B/32, and LPIPS v0.1 with
+ * the AlexNet trunk — pyiqa's weight repo, which publishes both `.pth` files (docs/evaluation.md).
+ */
+export const EVAL_DEFAULT_MODELS = {
+  dift: 'stabilityai/stable-diffusion-2-1',
+  clip: 'openai/clip-vit-base-patch32',
+  lpips: 'chaofengc/IQA-PyTorch-Weights',
 } as const;

@@ -15,6 +15,7 @@ import type { Logger } from '../log';
 import { defaultPipelineCacheDir } from '../pipeline/runtime/cache-dir';
 import { SIDECAR_VERSION } from '../version';
 import { registerBatchHandlers } from './batch-handlers';
+import { registerEvalHandlers } from './eval-handlers';
 import { DeviceQueue } from './front-door';
 import { registerPipelineHandlers } from './pipeline-handlers';
 
@@ -60,6 +61,7 @@ export function startRpcServer({ input, output, log, onExit }: RpcServerOptions)
   const queue = new DeviceQueue();
   registerPipelineHandlers(connection, { log, queue, devicePreference: () => devicePreference });
   registerBatchHandlers(connection, { log, queue, devicePreference: () => devicePreference });
+  registerEvalHandlers(connection, { log, queue, devicePreference: () => devicePreference });
 
   connection.onClose(() => exit(0, 'input closed'));
   connection.onError(([error]) => log.error(`protocol error: ${error.message}`));

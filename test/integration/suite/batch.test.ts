@@ -7,12 +7,12 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as zlib from 'node:zlib';
 import * as vscode from 'vscode';
 import type { ClipdragApi } from '../../../src/extension/api';
 import type { BatchItemResult, BatchReport } from '../../../src/shared/batch';
 import { serializeEditSpec, type EditSpec } from '../../../src/shared/edit-spec';
 import { buildTinyBpeVocabulary, writeBpeFiles } from '../../helpers/tiny-bpe';
+import { blobPng, crc32 } from './blob-png';
 import { askRunner, delay, reportSidecarPid, runnerCanQueryPage } from './runner-channel';
 
 const EXTENSION_ID = 'clipdrag.clipdrag-vscode';
@@ -24,32 +24,6 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T 
     if (value !== undefined) return value;
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
   }
-}
-
-/** A 64 × 64 RGB PNG: a bright disc at (cx, 32) on a dark ground (no image library in the extension host). */
-function blobPng(cx: number): Buffer {
-  const size = 64;
-  const rows = Buffer.alloc(size * (1 + size * 3));
-  for (let y = 0; y < size; y++) {
-    rows[y * (1 + size * 3)] = 0; // filter: none
-    for (let x = 0; x < size; x++) {
-      const inside = Math.max(0, Math.min(1, 8.5 - Math.hypot(x - cx, y - 32)));
-      rows.set([20 + 225 * inside, 30 + 190 * inside, 60 + 40 * inside].map(Math.round), y * (1 + size * 3) + 1 + x * 3);
-    }
-  }
-  const chunk = (type: string, data: Buffer) => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const length = Buffer.alloc(4);
-    length.writeUInt32BE(data.length);
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(body));
-    return Buffer.concat([length, body, crc]);
-  };
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(size, 0);
-  header.writeUInt32BE(size, 4);
-  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header), chunk('IDAT', zlib.deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
 }
 
 function specText(points: EditSpec['points'], extra: Partial<EditSpec> = {}, parameters: EditSpec['parameters'] = FAST): string {
@@ -83,15 +57,6 @@ function assertCompleteResult(folder: string, item: BatchItemResult): void {
   assert.equal(recipe.source.file, path.posix.basename(item.image));
   assert.equal(recipe.source.sha256, createHash('sha256').update(fs.readFileSync(path.join(folder, item.image))).digest('hex'));
   assert.equal(recipe.result.file, path.posix.basename(item.result));
-}
-
-function crc32(data: Buffer): number {
-  let crc = 0xffffffff;
-  for (const byte of data) {
-    crc ^= byte;
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1;
-  }
-  return (crc ^ 0xffffffff) >>> 0;
 }
 
 describe('CLIPDrag batch inside VS Code', function () {

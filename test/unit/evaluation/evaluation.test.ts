@@ -65,6 +65,14 @@ describe('DragBench evaluation of a folder (tiny SD-2.1, CLIP ViT-B/32 and LPIPS
     const again = await runEvaluation({ root: samples, sets, models: MODELS, scorer, previous: await readPreviousReport(samples) });
     assert.equal(opened, 1, 'a rerun with nothing changed opens no model');
     assert.deepEqual(again.entries, report.entries);
+
+    // Cancelled before it reached anything: the report keeps every entry of the last one, and says it was cancelled.
+    const stop = new AbortController();
+    stop.abort();
+    const cancelled = await runEvaluation({ root: samples, sets, models: MODELS, scorer, previous: await readPreviousReport(samples), signal: stop.signal });
+    assert.equal(cancelled.cancelled, true);
+    assert.deepEqual(cancelled.entries, report.entries);
+    assert.equal(opened, 1);
   });
 });
 
@@ -104,9 +112,14 @@ describe('clipdrag eval (the CLI, as a child process)', () => {
     }
   });
 
-  it('asks for the LPIPS weights, saying which files they are', async () => {
-    const result = await run(['eval', '.'], os.tmpdir());
-    assert.equal(result.code, 2);
-    assert.match(result.stderr, /--lpips-model is required: .*alex\.pth.*alexnet-owt-7be5be79\.pth/);
+  it('says what a folder without DragBench samples lacks, before opening any model', async () => {
+    const empty = await fs.mkdtemp(path.join(os.tmpdir(), 'clipdrag-eval-empty-'));
+    try {
+      const result = await run(['eval', empty], os.tmpdir());
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, /holds no DragBench samples \(folders with original_image\.png and meta_data\.pkl/);
+    } finally {
+      await fs.rm(empty, { recursive: true, force: true });
+    }
   });
 });

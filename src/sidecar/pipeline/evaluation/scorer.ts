@@ -6,6 +6,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { Graph } from '../../engine/graph';
+import { LPIPS_FILES, pickLpipsFiles } from '../../hub';
 import { concat, reshape, resizeBilinear } from '../../engine/ops';
 import type { Pixels8 } from '../../io/resize';
 import { loadClipModel } from '../../models/checkpoint/layout';
@@ -55,21 +56,17 @@ export interface SampleScore {
   readonly clipSimilarity: number;
 }
 
-const LPIPS_WEIGHTS = 'lpips-alex.safetensors';
-
 /** The LPIPS weights as safetensors: the folder's own file, or its `.pth` files converted once into `cacheDir`. */
 async function lpipsWeights(folder: string, cacheDir: string): Promise<CheckpointWeights> {
-  const own = path.join(folder, LPIPS_WEIGHTS);
-  if (await exists(own)) return CheckpointWeights.open(own);
   const names = await fs.readdir(folder).catch((err: NodeJS.ErrnoException) => {
     throw new Error(`The LPIPS model folder ${folder} cannot be read (${err.code ?? err.message}).`);
   });
-  const lin = names.find((n) => n === 'alex.pth');
-  const trunk = names.find((n) => /^alexnet.*\.pth$/.test(n));
-  if (!lin || !trunk) {
-    throw new Error(`The LPIPS model folder ${folder} has neither ${LPIPS_WEIGHTS} nor alex.pth (LPIPS v0.1 linear layers) with an AlexNet checkpoint alexnet*.pth.`);
+  const picked = pickLpipsFiles(names);
+  if (!picked) {
+    throw new Error(`The LPIPS model folder ${folder} has neither ${LPIPS_FILES.safetensors} nor alex.pth (LPIPS v0.1 linear layers) with an AlexNet checkpoint alexnet*.pth.`);
   }
-  const sources = [path.join(folder, trunk), path.join(folder, lin)];
+  if ('safetensors' in picked) return CheckpointWeights.open(path.join(folder, picked.safetensors));
+  const sources = [path.join(folder, picked.trunk), path.join(folder, picked.linear)];
   const stats = await Promise.all(sources.map((s) => fs.stat(s)));
   // Keyed by the files' sizes and times, so a replaced file is converted again.
   const key = stats.map((s, i) => `${path.basename(sources[i]!)}-${s.size}-${Math.trunc(s.mtimeMs)}`).join('_').replace(/[^\w.-]/g, '');
