@@ -73,8 +73,8 @@ describe('single-file SD-1.5 checkpoints (tiny fixture, CPU)', () => {
     await fs.mkdir(path.join(dir, 'named', 'unet'), { recursive: true });
     await fs.mkdir(path.join(dir, 'named', 'vae'), { recursive: true });
     await fs.mkdir(path.join(dir, 'named', 'text_encoder'), { recursive: true });
-    // Only what the tensors cannot tell: heads and norm groups.
-    await fs.writeFile(path.join(dir, 'named', 'unet', 'config.json'), JSON.stringify({ attention_head_dim: 4, norm_num_groups: 8 }));
+    // What the tensors cannot tell (heads, norm groups), and sizes they agree with, per block or for all blocks at once.
+    await fs.writeFile(path.join(dir, 'named', 'unet', 'config.json'), JSON.stringify({ attention_head_dim: 4, norm_num_groups: 8, transformer_layers_per_block: [1, 1, 1, 1], cross_attention_dim: 16 }));
     await fs.writeFile(path.join(dir, 'named', 'vae', 'config.json'), JSON.stringify({ norm_num_groups: 8 }));
     await fs.writeFile(path.join(dir, 'named', 'text_encoder', 'config.json'), JSON.stringify({ num_attention_heads: 4 }));
     const sibling = await loadSingleFileStableDiffusion(checkpoint);

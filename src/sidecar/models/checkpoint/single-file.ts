@@ -97,16 +97,22 @@ async function readConfig(file: string): Promise<Record<string, unknown>> {
 
 /** Keys the tensors determine: a given config must agree with them. */
 const SHAPE_KEYS: Readonly<Record<LdmComponent, readonly string[]>> = {
-  unet: ['in_channels', 'out_channels', 'block_out_channels', 'down_block_types', 'up_block_types', 'layers_per_block', 'cross_attention_dim', 'use_linear_projection'],
+  unet: ['in_channels', 'out_channels', 'block_out_channels', 'down_block_types', 'up_block_types', 'layers_per_block', 'transformer_layers_per_block', 'cross_attention_dim', 'use_linear_projection'],
   vae: ['in_channels', 'out_channels', 'block_out_channels', 'layers_per_block', 'latent_channels'],
   text_encoder: ['vocab_size', 'hidden_size', 'intermediate_size', 'num_hidden_layers', 'max_position_embeddings'],
 };
+
+/** Equal config values; a number stands for the same number in every block (`1` ≡ `[1, 1, 1, 1]`). */
+function sameSetting(a: unknown, b: unknown): boolean {
+  const spread = (value: unknown, like: unknown) => (typeof value === 'number' && Array.isArray(like) ? like.map(() => value) : value);
+  return JSON.stringify(spread(a, b)) === JSON.stringify(spread(b, a));
+}
 
 /** The inferred config with a given one on top, refusing given sizes the tensors contradict. */
 function overrideConfig(component: LdmComponent, inferred: Record<string, unknown>, given: Record<string, unknown>, givenFile: string, checkpoint: string): Record<string, unknown> {
   for (const key of SHAPE_KEYS[component]) {
     if (given[key] === undefined || given[key] === null) continue;
-    if (JSON.stringify(given[key]) !== JSON.stringify(inferred[key])) {
+    if (!sameSetting(given[key], inferred[key])) {
       throw new ModelLayoutError(givenFile, `says ${key} ${JSON.stringify(given[key])}, but the tensors of ${path.basename(checkpoint)} have ${JSON.stringify(inferred[key])}: not the config of this checkpoint`);
     }
   }
@@ -239,6 +245,8 @@ function inferUNetConfig(mapping: LdmMapping, label: string): Record<string, unk
   const down = channels.map((_, b) => (hasAttention(`down_blocks.${b}.attentions.`) ? 'CrossAttnDownBlock2D' : 'DownBlock2D'));
   const up = channels.map((_, b) => (hasAttention(`up_blocks.${b}.attentions.`) ? 'CrossAttnUpBlock2D' : 'UpBlock2D'));
   const crossAttention = shapeOf(t, 'mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight', label)[1]!;
+  // Transformer depth per block (SD-1.5: 1 everywhere); blocks without attention count as 1, as diffusers' configs do.
+  const depths = channels.map((_, b) => Math.max(1, countIndexed(keys, new RegExp(`^down_blocks\\.${b}\\.attentions\\.0\\.transformer_blocks\\.(\\d+)\\.`))));
   return {
     _class_name: 'UNet2DConditionModel',
     in_channels: shapeOf(t, 'conv_in.weight', label)[1],
@@ -247,6 +255,7 @@ function inferUNetConfig(mapping: LdmMapping, label: string): Record<string, unk
     down_block_types: down,
     up_block_types: up,
     layers_per_block: layers,
+    transformer_layers_per_block: depths.every((d) => d === depths[0]) ? depths[0] : depths,
     cross_attention_dim: crossAttention,
     use_linear_projection: shapeOf(t, 'mid_block.attentions.0.proj_in.weight', label).length === 2,
   };
