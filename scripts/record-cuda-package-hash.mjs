@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Records the SHA-512 of onnxruntime's CUDA provider package in src/extension/cuda/cuda-package.ts, which
-// CLIPDrag: Install CUDA Support checks every download against. Run it once per onnxruntime-node version, where the
+// Pins the SHA-512 of onnxruntime's CUDA provider package in src/extension/cuda/cuda-package.ts. CLIPDrag: Install
+// CUDA Support checks every download against the pinned hash when there is one (it must also equal the hash NuGet
+// publishes), else against the published one. Run it once per onnxruntime-node version, where the
 // package's source is reachable: node scripts/record-cuda-package-hash.mjs [URL] (default: NuGet's flat container).
 import crypto from 'node:crypto';
 import fs from 'node:fs';

@@ -93,6 +93,7 @@ export function batchSettings(folder: vscode.Uri): Omit<BatchOptions, 'folder'> 
   const text = (key: string) => config.get<string>(key, '').trim();
   const model = modelSetting(text('model'), base);
   const clipModel = modelSetting(text('clipModel'), base);
+  const modelConfig = modelSetting(text('modelConfig'), base);
   const hubCacheDirectory = text('cacheDirectory');
   const parameters: Partial<EditParameters> = {};
   for (const name of EDIT_PARAMETER_NAMES) {
@@ -104,6 +105,7 @@ export function batchSettings(folder: vscode.Uri): Omit<BatchOptions, 'folder'> 
     precision: precisionPreference(),
     ...(model ? { model } : {}),
     ...(clipModel ? { clipModel } : {}),
+    ...(modelConfig ? { modelConfig } : {}),
     ...(hubCacheDirectory ? { hubCacheDirectory } : {}),
     dragBenchParameters: parameters,
   };

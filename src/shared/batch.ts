@@ -26,6 +26,8 @@ export interface BatchOptions {
   /** Model precision (default auto, which is fp32). */
   precision?: PrecisionPreference;
   /** Hugging Face cache folder; default the standard one. */
+  /** For a single-file checkpoint: its diffusers config folder (see EditSettings.modelConfig). */
+  modelConfig?: string;
   hubCacheDirectory?: string;
   /** Parameters for DragBench samples, which carry none of their own (saved specs keep theirs). */
   dragBenchParameters?: Partial<EditParameters>;

@@ -128,6 +128,12 @@ export interface EditSettings {
   /** Stable Diffusion 1.5 model when the spec names none (default: the sidecar's default model). */
   model?: string;
   clipModel?: string;
+  /**
+   * For a single-file checkpoint: a folder in the diffusers layout whose `unet/`, `vae/`, `text_encoder/` config.json
+   * (and `scheduler/scheduler_config.json`) replace what is inferred from the tensors (diffusers' `config=`). Ignored
+   * for model folders and hub ids. Relative to the working folder.
+   */
+  modelConfig?: string;
   /** Execution provider preference (default: the one given at `initialize`). */
   device?: DevicePreference;
   /** Model precision (default `auto`). */

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { SidecarClient } from '../sidecar/sidecar-client';
 import { CUDA_PACKAGE, defaultCudaPackageUrl } from './cuda-package';
-import { describeMissingSystemLibraries, installCudaProviders, linkCudaProviders, missingSystemLibraries, readLoaderCache } from './cuda-install';
+import { describeMissingSystemLibraries, installCudaProviders, linkCudaProviders, missingSystemLibraries, readLoaderCache, type ExpectedHash } from './cuda-install';
+import { NUGET_SERVICE_INDEX } from './nuget-hash';
 
 export const CUDA_SUPPORTED = process.platform === 'linux' && process.arch === 'x64';
 
@@ -31,17 +32,21 @@ export async function installCudaCommand(context: vscode.ExtensionContext, sidec
     );
     return;
   }
-  const configured = vscode.workspace.getConfiguration('clipdrag').get<string>('cuda.packageUrl', '').trim();
-  const url = configured || defaultCudaPackageUrl();
+  const settings = vscode.workspace.getConfiguration('clipdrag');
+  const url = settings.get<string>('cuda.packageUrl', '').trim() || defaultCudaPackageUrl();
+  const serviceIndexUrl = settings.get<string>('cuda.serviceIndexUrl', '').trim() || NUGET_SERVICE_INDEX;
+  let verified: ExpectedHash;
   try {
-    await vscode.window.withProgress(
+    verified = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: `CLIPDrag: installing CUDA support (${CUDA_PACKAGE.package} ${CUDA_PACKAGE.version})`, cancellable: true },
       async (progress, token) => {
         const abort = new AbortController();
         token.onCancellationRequested(() => abort.abort());
         let reported = 0;
-        await installCudaProviders({
+        progress.report({ message: 'reading the published SHA-512' });
+        const { expected } = await installCudaProviders({
           url,
+          serviceIndexUrl,
           manifest: CUDA_PACKAGE,
           storageDir: context.globalStorageUri.fsPath,
           signal: abort.signal,
@@ -53,6 +58,7 @@ export async function installCudaCommand(context: vscode.ExtensionContext, sidec
           },
         });
         progress.report({ message: 'verified; linking into onnxruntime-node' });
+        return expected;
       },
     );
   } catch (error) {
@@ -62,7 +68,8 @@ export async function installCudaCommand(context: vscode.ExtensionContext, sidec
     return;
   }
   linkInstalledCuda(context, log);
-  log.info(`cuda: installed ${CUDA_PACKAGE.package} ${CUDA_PACKAGE.version} from ${url}`);
+  if (verified.publishedProblem) log.warn(`cuda: verified against the pinned SHA-512 only; the published one could not be read: ${verified.publishedProblem}`);
+  log.info(`cuda: installed ${CUDA_PACKAGE.package} ${CUDA_PACKAGE.version} from ${url}; its SHA-512 ${verified.sha512} matched the ${verified.origin} hash${verified.publishedAt ? ` (${verified.publishedAt})` : ''}`);
   await reportCudaState(sidecar, log);
 }
 

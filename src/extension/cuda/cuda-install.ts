@@ -1,6 +1,8 @@
 // Installing onnxruntime-node's CUDA provider libraries (Linux x64) so that they survive extension updates:
 //   1. download the provider package (see cuda-package.ts) into the extension's global storage, hashing as it arrives;
-//   2. accept it only if its SHA-512 is the recorded one, then extract the three libraries (temp names, then rename);
+//   2. accept it only if its SHA-512 is the expected one — the hash pinned in cuda-package.ts, else the one the package
+//      source publishes (nuget-hash.ts); both must agree when both are known — then extract the three libraries
+//      (temp names, then rename);
 //   3. on every activation, link them into onnxruntime-node's binary folder of the running extension, which is
 //      where onnxruntime looks for provider libraries (next to libonnxruntime.so.1) — an update brings a fresh folder.
 // Plain Node (no `vscode`), so tests can run it against a local HTTP server.
@@ -12,6 +14,7 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import yauzl from 'yauzl';
 import { CUDA_SYSTEM_LIBRARIES, type CudaPackageManifest } from './cuda-package';
+import { PublishedHashError, resolvePublishedHash } from './nuget-hash';
 
 export interface InstallProgress {
   receivedBytes: number;
@@ -21,6 +24,8 @@ export interface InstallProgress {
 
 export interface CudaInstallOptions {
   url: string;
+  /** NuGet v3 service index to read the published SHA-512 from; absent: only a pinned hash is used. */
+  serviceIndexUrl?: string;
   manifest: CudaPackageManifest;
   /** The extension's global storage folder; the libraries go to `<storage>/cuda/<version>/`. */
   storageDir: string;
@@ -40,27 +45,75 @@ export function isCudaInstalled(storageDir: string, manifest: CudaPackageManifes
   return fs.existsSync(path.join(cudaInstallFolder(storageDir, manifest), MARKER));
 }
 
-/** Downloads, verifies and extracts the provider libraries; resolves to the folder holding them. */
-export async function installCudaProviders(options: CudaInstallOptions): Promise<string> {
-  const { manifest, storageDir } = options;
-  if (!manifest.sha512) {
-    throw new Error(
-      `No SHA-512 is recorded for ${manifest.package} ${manifest.version} in this CLIPDrag build, so a download could not be verified; nothing was installed. Install the libraries by hand as docs/gpu.md describes.`,
-    );
+/** What a download was checked against. */
+export interface ExpectedHash {
+  sha512: string;
+  /** Where it comes from, for messages and the install record. */
+  origin: 'pinned' | 'published' | 'pinned and published';
+  /** The published hash's catalog entry, when it was read. */
+  publishedAt?: string;
+  /** Why the published hash could not be read (a pinned hash was used alone). */
+  publishedProblem?: string;
+}
+
+export interface CudaInstallResult {
+  /** The folder holding the libraries. */
+  folder: string;
+  expected: ExpectedHash;
+}
+
+/**
+ * The SHA-512 a download must have: the pinned one wins, but must equal the published one when that is known; with
+ * nothing pinned, the published one; with neither, nothing can be verified and nothing is installed.
+ */
+export async function expectedPackageHash(manifest: CudaPackageManifest, serviceIndexUrl: string | undefined, signal?: AbortSignal): Promise<ExpectedHash> {
+  const what = `${manifest.package} ${manifest.version}`;
+  let published: { sha512: string; source: string } | undefined;
+  let problem: string | undefined;
+  if (serviceIndexUrl !== undefined) {
+    try {
+      published = await resolvePublishedHash({ serviceIndexUrl, packageId: manifest.package, version: manifest.version, ...(signal ? { signal } : {}) });
+    } catch (error) {
+      if (!(error instanceof PublishedHashError)) throw error;
+      problem = error.message;
+    }
+  } else {
+    problem = 'no package source was asked for a published hash.';
   }
+  if (manifest.sha512 && published) {
+    if (published.sha512 !== manifest.sha512) {
+      throw new Error(
+        `The SHA-512 of ${what} pinned in CLIPDrag (${manifest.sha512}) differs from the one published at ${published.source} (${published.sha512}). Nothing was installed; check the clipdrag.cuda.serviceIndexUrl setting.`,
+      );
+    }
+    return { sha512: manifest.sha512, origin: 'pinned and published', publishedAt: published.source };
+  }
+  if (manifest.sha512) return { sha512: manifest.sha512, origin: 'pinned', ...(problem ? { publishedProblem: problem } : {}) };
+  if (published) return { sha512: published.sha512, origin: 'published', publishedAt: published.source };
+  throw new Error(
+    `No SHA-512 is known for ${what}: none is pinned in this CLIPDrag build and the published one could not be read (${problem ?? 'unknown reason'}), so a download could not be verified; nothing was installed. Check the clipdrag.cuda.serviceIndexUrl setting and the network, or install the libraries by hand as docs/gpu.md describes.`,
+  );
+}
+
+/** Downloads, verifies and extracts the provider libraries; resolves to the folder holding them and the hash they matched. */
+export async function installCudaProviders(options: CudaInstallOptions): Promise<CudaInstallResult> {
+  const { manifest, storageDir } = options;
+  const expected = await expectedPackageHash(manifest, options.serviceIndexUrl, options.signal);
   const folder = cudaInstallFolder(storageDir, manifest);
   fs.mkdirSync(folder, { recursive: true });
   const archive = path.join(folder, `.download-${process.pid}-${Date.now()}.zip`);
   try {
     const sha512 = await download(options.url, archive, options.onProgress, options.signal);
-    if (sha512 !== manifest.sha512) {
+    if (sha512 !== expected.sha512) {
+      const against = expected.origin === 'published' ? `the SHA-512 published at ${expected.publishedAt ?? 'the package source'}` : 'the SHA-512 pinned in CLIPDrag';
       throw new Error(
-        `The file downloaded from ${options.url} is not ${manifest.package} ${manifest.version}: its SHA-512 is ${sha512}, expected ${manifest.sha512}. Nothing was installed; check the clipdrag.cuda.packageUrl setting.`,
+        `The file downloaded from ${options.url} is not ${manifest.package} ${manifest.version}: its SHA-512 is ${sha512}, but ${against} is ${expected.sha512}. Nothing was installed; check the clipdrag.cuda.packageUrl setting.`,
       );
     }
     await extract(archive, folder, manifest);
-    writeAtomically(path.join(folder, MARKER), `${JSON.stringify({ package: manifest.package, version: manifest.version, sha512, files: Object.keys(manifest.files) }, null, 2)}\n`);
-    return folder;
+    const record = { package: manifest.package, version: manifest.version, sha512, hashFrom: expected.origin, ...(expected.publishedAt ? { publishedAt: expected.publishedAt } : {}), files: Object.keys(manifest.files) };
+    writeAtomically(path.join(folder, MARKER), `${JSON.stringify(record, null, 2)}\n`);
+    return { folder, expected };
   } finally {
     fs.rmSync(archive, { force: true });
   }

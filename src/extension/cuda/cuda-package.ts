@@ -1,15 +1,18 @@
 // The package onnxruntime-node's install script takes its CUDA provider libraries from (its install-metadata.js):
 // the NuGet package Microsoft.ML.OnnxRuntime.Gpu.Linux of the same version, a zip file whose
 // runtimes/linux-x64/native/ folder holds the three libraries. CLIPDrag: Install CUDA Support downloads exactly
-// that archive and accepts it only when its SHA-512 matches the one recorded here.
+// that archive and accepts it only when its SHA-512 matches the one pinned here or, with none pinned, the one NuGet
+// publishes for it (nuget-hash.ts).
 
 export interface CudaPackageManifest {
   /** NuGet id and version; the version must be onnxruntime-node's. */
   package: string;
   version: string;
   /**
-   * SHA-512 of the whole archive, base64 (as NuGet reports `packageHash`). null: not recorded for this version yet,
-   * and then nothing is installed (run `node scripts/record-cuda-package-hash.mjs` where the archive can be fetched).
+   * SHA-512 of the whole archive, base64 (as NuGet publishes `packageHash`). null: not pinned for this version; the
+   * download is then checked against the published hash, and refused when that cannot be read. Pin one with
+   * `node scripts/record-cuda-package-hash.mjs` where the archive can be fetched; a pinned hash must also equal the
+   * published one whenever that is known.
    */
   sha512: string | null;
   /** Installed file name → path inside the archive. */

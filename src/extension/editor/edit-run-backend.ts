@@ -58,6 +58,7 @@ export function editSettings(): EditSettings {
   const text = (key: string) => config.get<string>(key, '').trim();
   const settings: EditSettings = { precision: precisionPreference(), memoryPolicy: memoryPolicyPreference() };
   if (text('model')) settings.model = text('model');
+  if (text('modelConfig')) settings.modelConfig = text('modelConfig');
   if (text('clipModel')) settings.clipModel = text('clipModel');
   if (text('cacheDirectory')) settings.hubCacheDirectory = text('cacheDirectory');
   return settings;

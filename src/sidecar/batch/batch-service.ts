@@ -47,6 +47,7 @@ export async function runPlannedBatch(planning: BatchPlanning, options: BatchOpt
         ...(options.precision ? { precision: options.precision } : {}),
         ...(options.model ? { model: options.model } : {}),
         ...(options.clipModel ? { clipModel: options.clipModel } : {}),
+        ...(options.modelConfig ? { modelConfig: options.modelConfig } : {}),
         ...(options.hubCacheDirectory ? { hubCacheDirectory: options.hubCacheDirectory } : {}),
       },
       session,

@@ -58,6 +58,7 @@ export function parseBatchOptions(args: readonly string[], cwd = process.cwd(), 
   if (settings.precision !== undefined) batch.precision = settings.precision;
   if (settings.model !== undefined) batch.model = normaliseModelId(settings.model, cwd);
   if (settings.clip !== undefined) batch.clipModel = normaliseModelId(settings.clip, cwd);
+  if (settings.modelConfig !== undefined) batch.modelConfig = path.resolve(cwd, settings.modelConfig);
   if (settings.workingWidth !== undefined) batch.workingWidth = settings.workingWidth;
   const parameters = parameterValues('batch', values);
   if (Object.keys(parameters).length > 0) batch.dragBenchParameters = parameters;

@@ -37,6 +37,8 @@ export interface EditCommandOptions {
   mask?: string;
   mode?: EditMode;
   model?: string;
+  /** Config folder for a single-file --model. */
+  modelConfig?: string;
   clip?: string;
   device?: DevicePreference;
   precision?: PrecisionPreference;
@@ -149,6 +151,7 @@ export async function runEdit(options: EditCommandOptions, io: CliIo, extra: Par
         spec,
         ...(specPath ? { specPath } : {}),
         settings: {
+          ...(options.modelConfig !== undefined ? { modelConfig: path.resolve(options.modelConfig) } : {}),
           ...(options.device ? { device: options.device } : {}),
           ...(options.precision ? { precision: options.precision } : {}),
           ...(options.memoryPolicy ? { memoryPolicy: options.memoryPolicy } : {}),

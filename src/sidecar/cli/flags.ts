@@ -39,6 +39,7 @@ export const JSON_FLAG: Flag = { name: 'json', type: 'boolean', help: 'print one
 
 export const MODEL_FLAGS: readonly Flag[] = [
   { name: 'model', type: 'string', value: '<repo|dir|file>', help: 'Stable Diffusion 1.5 weights: hub id, diffusers folder or single-file .safetensors' },
+  { name: 'model-config', type: 'string', value: '<dir>', help: 'for a single-file --model: a diffusers-layout folder whose unet/, vae/, text_encoder/ config.json replace the configs inferred from the tensors' },
   { name: 'clip', type: 'string', value: '<repo|dir>', help: 'CLIP ViT-B/16 weights' },
   { name: 'device', type: 'string', value: '<ep>', help: DEVICE_PREFERENCES.join(', ') },
   { name: 'precision', type: 'string', value: '<p>', help: 'auto (fp32), fp32 or fp16 (half precision: less GPU memory)' },
@@ -99,10 +100,12 @@ export function stringFlag(values: FlagValues, name: string): string | undefined
 export function modelSettings(
   command: string,
   values: FlagValues,
-): { model?: string; clip?: string; device?: DevicePreference; precision?: PrecisionPreference; memoryPolicy?: MemoryPolicyPreference; workingWidth?: number } {
+): { model?: string; modelConfig?: string; clip?: string; device?: DevicePreference; precision?: PrecisionPreference; memoryPolicy?: MemoryPolicyPreference; workingWidth?: number } {
   const out: ReturnType<typeof modelSettings> = {};
   const model = stringFlag(values, 'model');
   if (model !== undefined) out.model = model;
+  const modelConfig = stringFlag(values, 'model-config');
+  if (modelConfig !== undefined) out.modelConfig = modelConfig;
   const clip = stringFlag(values, 'clip');
   if (clip !== undefined) out.clip = clip;
   const device = stringFlag(values, 'device');

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { mapLdmCheckpoint } from '../../../src/sidecar/models/checkpoint/ldm-layout';
 import { ModelLayoutError } from '../../../src/sidecar/models/checkpoint/layout-error';
-import { withSafetensorsFile } from '../../../src/sidecar/models/checkpoint/safetensors';
+import { withSafetensorsFile, writeSafetensors } from '../../../src/sidecar/models/checkpoint/safetensors';
 import { inferConfigs, loadSingleFileStableDiffusion } from '../../../src/sidecar/models/checkpoint/single-file';
 import { openPipelineModels } from '../../../src/sidecar/pipeline/models/models';
 import { modelOutputs } from '../../support/model-outputs';
@@ -50,6 +50,41 @@ describe('single-file SD-1.5 checkpoints (tiny fixture, CPU)', () => {
         assert.deepEqual(value, folderConfig[key], `${component}.${key}`);
       }
     }
+  });
+
+  it('names checkpoints of families CLIPDrag cannot run (SD-2.x, SDXL) instead of failing on their tensors', async () => {
+    const zeros = (name: string, shape: number[]) => ({ name, dtype: 'F32' as const, shape, data: new Uint8Array(4 * shape.reduce((a, b) => a * b, 1)) });
+    const unet = [zeros('model.diffusion_model.input_blocks.0.0.weight', [4, 4, 3, 3]), zeros('model.diffusion_model.middle_block.1.proj_in.weight', [4, 4])];
+    const sd2 = path.join(dir, 'sd21.safetensors');
+    await writeSafetensors(sd2, [...unet, zeros('model.diffusion_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight', [4, 1024]), zeros('cond_stage_model.model.token_embedding.weight', [8, 4])]);
+    await assert.rejects(loadSingleFileStableDiffusion(sd2), /sd21\.safetensors: is a Stable Diffusion 2\.x checkpoint \(an OpenCLIP ViT-H text encoder.*which CLIPDrag cannot run: it runs SD-1\.x models/);
+    const sd2UnetOnly = path.join(dir, 'sd2-unet.safetensors');
+    await writeSafetensors(sd2UnetOnly, [...unet, zeros('model.diffusion_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight', [4, 1024])]);
+    await assert.rejects(loadSingleFileStableDiffusion(sd2UnetOnly), /has an SD-2-style UNet \(1024-wide cross-attention\)/);
+    const sdxl = path.join(dir, 'sdxl.safetensors');
+    await writeSafetensors(sdxl, [...unet, zeros('conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight', [8, 4])]);
+    await assert.rejects(loadSingleFileStableDiffusion(sdxl), /is a Stable Diffusion XL checkpoint/);
+  });
+
+  it('uses a config folder next to the checkpoint, a given one before it, and refuses a given folder without configs', async () => {
+    const checkpoint = path.join(dir, 'named.safetensors');
+    await fs.copyFile(CHECKPOINT, checkpoint);
+    await assert.rejects(loadSingleFileStableDiffusion(checkpoint), /not divisible by norm_num_groups 32.*--model-config <folder>/);
+    await fs.mkdir(path.join(dir, 'named', 'unet'), { recursive: true });
+    await fs.mkdir(path.join(dir, 'named', 'vae'), { recursive: true });
+    await fs.mkdir(path.join(dir, 'named', 'text_encoder'), { recursive: true });
+    // What the tensors cannot tell (heads, norm groups), and sizes they agree with, per block or for all blocks at once.
+    await fs.writeFile(path.join(dir, 'named', 'unet', 'config.json'), JSON.stringify({ attention_head_dim: 4, norm_num_groups: 8, transformer_layers_per_block: [1, 1, 1, 1], cross_attention_dim: 16 }));
+    await fs.writeFile(path.join(dir, 'named', 'vae', 'config.json'), JSON.stringify({ norm_num_groups: 8 }));
+    await fs.writeFile(path.join(dir, 'named', 'text_encoder', 'config.json'), JSON.stringify({ num_attention_heads: 4 }));
+    const sibling = await loadSingleFileStableDiffusion(checkpoint);
+    assert.equal(sibling.model.unet.normNumGroups, 8);
+    assert.equal(sibling.model.textEncoder.numAttentionHeads, 4);
+    assert.equal(sibling.model.layout.unet.configPath, path.join(dir, 'named', 'unet', 'config.json'));
+    assert.match(sibling.configSource, /unet, vae, text_encoder from .*named, the rest inferred from its tensors\.$/);
+    const given = await loadSingleFileStableDiffusion(checkpoint, { configFolder: TINY_SD });
+    assert.equal(given.model.layout.unet.configPath, path.join(TINY_SD, 'unet', 'config.json'));
+    await assert.rejects(loadSingleFileStableDiffusion(checkpoint, { configFolder: path.join(dir, 'tokenizer') }), /has none of unet\/config\.json/);
   });
 
   it('refuses pickle checkpoints unopened, saying why and what to use instead, and files of another layout', async () => {

@@ -203,6 +203,7 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
     const rematerialize = memory.recompute === 'blocks';
     // What the model store had to fall back to (another precision's weight files, the cached snapshot) belongs in the recipe.
     for (const model of [prepared.stableDiffusion, prepared.clip]) notes.push(...(model?.resolved.notes ?? []));
+    if (models.configSource) notes.push(models.configSource);
     const schedule = createDdimSchedule(SD15_DRAG_SCHEDULER_CONFIG, p.inferenceSteps);
     const plan = inversionPlan(schedule, inversionStepCount(p));
 
@@ -328,6 +329,7 @@ async function prepare(
 ): Promise<Prepared> {
   progress.start('load', 3, `Stable Diffusion: ${ids.sdId}${ids.clipId ? `, CLIP: ${ids.clipId}` : ''}`);
   const hubCache = request.settings?.hubCacheDirectory;
+  const modelConfig = request.settings?.modelConfig !== undefined ? path.resolve(request.modelBaseDir ?? process.cwd(), request.settings.modelConfig) : undefined;
   const open = async () => {
     const resolved = await resolveEditModels({
       stableDiffusion: ids.sdId,
@@ -344,6 +346,7 @@ async function prepare(
     progress.step('load', 1, 3);
     const models = await openPipelineModels({
       stableDiffusionFolder: resolved.stableDiffusion.resolved.singleFile ?? resolved.stableDiffusion.resolved.folder,
+      ...(modelConfig !== undefined ? { stableDiffusionConfigFolder: modelConfig } : {}),
       ...(resolved.clip ? { clipFolder: resolved.clip.resolved.folder } : {}),
       ...(request.tokenizerFolder ? { tokenizerFolder: request.tokenizerFolder } : {}),
       precision: ids.precision,
@@ -355,7 +358,7 @@ async function prepare(
     return { resolved, models };
   };
   // A session resolves and opens the same models once for all its edits.
-  const modelsKey = JSON.stringify([ids.sdId, ids.clipId, request.hub ?? null, hubCache ?? null, request.modelBaseDir ?? process.cwd(), request.tokenizerFolder ?? null, ids.precision]);
+  const modelsKey = JSON.stringify([ids.sdId, ids.clipId, request.hub ?? null, hubCache ?? null, request.modelBaseDir ?? process.cwd(), request.tokenizerFolder ?? null, ids.precision, modelConfig ?? null]);
   const { resolved, models } = await (request.session ? request.session.reuse(`models:${modelsKey}`, open) : open());
   progress.step('load', 2, 3);
   const { geometry, memory } = ids.planFor(models);

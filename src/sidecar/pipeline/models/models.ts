@@ -40,12 +40,17 @@ export interface PipelineModels {
    * component's safetensors files and, for a sharded one, its index.
    */
   readonly weightFiles: { readonly stableDiffusion: readonly string[]; readonly clip: readonly string[] };
+  /** For a single-file checkpoint: where its configs came from (one sentence, for the recipe's notes). */
+  readonly configSource?: string;
 }
 
 export interface OpenModelsRequest {
   /** A diffusers folder, or a single-file SD-1.5 checkpoint in the original layout (`.safetensors`). */
   readonly stableDiffusionFolder: string;
-  /** For a single-file checkpoint: a diffusers folder whose configs to use (diffusers' `config=`); default inferred. */
+  /**
+   * For a single-file checkpoint: a diffusers folder whose configs to use (diffusers' `config=`); default the folder
+   * named like the checkpoint next to it, if there is one, else inferred.
+   */
   readonly stableDiffusionConfigFolder?: string;
   /** Needed for CLIPDrag's guidance term; may be omitted in drag mode. */
   readonly clipFolder?: string;
@@ -90,10 +95,10 @@ async function openWeights(files: string | readonly string[], request: OpenModel
   return open(converted, { dtype: computeDtype('fp16') });
 }
 
-async function openStableDiffusion(request: OpenModelsRequest): Promise<{ stableDiffusion: StableDiffusionModel; mapping?: LdmMapping }> {
+async function openStableDiffusion(request: OpenModelsRequest): Promise<{ stableDiffusion: StableDiffusionModel; mapping?: LdmMapping; configSource?: string }> {
   if (isSingleFileCheckpoint(request.stableDiffusionFolder)) {
-    const { model, mapping } = await loadSingleFileStableDiffusion(request.stableDiffusionFolder, request.stableDiffusionConfigFolder !== undefined ? { configFolder: request.stableDiffusionConfigFolder } : {});
-    return { stableDiffusion: model, mapping };
+    const { model, mapping, configSource } = await loadSingleFileStableDiffusion(request.stableDiffusionFolder, request.stableDiffusionConfigFolder !== undefined ? { configFolder: request.stableDiffusionConfigFolder } : {});
+    return { stableDiffusion: model, mapping, configSource };
   }
   return { stableDiffusion: await loadStableDiffusionModel(request.stableDiffusionFolder, { variant: weightsVariantFor(request.precision ?? 'fp32') }) };
 }
@@ -105,7 +110,7 @@ export function halfPrecisionCacheDir(cacheDir: string): string {
 
 export async function openPipelineModels(request: OpenModelsRequest): Promise<PipelineModels> {
   const variant = weightsVariantFor(request.precision ?? 'fp32');
-  const { stableDiffusion, mapping } = await openStableDiffusion(request);
+  const { stableDiffusion, mapping, configSource } = await openStableDiffusion(request);
   const { layout } = stableDiffusion;
   const unet: UNetModel = { plan: planUNet(stableDiffusion.unet), weights: await openWeights(layout.unet.weightsPaths, request, mapping?.unet) };
   const vae: VaeModel = { config: stableDiffusion.vae, weights: await openWeights(layout.vae.weightsPaths, request, mapping?.vae) };
@@ -139,5 +144,5 @@ export async function openPipelineModels(request: OpenModelsRequest): Promise<Pi
   const tokenizer = padToken ? bpe.withSdPadding(padToken) : bpe;
   // A single file serves all three components: record it once.
   const weightFiles = { stableDiffusion: [...new Set([layout.unet, layout.vae, layout.textEncoder].flatMap(weightSourceFiles))], clip: clipWeightFiles };
-  return { stableDiffusion, unet, vae, textEncoder, clip, tokenizer, tokenizerSource, weightFiles };
+  return { stableDiffusion, unet, vae, textEncoder, clip, tokenizer, tokenizerSource, weightFiles, ...(configSource ? { configSource } : {}) };
 }
