@@ -1,11 +1,12 @@
 // The CLIPDrag editor page: shows the image with its point pairs and mask, lets the user edit them, and sends every
 // edit to the extension, which owns the document and its undo stack and answers with the document's new state.
 // Points and strokes show at once (the page applies them itself); the extension's answer confirms or corrects them.
-import type { ImagePoint, PointPair } from '../shared/edit-spec';
+import type { ImagePoint } from '../shared/edit-spec';
 import type { EditorEdit } from '../shared/editor-model';
 import type { MaskStroke, PixelRect } from '../shared/mask-raster';
 import { USER_ACTION_LABELS, type DocumentView, type RunView, type ToWebviewMessage, type UserAction } from '../shared/webview-messages';
 import { CanvasInput, isTextInput, type CanvasInputHost, type Tool } from './canvas-input';
+import { addPair, deletePair, drawnPoints, INITIAL_EDITOR_STATE, movePoint, revertToDocument, showDocument, type EditorState } from './editor-state';
 import './elements';
 import { MaskLayer } from './mask-layer';
 import { ParameterPanel } from './parameter-panel';
@@ -16,6 +17,7 @@ import { Renderer } from './renderer';
 import { ResultsPanel } from './results-panel';
 import { button, RunPanel } from './run-panel';
 import { SHORTCUTS, shortcutFor, type ShortcutAction } from './shortcuts';
+import { Store } from './store';
 import { Viewport } from './viewport';
 import { loadPageState, post, savePageState, type PageState } from './vscode-api';
 
@@ -39,11 +41,8 @@ class Editor {
   private readonly runPanel: RunPanel;
   private readonly results: ResultsPanel;
 
-  private view: DocumentView | undefined;
-  /** The points as shown: the document's, plus this page's edits not yet confirmed. */
-  private points: PointPair[] = [];
-  private selected: PointRef | undefined;
-  private pending: ImagePoint | undefined;
+  /** Points, selection, pending handle and document: changed by `store.update`, drawn by `render` alone. */
+  private readonly store = new Store<EditorState>(INITIAL_EDITOR_STATE);
   private brushAt: { x: number; y: number } | undefined;
   private imageName = '';
   private imageSize: { width: number; height: number } | undefined;
@@ -61,9 +60,9 @@ class Editor {
       maskVisible: saved.maskVisible ?? true,
     };
     this.renderer = new Renderer({ image: byId('layer-image'), mask: byId('layer-mask'), overlay: byId('layer-overlay') }, this.viewport, () => ({
-      points: this.points,
-      selected: this.selected,
-      pendingHandle: this.pending,
+      points: drawnPoints(this.store.state),
+      selected: this.store.state.selected,
+      pendingHandle: this.store.state.pending,
       brush: this.brushAt && (this.state.tool === 'brush' || this.state.tool === 'eraser') ? { ...this.brushAt, radius: this.state.brushRadius, erase: this.state.tool === 'eraser' } : undefined,
       liveHandles: this.runPanel?.view.phase === 'running' ? this.runPanel.view.handles : undefined,
     }), (ms) => (this.stack.dataset.frameMs = ms.toFixed(2)));
@@ -88,6 +87,7 @@ class Editor {
       },
     });
     this.results = new ResultsPanel({ action: (action, file) => post({ type: 'result', action, file }), compareShown: () => this.setMode('compare') });
+    this.store.subscribe((state, previous) => this.render(state, previous));
     this.wireToolbar();
     this.wireNotice();
     this.listShortcuts();
@@ -112,10 +112,9 @@ class Editor {
       case 'document':
         return this.showDocument(message.view, message.mask);
       case 'editRejected':
-        this.points = this.view ? this.view.points.map(copyPair) : [];
         this.mask.dropPending();
         if (!this.parameters.showRejected(message.message)) this.notice('warning', message.message, []);
-        this.refreshPoints();
+        this.store.update(revertToDocument);
         return;
       case 'run':
         return this.showRun(message.run);
@@ -134,15 +133,25 @@ class Editor {
   }
 
   private showDocument(view: DocumentView, mask: Parameters<MaskLayer['apply']>[0] | undefined): void {
-    this.view = view;
-    this.points = view.points.map(copyPair);
-    if (this.selected && this.selected.index >= this.points.length) this.selected = undefined;
     if (mask) this.mask.apply(mask);
     else if (view.maskRevision !== this.mask.currentRevision && this.mask.currentRevision >= 0) post({ type: 'resync' });
-    this.prompts.show(view);
-    this.parameters.show(view);
-    this.stack.dataset.revision = String(view.revision);
-    this.refreshPoints();
+    this.store.update((state) => showDocument(state, view));
+  }
+
+  /** The one place the store's state is drawn: the document's fields, the points list, the canvas overlay, the status. */
+  private render(state: EditorState, previous: EditorState | undefined): void {
+    if (state.view && state.view !== previous?.view) {
+      this.prompts.show(state.view);
+      this.parameters.show(state.view);
+      this.stack.dataset.revision = String(state.view.revision);
+    }
+    const listed = !previous || state.points !== previous.points || state.selected !== previous.selected || state.pending !== previous.pending;
+    if (listed) {
+      this.pointsList.show(state.points, state.selected?.index, state.pending);
+      this.stack.dataset.points = String(state.points.length);
+    }
+    if (listed || state.moving !== previous?.moving) this.renderer.invalidate('overlay');
+    if (listed) this.updateStatus();
   }
 
   private showImage(src: string, name: string): void {
@@ -212,35 +221,21 @@ class Editor {
       tool: () => this.state.tool,
       brushRadius: () => this.state.brushRadius,
       imageReady: () => this.imageSize !== undefined && this.mode === 'edit',
-      displayPoints: () => this.points,
-      pendingHandle: () => this.pending,
-      setPendingHandle: (point: ImagePoint | undefined) => {
-        this.pending = point;
-        this.refreshPoints();
-      },
-      select: (ref: PointRef | undefined) => {
-        this.selected = ref;
-        this.refreshPoints();
-      },
+      displayPoints: () => drawnPoints(this.store.state),
+      pendingHandle: () => this.store.state.pending,
+      setPendingHandle: (point: ImagePoint | undefined) => this.store.update((state) => ({ ...state, pending: point })),
+      select: (ref: PointRef | undefined) => this.store.update((state) => ({ ...state, selected: ref })),
       addPair: (handle: ImagePoint, target: ImagePoint) => {
         const pair = { handle, target };
-        this.points = [...this.points, pair];
-        this.selected = { index: this.points.length - 1, end: 'target' };
-        this.refreshPoints();
+        this.store.update((state) => addPair(state, pair));
         this.send({ kind: 'addPair', pair });
       },
-      previewMove: (ref: PointRef, to: ImagePoint) => {
-        this.points = this.points.map((p, i) => (i === ref.index ? { ...p, [ref.end]: to } : p));
-        this.renderer.invalidate('overlay');
-      },
+      previewMove: (ref: PointRef, to: ImagePoint) => this.store.update((state) => ({ ...state, moving: { ref, to } })),
       commitMove: (ref: PointRef, to: ImagePoint) => {
-        this.refreshPoints();
+        this.store.update((state) => movePoint(state, ref, to));
         this.send({ kind: 'movePoint', index: ref.index, end: ref.end, to });
       },
-      cancelMove: () => {
-        this.points = this.view ? this.view.points.map(copyPair) : [];
-        this.refreshPoints();
-      },
+      cancelMove: () => this.store.update(revertToDocument),
       paint: (segment: MaskStroke) => {
         this.mask.paint(segment);
       },
@@ -259,26 +254,17 @@ class Editor {
   }
 
   private selectPair(index: number): void {
-    this.selected = { index, end: 'handle' };
+    this.store.update((state) => ({ ...state, selected: { index, end: 'handle' } }));
     this.setTool('point');
-    this.refreshPoints();
-  }
-
-  private refreshPoints(): void {
-    this.pointsList.show(this.points, this.selected?.index, this.pending);
-    this.stack.dataset.points = String(this.points.length);
-    this.renderer.invalidate('overlay');
-    this.updateStatus();
   }
 
   private nudge(dx: number, dy: number): void {
-    const ref = this.selected;
+    const { selected: ref, points } = this.store.state;
     const size = this.imageSize;
-    if (!ref || !size || !this.points[ref.index]) return;
-    const [x, y] = this.points[ref.index]![ref.end];
+    if (!ref || !size || !points[ref.index]) return;
+    const [x, y] = points[ref.index]![ref.end];
     const to: ImagePoint = [Math.min(size.width - 1, Math.max(0, x + dx)), Math.min(size.height - 1, Math.max(0, y + dy))];
-    this.points = this.points.map((p, i) => (i === ref.index ? { ...p, [ref.end]: to } : p));
-    this.refreshPoints();
+    this.store.update((state) => movePoint(state, ref, to));
     this.send({ kind: 'movePoint', index: ref.index, end: ref.end, to });
   }
 
@@ -289,10 +275,8 @@ class Editor {
     const offset = Math.max(8, Math.round(Math.max(size.width, size.height) / 20));
     const handle: ImagePoint = [cx, cy];
     const target: ImagePoint = [Math.min(size.width - 1, cx + offset), cy];
-    this.points = [...this.points, { handle, target }];
-    this.selected = { index: this.points.length - 1, end: 'target' };
+    this.store.update((state) => addPair(state, { handle, target }));
     this.setTool('point');
-    this.refreshPoints();
     this.send({ kind: 'addPair', pair: { handle, target } });
   }
 
@@ -322,12 +306,13 @@ class Editor {
 
   private setTool(tool: Tool): void {
     this.state.tool = tool;
-    if (tool !== 'point') this.pending = undefined;
     for (const element of document.querySelectorAll<HTMLButtonElement>('.tool')) element.setAttribute('aria-checked', String(element.dataset.tool === tool));
     this.stack.dataset.tool = tool;
     this.input.updateCursor();
     this.saveState();
-    this.refreshPoints();
+    // Only the Points tool places handles; the overlay shows the brush for the brush tools.
+    if (tool !== 'point') this.store.update((state) => (state.pending ? { ...state, pending: undefined } : state));
+    this.renderer.invalidate('overlay');
   }
 
   private setBrush(radius: number, chosen: boolean): void {
@@ -369,7 +354,8 @@ class Editor {
   private updateStatus(): void {
     if (!this.imageSize) return;
     const { width, height } = this.imageSize;
-    const parts = [`${this.imageName} — ${width} × ${height} px`, `${Math.round(this.viewport.scale * 100)}%`, `${this.points.length} point ${this.points.length === 1 ? 'pair' : 'pairs'}`];
+    const count = this.store.state.points.length;
+    const parts = [`${this.imageName} — ${width} × ${height} px`, `${Math.round(this.viewport.scale * 100)}%`, `${count} point ${count === 1 ? 'pair' : 'pairs'}`];
     if (this.mask.strokeCount > 0) parts.push('mask painted');
     this.status.textContent = parts.join(' · ');
   }
@@ -463,14 +449,17 @@ class Editor {
         return this.addPairAtCentre();
       case 'select-next':
       case 'select-previous': {
-        if (this.points.length === 0) return;
+        const { points, selected } = this.store.state;
+        if (points.length === 0) return;
         const step = action === 'select-next' ? 1 : -1;
-        const index = this.selected ? (this.selected.index + step + this.points.length) % this.points.length : step > 0 ? 0 : this.points.length - 1;
+        const index = selected ? (selected.index + step + points.length) % points.length : step > 0 ? 0 : points.length - 1;
         return this.selectPair(index);
       }
       case 'toggle-end':
-        if (this.selected) this.selected = { index: this.selected.index, end: this.selected.end === 'handle' ? 'target' : 'handle' };
-        return this.refreshPoints();
+        return this.store.update((state) => {
+          const selected = state.selected;
+          return selected ? { ...state, selected: { index: selected.index, end: selected.end === 'handle' ? 'target' : 'handle' } } : state;
+        });
       case 'nudge-left':
         return nudge(-1, 0);
       case 'nudge-right':
@@ -479,24 +468,23 @@ class Editor {
         return nudge(0, -1);
       case 'nudge-down':
         return nudge(0, 1);
-      case 'delete-selected':
-        if (this.selected) {
-          const index = this.selected.index;
-          this.selected = undefined;
-          this.points = this.points.filter((_, i) => i !== index);
-          this.refreshPoints();
-          this.send({ kind: 'deletePair', index });
+      case 'delete-selected': {
+        const selected = this.store.state.selected;
+        if (selected) {
+          this.store.update((state) => deletePair(state, selected.index));
+          this.send({ kind: 'deletePair', index: selected.index });
         }
         return;
+      }
       case 'clear-mask':
         return this.send({ kind: 'clearMask' });
       case 'clear-all':
         return this.send({ kind: 'clearAll' });
       case 'escape':
         // Cancelling a run is VS Code's Escape keybinding (clipdrag.editor.cancelRun), so one press never does both.
-        if (this.pending) this.pending = undefined;
-        else if (this.selected) this.selected = undefined;
-        return this.refreshPoints();
+        return this.store.update((state) =>
+          state.pending ? { ...state, pending: undefined } : state.selected ? { ...state, selected: undefined } : state,
+        );
       case 'run':
         return this.run();
       case 'toggle-compare':
@@ -516,10 +504,6 @@ function isEditingText(): boolean {
 
 function clampBrush(radius: number): number {
   return Math.min(MAX_BRUSH, Math.max(MIN_BRUSH, Math.round(radius) || MIN_BRUSH));
-}
-
-function copyPair(pair: PointPair): PointPair {
-  return { handle: [pair.handle[0], pair.handle[1]], target: [pair.target[0], pair.target[1]] };
 }
 
 new Editor();

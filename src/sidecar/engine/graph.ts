@@ -10,10 +10,9 @@ import { BYTES_PER_ELEMENT, type DType, type TypedArray } from './dtype';
 import { formatShape, numel, type Shape } from './shape';
 import { getOp } from './op';
 import { float32ToFloat16Bits } from './float16';
+import type { AttrsArg, OpAttrs, OpType } from './op-attrs';
 
-/** Attribute values of an IR node: plain data, typed for ONNX by each op's definition. */
-export type AttrValue = number | string | boolean | readonly number[] | readonly string[];
-export type Attrs = Readonly<Record<string, AttrValue>>;
+export type { AttrValue, Attrs, OpAttrs, OpType } from './op-attrs';
 
 export interface TensorType {
   readonly dtype: DType;
@@ -57,17 +56,24 @@ export class Value implements TensorType {
   }
 }
 
-export interface Node {
+/** A node of op `K`, its attributes typed by `OpAttrs`. */
+export interface OpNode<K extends OpType> {
   readonly id: number;
   /** Unique, readable name: `<module path>/<Op>_<n>`. */
   readonly name: string;
-  readonly op: string;
+  readonly op: K;
   /** Module path the node was created in, e.g. `down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q`. */
   readonly scope: string;
   readonly inputs: readonly Value[];
   readonly outputs: readonly Value[];
-  readonly attrs: Attrs;
+  readonly attrs: OpAttrs[K];
 }
+
+/**
+ * A node of any of the ops `K` (all ops by default): a union discriminated by `op`, so testing
+ * `node.op === 'Transpose'` types `node.attrs` as Transpose's.
+ */
+export type Node<K extends OpType = OpType> = K extends OpType ? OpNode<K> : never;
 
 /** A build-time error that names the node, its module path and the shapes involved. */
 export class GraphBuildError extends Error {
@@ -171,20 +177,23 @@ export class Graph {
    * Adds a node of a registered op, inferring its outputs. Model code calls the typed op functions in
    * `ops/`, which call this.
    */
-  apply(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value[] {
+  apply<K extends OpType>(op: K, inputs: readonly Value[], ...[attrs]: AttrsArg<K>): Value[] {
     const def = getOp(op);
+    // AttrsArg lets the attributes be left out only where every one of them is optional.
+    const given = (attrs ?? {}) as OpAttrs[K];
     const name = this.autoName(op);
     inputs.forEach((v, i) => this.assertOwned(v, `input ${i} of ${name}`));
     let types: TensorType[];
     try {
-      types = def.infer(inputs, attrs);
+      types = def.infer(inputs, given);
     } catch (error) {
       const shapes = inputs.map((v) => `${v.dtype}${formatShape(v.shape)}`).join(', ');
       const reason = error instanceof Error ? error.message : String(error);
       throw new GraphBuildError(`${name}: ${reason} (inputs: ${shapes || 'none'})`);
     }
     const outputs: Value[] = [];
-    const node: Node = { id: this.nextId++, name, op, scope: this.currentScope, inputs: [...inputs], outputs, attrs };
+    // An OpNode<K> is the union member of Node for K; TypeScript cannot see that for a generic K.
+    const node = { id: this.nextId++, name, op, scope: this.currentScope, inputs: [...inputs], outputs, attrs: given } as OpNode<K> as Node;
     types.forEach((t, i) => {
       outputs.push(this.newValue(types.length === 1 ? name : `${name}:${i}`, t.dtype, [...t.shape], 'node', node));
     });
@@ -193,8 +202,8 @@ export class Graph {
   }
 
   /** Convenience for single-output ops. */
-  apply1(op: string, inputs: readonly Value[], attrs: Attrs = {}): Value {
-    const [out] = this.apply(op, inputs, attrs);
+  apply1<K extends OpType>(op: K, inputs: readonly Value[], ...attrs: AttrsArg<K>): Value {
+    const [out] = this.apply(op, inputs, ...attrs);
     if (!out) throw new GraphBuildError(`${op} produced no output`);
     return out;
   }

@@ -8,7 +8,8 @@
  * them back into int64 initializers.
  */
 import type { DType } from './dtype';
-import type { Attrs, Node, TensorType, Value } from './graph';
+import type { Node, TensorType, Value } from './graph';
+import type { OpAttrs, OpType } from './op-attrs';
 
 export type OnnxAttrType = 'int' | 'float' | 'ints' | 'floats' | 'string';
 
@@ -36,21 +37,24 @@ export interface OnnxLowering {
  * entry per input: its gradient (same dtype and shape as the input), or null when it is not needed or
  * is identically zero. Rules build their graph with the same op functions as model code.
  */
-export type VjpRule = (node: Node, cotangents: readonly (Value | null)[], needs: readonly boolean[]) => (Value | null)[];
+export type VjpRule<K extends OpType = OpType> = (node: Node<K>, cotangents: readonly (Value | null)[], needs: readonly boolean[]) => (Value | null)[];
 
-export interface OpDef {
-  readonly type: string;
+/** The attribute names of the ops `K` (of all ops by default). */
+export type AttrName<K extends OpType = OpType> = K extends OpType ? keyof OpAttrs[K] & string : never;
+
+export interface OpDef<K extends OpType = OpType> {
+  readonly type: K;
   /** Output types from input types and attributes; throws a plain Error with the reason on misuse. */
-  infer(inputs: readonly TensorType[], attrs: Attrs): TensorType[];
+  infer(inputs: readonly TensorType[], attrs: OpAttrs[K]): TensorType[];
   /**
    * ONNX attributes for the default lowering (one ONNX node, same op type and inputs). An IR attribute
    * not listed here is not written.
    */
-  readonly onnxAttrs?: Readonly<Record<string, OnnxAttrType>>;
+  readonly onnxAttrs?: Readonly<Partial<Record<AttrName<K>, OnnxAttrType>>>;
   /** Custom lowering, for ops whose IR attributes are ONNX input tensors or that expand to several nodes. */
-  lower?(node: Node, onnx: OnnxLowering): void;
+  lower?(node: Node<K>, onnx: OnnxLowering): void;
   /** Reverse-mode rule; an op without one is not differentiable, and `vjp` refuses to pass through it. */
-  readonly vjp?: VjpRule;
+  readonly vjp?: VjpRule<K>;
   /**
    * Inputs that never carry a gradient by design (Gather's indices, Where's condition, StopGradient's
    * operand): the output is treated as constant in them, so paths through them are not gradient paths.
@@ -58,18 +62,19 @@ export interface OpDef {
   readonly noGradInputs?: readonly number[];
 }
 
-const registry = new Map<string, OpDef>();
+/** Definitions by op type; each entry is the OpDef of its own key (defineOp stores it so). */
+const registry = new Map<OpType, unknown>();
 
-export function defineOp(def: OpDef): OpDef {
+export function defineOp<K extends OpType>(def: OpDef<K>): OpDef<K> {
   if (registry.has(def.type)) throw new Error(`op ${def.type} is defined twice`);
   registry.set(def.type, def);
   return def;
 }
 
-export function getOp(type: string): OpDef {
+export function getOp<K extends OpType>(type: K): OpDef<K> {
   const def = registry.get(type);
   if (!def) throw new Error(`unknown op ${type}: it is not defined in the engine's op library`);
-  return def;
+  return def as OpDef<K>;
 }
 
 export function registeredOps(): string[] {

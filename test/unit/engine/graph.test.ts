@@ -57,3 +57,31 @@ test('only what the outputs need is serialised, and the hash names the graph', (
   const text = Buffer.from(one.bytes).toString('latin1');
   assert.ok(text.includes('Mul_1') && !text.includes('Mul_0'), 'the dead Mul is not written');
 });
+
+test('op attributes are typed per op: a wrong name or type does not compile', () => {
+  const g = new Graph('attrs');
+  const x = g.input('x', 'float32', [1, 2, 4, 4]);
+  const w = g.input('w', 'float32', [3, 2, 1, 1]);
+  const node = g.apply1('Transpose', [x], { perm: [0, 2, 3, 1] }).producer!;
+  // Testing the op narrows the node, and its attributes with it.
+  assert.ok(node.op === 'Transpose');
+  assert.deepEqual(node.attrs.perm, [0, 2, 3, 1]);
+
+  // tsc checks this file: each @ts-expect-error fails the type check when the line below it compiles.
+  // @ts-expect-error -- Transpose's attribute is `perm`
+  assert.throws(() => g.apply1('Transpose', [x], { permutation: [0, 2, 3, 1] }), GraphBuildError);
+  // Never called: built for the type check only.
+  const wrong = [
+    // @ts-expect-error -- Conv's group is a number
+    () => g.apply1('Conv', [x, w], { strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: '1' }),
+    // @ts-expect-error -- Softmax cannot be built without its axis
+    () => g.apply1('Softmax', [x]),
+    // @ts-expect-error -- Add has no attributes
+    () => g.apply1('Add', [x, x], { axis: 1 }),
+    // @ts-expect-error -- ScatterElements reduces by 'add' or 'none'
+    () => g.apply1('ScatterElements', [x, x, x], { axis: 0, reduction: 'mul' }),
+    // @ts-expect-error -- there is no op of that name
+    () => g.apply1('Gelu', [x]),
+  ];
+  assert.equal(wrong.length, 5);
+});

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { BYTES_PER_ELEMENT, ONNX_DTYPE, type DType, type TypedArray } from '../dtype';
-import { GraphBuildError, toTypedArray, type Graph, type Node, type Value, type WeightSource } from '../graph';
+import { GraphBuildError, toTypedArray, type Attrs, type Graph, type Node, type Value, type WeightSource } from '../graph';
 import { getOp, type OnnxAttr, type OnnxLowering } from '../op';
 import { onnx } from './onnx-proto';
 
@@ -136,9 +136,10 @@ class OnnxWriter {
       return;
     }
     const attrs: OnnxAttr[] = [];
+    const given: Attrs = node.attrs;
     for (const [name, type] of Object.entries(def.onnxAttrs ?? {})) {
-      const value = node.attrs[name];
-      if (value === undefined) continue;
+      const value = given[name];
+      if (value === undefined || type === undefined) continue;
       attrs.push({ name, type, value: typeof value === 'boolean' ? Number(value) : (value as OnnxAttr['value']) });
     }
     this.emit(node.name, node.op, inputs, outputs, attrs);

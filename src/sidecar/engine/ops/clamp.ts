@@ -33,15 +33,16 @@ defineOp({
   type: 'Clip',
   infer: ([x]) => [x!],
   lower(node, onnx) {
-    const bound = (v: unknown) => (typeof v === 'number' ? onnx.constant([v], node.inputs[0]!.dtype, []) : '');
+    const bound = (v: number | undefined) => (v === undefined ? '' : onnx.constant([v], node.inputs[0]!.dtype, []));
     onnx.emit('Clip', [onnx.inputs[0]!, bound(node.attrs.min), bound(node.attrs.max)], onnx.outputs);
   },
   // Inside the closed interval the gradient passes, outside it is zero (PyTorch's clamp rule).
   vjp(node, [g]) {
     const x = node.inputs[0]!;
     let dx = g!;
-    if (typeof node.attrs.min === 'number') dx = where(less(x, node.attrs.min), 0, dx);
-    if (typeof node.attrs.max === 'number') dx = where(greater(x, node.attrs.max), 0, dx);
+    const { min, max } = node.attrs;
+    if (min !== undefined) dx = where(less(x, min), 0, dx);
+    if (max !== undefined) dx = where(greater(x, max), 0, dx);
     return [dx];
   },
 });

@@ -3,27 +3,17 @@
  * (Conv's input gradient is a ConvTranspose, its weight gradient a Conv that correlates the input with
  * the output cotangent, see `convWeightGrad`).
  */
-import type { Attrs, TensorType, Value } from '../graph';
+import type { TensorType, Value } from '../graph';
 import { defineOp } from '../op';
+import type { ConvAttrs } from '../op-attrs';
 import { formatShape } from '../shape';
 import { pair, requireFloat, requireSameDtype } from './checks';
 import { reduceSum } from './reduce';
 import { reshape, slice, transpose } from './shape-ops';
 
-interface ConvAttrs {
-  readonly strides: readonly number[];
-  readonly pads: readonly number[];
-  readonly dilations: readonly number[];
-  readonly group: number;
-}
-
-function convAttrs(attrs: Attrs): ConvAttrs {
-  return {
-    strides: attrs.strides as readonly number[],
-    pads: attrs.pads as readonly number[],
-    dilations: attrs.dilations as readonly number[],
-    group: attrs.group as number,
-  };
+/** Conv's own attributes, without ConvTranspose's output_padding. */
+function convAttrs({ strides, pads, dilations, group }: ConvAttrs): ConvAttrs {
+  return { strides, pads, dilations, group };
 }
 
 function checkConvOperands(type: string, [x, w, b]: readonly TensorType[]): void {
@@ -41,7 +31,7 @@ defineOp({
   infer(inputs, attrs) {
     checkConvOperands('Conv', inputs);
     const [x, w, b] = inputs as [TensorType, TensorType, TensorType | undefined];
-    const { strides, pads, dilations, group } = convAttrs(attrs);
+    const { strides, pads, dilations, group } = attrs;
     const [n, c] = x.shape as [number, number];
     const [o, cg] = w.shape as [number, number];
     if (c !== cg * group) throw new Error(`Conv input has ${c} channels; weight ${formatShape(w.shape)} with ${group} group(s) expects ${cg * group}`);
@@ -81,8 +71,7 @@ defineOp({
   infer(inputs, attrs) {
     checkConvOperands('ConvTranspose', inputs);
     const [x, w, b] = inputs as [TensorType, TensorType, TensorType | undefined];
-    const { strides, pads, dilations, group } = convAttrs(attrs);
-    const outputPadding = attrs.output_padding as readonly number[];
+    const { strides, pads, dilations, group, output_padding: outputPadding } = attrs;
     const [n, c] = x.shape as [number, number];
     if (w.shape[0] !== c) throw new Error(`ConvTranspose input has ${c} channels, weight ${formatShape(w.shape)} expects ${w.shape[0]}`);
     const o = w.shape[1]! * group;

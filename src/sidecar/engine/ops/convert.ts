@@ -5,9 +5,9 @@ import { defineOp } from '../op';
 
 defineOp({
   type: 'Cast',
-  infer: ([x], attrs) => [{ dtype: attrs.to as DType, shape: x!.shape }],
+  infer: ([x], attrs) => [{ dtype: attrs.to, shape: x!.shape }],
   lower(node, onnx) {
-    onnx.emit('Cast', onnx.inputs, onnx.outputs, [{ name: 'to', type: 'int', value: ONNX_DTYPE[node.attrs.to as DType] }]);
+    onnx.emit('Cast', onnx.inputs, onnx.outputs, [{ name: 'to', type: 'int', value: ONNX_DTYPE[node.attrs.to] }]);
   },
   // Only float-to-float casts pass a gradient; the reverse pass refuses integer values on a gradient path.
   vjp: (node, [g]) => [cast(g!, node.inputs[0]!.dtype)],

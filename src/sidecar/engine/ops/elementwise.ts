@@ -1,11 +1,13 @@
 /** Broadcasting binary arithmetic: Add, Sub, Mul, Div. */
 import type { Node, Value } from '../graph';
-import { defineOp, type OpDef } from '../op';
+import { defineOp, type VjpRule } from '../op';
 import { broadcastShapes, formatShape } from '../shape';
 import { reduceToShape } from './reduce';
 import { asValues, type Operand } from './operand';
 
-function defineBinary(type: string, vjp: OpDef['vjp']): void {
+type BinaryOp = 'Add' | 'Sub' | 'Mul' | 'Div';
+
+function defineBinary(type: BinaryOp, vjp: VjpRule<BinaryOp>): void {
   defineOp({
     type,
     infer([a, b]) {

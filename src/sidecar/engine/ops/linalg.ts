@@ -53,8 +53,8 @@ defineOp({
   vjp(node, [g], needs) {
     const [a, b, c] = node.inputs as [Value, Value, Value | undefined];
     const { transA, transB } = { transA: node.attrs.transA === 1, transB: node.attrs.transB === 1 };
-    const alpha = (node.attrs.alpha as number | undefined) ?? 1;
-    const beta = (node.attrs.beta as number | undefined) ?? 1;
+    const alpha = node.attrs.alpha ?? 1;
+    const beta = node.attrs.beta ?? 1;
     const dA = !needs[0] ? null : transA ? gemm(b, g!, { transA: transB, transB: true, alpha }) : gemm(g!, b, { transB: !transB, alpha });
     const dB = !needs[1] ? null : transB ? gemm(g!, a, { transA: true, transB: transA, alpha }) : gemm(a, g!, { transA: !transA, alpha });
     const dC = needs[2] && c ? reduceToShape(beta === 1 ? g! : mul(g!, beta), c.shape) : null;
@@ -82,10 +82,14 @@ export interface GemmOptions {
 
 /** ONNX Gemm: alpha·op(A)·op(B) + beta·C for rank-2 A and B. */
 export function gemm(a: Value, b: Value, options: GemmOptions = {}, c?: Value): Value {
-  const attrs: Record<string, number> = { transA: options.transA ? 1 : 0, transB: options.transB ? 1 : 0 };
-  if (options.alpha !== undefined && options.alpha !== 1) attrs.alpha = options.alpha;
-  if (options.beta !== undefined && options.beta !== 1) attrs.beta = options.beta;
-  return a.graph.apply1('Gemm', c ? [a, b, c] : [a, b], attrs);
+  const { alpha, beta } = options;
+  // Default scales are left out of the node, as ONNX's defaults.
+  return a.graph.apply1('Gemm', c ? [a, b, c] : [a, b], {
+    transA: options.transA ? 1 : 0,
+    transB: options.transB ? 1 : 0,
+    ...(alpha !== undefined && alpha !== 1 ? { alpha } : {}),
+    ...(beta !== undefined && beta !== 1 ? { beta } : {}),
+  });
 }
 
 /**

@@ -8,7 +8,9 @@ import { asValues, type Operand } from './operand';
 // Comparisons have no derivative: the reverse pass refuses to pass a gradient through them (a mask
 // built from a value that needs a gradient must be built from stopGradient(value)). Where's
 // condition input is different: it selects, and is declared gradient-free.
-for (const type of ['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual']) {
+type ComparisonOp = 'Equal' | 'Less' | 'Greater' | 'LessOrEqual' | 'GreaterOrEqual';
+
+for (const type of ['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual'] as const) {
   defineOp({
     type,
     infer([a, b]) {
@@ -44,7 +46,7 @@ defineOp({
 });
 
 const comparison =
-  (type: string) =>
+  (type: ComparisonOp) =>
   (a: Operand, b: Operand): Value => {
     const [x, y] = asValues(a, b);
     return x.graph.apply1(type, [x, y]);

@@ -18,13 +18,13 @@ defineOp({
   type: 'Softmax',
   infer([x], attrs) {
     requireFloat('Softmax', x!);
-    normalizeAxis(attrs.axis as number, x!.shape.length);
+    normalizeAxis(attrs.axis, x!.shape.length);
     return [x!];
   },
   onnxAttrs: { axis: 'int' },
   vjp(node, [g]) {
     const y = node.outputs[0]!;
-    const axis = node.attrs.axis as number;
+    const axis = node.attrs.axis;
     const rowDot = attentionRowDot(y, g!, axis) ?? reduceSum(mul(g!, y), [axis], true);
     return [mul(y, sub(g!, rowDot))];
   },
@@ -41,7 +41,7 @@ function attentionRowDot(y: Value, g: Value, axis: number): Value | null {
   const [dOut, vT] = matmul.inputs as [Value, Value];
   const transposed = vT.producer;
   const swapsLast = (perm: readonly number[]) => perm.every((p, i) => p === (i === perm.length - 2 ? i + 1 : i === perm.length - 1 ? i - 1 : i));
-  if (transposed?.op !== 'Transpose' || !swapsLast(transposed.attrs.perm as readonly number[])) return null;
+  if (transposed?.op !== 'Transpose' || !swapsLast(transposed.attrs.perm)) return null;
   const v = transposed.inputs[0]!;
   const forward = y.graph.nodes.find((n) => n.op === 'MatMul' && n.inputs[0] === y && n.inputs[1] === v);
   const out = forward?.outputs[0];
@@ -54,7 +54,7 @@ defineOp({
   infer([x, scale, bias], attrs) {
     requireFloat('LayerNormalization', x!);
     requireSameDtype('LayerNormalization', bias ? [x!, scale!, bias] : [x!, scale!]);
-    const axis = normalizeAxis(attrs.axis as number, x!.shape.length);
+    const axis = normalizeAxis(attrs.axis, x!.shape.length);
     const normalized = x!.shape.slice(axis);
     for (const p of bias ? [scale!, bias] : [scale!]) {
       if (!sameShape(p.shape, normalized)) throw new Error(`LayerNormalization scale/bias must be ${formatShape(normalized)}, got ${formatShape(p.shape)}`);
@@ -64,10 +64,10 @@ defineOp({
   onnxAttrs: { axis: 'int', epsilon: 'float' },
   vjp(node, [g], needs) {
     const [x, scale, bias] = node.inputs as [Value, Value, Value | undefined];
-    const axis = node.attrs.axis as number;
+    const axis = node.attrs.axis;
     const axes = x.shape.slice(axis).map((_, i) => axis + i);
     const lead = x.shape.slice(0, axis).map((_, i) => i);
-    const { dx, xhat } = normalizedBackward(x, mul(g!, scale), axes, node.attrs.epsilon as number, needs[0]!);
+    const { dx, xhat } = normalizedBackward(x, mul(g!, scale), axes, node.attrs.epsilon, needs[0]!);
     return [dx, needs[1] ? reduceSum(mul(g!, xhat), lead, false) : null, needs[2] && bias ? reduceSum(g!, lead, false) : null];
   },
 });
@@ -87,7 +87,7 @@ defineOp({
     const [x, scale] = node.inputs as [Value, Value, Value];
     const perChannel = [x.shape[1]!, ...x.shape.slice(2).map(() => 1)];
     const spatial = x.shape.slice(2).map((_, i) => i + 2);
-    const { dx, xhat } = normalizedBackward(x, mul(g!, reshape(scale, perChannel)), spatial, node.attrs.epsilon as number, needs[0]!);
+    const { dx, xhat } = normalizedBackward(x, mul(g!, reshape(scale, perChannel)), spatial, node.attrs.epsilon, needs[0]!);
     return [dx, needs[1] ? reduceSum(mul(g!, xhat), [0, ...spatial], false) : null, needs[2] ? reduceSum(g!, [0, ...spatial], false) : null];
   },
 });

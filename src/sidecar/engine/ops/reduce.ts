@@ -2,8 +2,9 @@
  * Reductions (ReduceSum, ReduceMean, ReduceMax, ArgMax, ArgMin) and the un-broadcasting every
  * broadcasting op's gradient needs.
  */
-import type { Attrs, Node, TensorType, Value } from '../graph';
-import { defineOp } from '../op';
+import type { Node, TensorType, Value } from '../graph';
+import { defineOp, type VjpRule } from '../op';
+import type { ReduceAttrs } from '../op-attrs';
 import { formatShape, normalizeAxis, sameShape, type Shape } from '../shape';
 import { normalizeAxes, requireFloat } from './checks';
 import { cast } from './convert';
@@ -11,21 +12,23 @@ import { div, mul } from './elementwise';
 import { equal } from './logic';
 import { expand, reshape } from './shape-ops';
 
-function reducedShape(x: TensorType, attrs: Attrs): number[] {
-  const axes = normalizeAxes(attrs.axes as readonly number[], x.shape.length);
+type ReduceOp = 'ReduceSum' | 'ReduceMean' | 'ReduceMax';
+
+function reducedShape(x: TensorType, attrs: ReduceAttrs): number[] {
+  const axes = normalizeAxes(attrs.axes, x.shape.length);
   const keep = attrs.keepdims !== 0;
   return x.shape.flatMap((d, i) => (axes.includes(i) ? (keep ? [1] : []) : [d]));
 }
 
 /** The input's shape with the reduced axes set to 1: the shape a cotangent is broadcast back from. */
-function keptShape(node: Node): number[] {
+function keptShape(node: Node<ReduceOp>): number[] {
   const x = node.inputs[0]!;
-  const axes = node.attrs.axes as readonly number[];
+  const axes = node.attrs.axes;
   return x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
 }
 
 /** Opset 18 reductions take their axes as an int64 input tensor. */
-function defineReduce(type: string, vjp: NonNullable<Parameters<typeof defineOp>[0]['vjp']>): void {
+function defineReduce(type: ReduceOp, vjp: VjpRule<ReduceOp>): void {
   defineOp({
     type,
     infer([x], attrs) {
@@ -33,7 +36,7 @@ function defineReduce(type: string, vjp: NonNullable<Parameters<typeof defineOp>
       return [{ dtype: x!.dtype, shape: reducedShape(x!, attrs) }];
     },
     lower(node, onnx) {
-      const axes = node.attrs.axes as readonly number[];
+      const axes = node.attrs.axes;
       onnx.emit(type, [onnx.inputs[0]!, onnx.constant(axes, 'int64')], onnx.outputs, [
         { name: 'keepdims', type: 'int', value: node.attrs.keepdims === 0 ? 0 : 1 },
       ]);
@@ -53,17 +56,17 @@ defineReduce('ReduceMean', (node, [g]) => {
 // Ties share the gradient evenly (PyTorch's amax rule).
 defineReduce('ReduceMax', (node, [g]) => {
   const x = node.inputs[0]!;
-  const axes = node.attrs.axes as readonly number[];
+  const axes = node.attrs.axes;
   const mask = cast(equal(x, reshape(node.outputs[0]!, keptShape(node))), x.dtype);
   const ties = x.graph.apply1('ReduceSum', [mask], { axes, keepdims: 1 });
   return [mul(mask, div(reshape(g!, keptShape(node)), ties))];
 });
 
-for (const type of ['ArgMax', 'ArgMin']) {
+for (const type of ['ArgMax', 'ArgMin'] as const) {
   defineOp({
     type,
     infer([x], attrs) {
-      const axis = normalizeAxis(attrs.axis as number, x!.shape.length);
+      const axis = normalizeAxis(attrs.axis, x!.shape.length);
       const shape = x!.shape.flatMap((d, i) => (i === axis ? (attrs.keepdims !== 0 ? [1] : []) : [d]));
       return [{ dtype: 'int64', shape }];
     },

@@ -9,6 +9,7 @@
  */
 import type { Value } from '../graph';
 import { defineOp } from '../op';
+import type { PoolAttrs } from '../op-attrs';
 import { formatShape } from '../shape';
 import { pair, requireFloat, requireRank } from './checks';
 import { matmul } from './linalg';
@@ -20,12 +21,12 @@ defineOp({
   infer([x], attrs) {
     requireFloat('Resize', x!);
     requireRank('Resize', x!, 4);
-    const [h, w] = attrs.sizes as readonly number[];
-    return [{ dtype: x!.dtype, shape: [x!.shape[0]!, x!.shape[1]!, h!, w!] }];
+    const [h, w] = attrs.sizes;
+    return [{ dtype: x!.dtype, shape: [x!.shape[0]!, x!.shape[1]!, h, w] }];
   },
   lower(node, onnx) {
     const x = node.inputs[0]!;
-    const sizes = [x.shape[0]!, x.shape[1]!, ...(node.attrs.sizes as readonly number[])];
+    const sizes = [x.shape[0]!, x.shape[1]!, ...node.attrs.sizes];
     onnx.emit('Resize', [onnx.inputs[0]!, '', '', onnx.constant(sizes, 'int64')], onnx.outputs, [
       { name: 'mode', type: 'string', value: 'nearest' },
       { name: 'coordinate_transformation_mode', type: 'string', value: 'asymmetric' },
@@ -36,7 +37,7 @@ defineOp({
   vjp(node, [g]) {
     const x = node.inputs[0]!;
     const [n, c, h, w] = x.shape as [number, number, number, number];
-    const [oh, ow] = node.attrs.sizes as [number, number];
+    const [oh, ow] = node.attrs.sizes;
     if (oh % h !== 0 || ow % w !== 0) throw new Error(`Resize gradient needs integer scales, got ${formatShape(x.shape)} -> [${oh}, ${ow}]`);
     return [reshape(reduceSum(reshape(g!, [n, c, h, oh / h, w, ow / w]), [3, 5]), x.shape)];
   },
@@ -47,7 +48,7 @@ defineOp({
   infer([x], attrs) {
     requireFloat('AveragePool', x!);
     requireRank('AveragePool', x!, 4);
-    const [oh, ow] = pooledSize('AveragePool', x!.shape, attrs.kernel_shape as [number, number], attrs.strides as [number, number], attrs.pads as [number, number, number, number]);
+    const [oh, ow] = pooledSize('AveragePool', x!.shape, attrs);
     return [{ dtype: x!.dtype, shape: [x!.shape[0]!, x!.shape[1]!, oh, ow] }];
   },
   onnxAttrs: { kernel_shape: 'ints', strides: 'ints', pads: 'ints', count_include_pad: 'int' },
@@ -55,9 +56,7 @@ defineOp({
   vjp(node, [g]) {
     const x = node.inputs[0]!;
     const c = x.shape[1]!;
-    const [kh, kw] = node.attrs.kernel_shape as [number, number];
-    const strides = node.attrs.strides as [number, number];
-    const pads = node.attrs.pads as [number, number, number, number];
+    const { kernel_shape: [kh, kw], strides, pads } = node.attrs;
     const box = x.graph.constant(new Array<number>(c * kh * kw).fill(1 / (kh * kw)), [c, 1, kh, kw], x.dtype);
     const outputPadding = [0, 1].map((i) => {
       const k = i === 0 ? kh : kw;
@@ -72,7 +71,7 @@ defineOp({
   infer([x], attrs) {
     requireFloat('MaxPool', x!);
     requireRank('MaxPool', x!, 4);
-    const [oh, ow] = pooledSize('MaxPool', x!.shape, attrs.kernel_shape as [number, number], attrs.strides as [number, number], attrs.pads as [number, number, number, number]);
+    const [oh, ow] = pooledSize('MaxPool', x!.shape, attrs);
     return [{ dtype: x!.dtype, shape: [x!.shape[0]!, x!.shape[1]!, oh, ow] }];
   },
   onnxAttrs: { kernel_shape: 'ints', strides: 'ints', pads: 'ints' },
@@ -90,7 +89,7 @@ export function maxPool2d(
 }
 
 /** The attributes of a 2-D pooling window: the stride defaults to the kernel, padding is symmetric per axis. */
-function poolAttrs(kernel: number | readonly [number, number], stride: number | readonly [number, number] | undefined, padding: number | readonly [number, number]) {
+function poolAttrs(kernel: number | readonly [number, number], stride: number | readonly [number, number] | undefined, padding: number | readonly [number, number]): PoolAttrs {
   const k = pair(kernel);
   const [ph, pw] = pair(padding);
   return { kernel_shape: k, strides: pair(stride ?? k), pads: [ph, pw, ph, pw] };
@@ -99,9 +98,7 @@ function poolAttrs(kernel: number | readonly [number, number], stride: number | 
 function pooledSize(
   op: string,
   shape: readonly number[],
-  [kh, kw]: readonly [number, number],
-  [sh, sw]: readonly [number, number],
-  [pt, pl, pb, pr]: readonly [number, number, number, number],
+  { kernel_shape: [kh, kw], strides: [sh, sw], pads: [pt, pl, pb, pr] }: PoolAttrs,
 ): [number, number] {
   const oh = Math.floor((shape[2]! + pt + pb - kh) / sh) + 1;
   const ow = Math.floor((shape[3]! + pl + pr - kw) / sw) + 1;

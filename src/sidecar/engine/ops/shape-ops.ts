@@ -4,16 +4,17 @@
  * flatten, zeros).
  */
 import type { DType } from '../dtype';
-import type { Node, Value } from '../graph';
+import type { OpNode, Value } from '../graph';
 import { defineOp, type OnnxLowering } from '../op';
+import type { OpAttrs, OpType } from '../op-attrs';
 import { broadcastShapes, formatShape, normalizeAxis, numel, sameShape, type Shape } from '../shape';
 import { normalizeAxes, requireSameDtype } from './checks';
 import { reduceSum, reduceToShape } from './reduce';
 
-/** Emits `type(input0, <each listed attribute as an int64 tensor>...)`: opset 18 takes these as inputs. */
-export function lowerWithIntInputs(type: string, attrNames: readonly string[]) {
-  return (node: Node, onnx: OnnxLowering): void => {
-    const extra = attrNames.map((a) => onnx.constant(node.attrs[a] as readonly number[], 'int64'));
+/** Emits `type(input0, <each listed int list as an int64 tensor>...)`: opset 18 takes these as inputs. */
+export function lowerWithIntInputs<K extends OpType>(type: K, intLists: (attrs: OpAttrs[K]) => readonly (readonly number[])[]) {
+  return (node: OpNode<K>, onnx: OnnxLowering): void => {
+    const extra = intLists(node.attrs).map((list) => onnx.constant(list, 'int64'));
     onnx.emit(type, [onnx.inputs[0]!, ...extra], onnx.outputs);
   };
 }
@@ -21,37 +22,37 @@ export function lowerWithIntInputs(type: string, attrNames: readonly string[]) {
 defineOp({
   type: 'Reshape',
   infer([x], attrs) {
-    const shape = attrs.shape as readonly number[];
+    const shape = attrs.shape;
     if (numel(shape) !== numel(x!.shape)) throw new Error(`cannot reshape ${formatShape(x!.shape)} to ${formatShape(shape)}`);
     return [{ dtype: x!.dtype, shape }];
   },
-  lower: lowerWithIntInputs('Reshape', ['shape']),
+  lower: lowerWithIntInputs('Reshape', (a) => [a.shape]),
   vjp: (node, [g]) => [reshape(g!, node.inputs[0]!.shape)],
 });
 
 defineOp({
   type: 'Expand',
   infer([x], attrs) {
-    const target = attrs.shape as readonly number[];
+    const target = attrs.shape;
     const shape = broadcastShapes(x!.shape, target);
     if (!shape || !sameShape(shape, target)) throw new Error(`cannot expand ${formatShape(x!.shape)} to ${formatShape(target)}`);
     return [{ dtype: x!.dtype, shape }];
   },
-  lower: lowerWithIntInputs('Expand', ['shape']),
+  lower: lowerWithIntInputs('Expand', (a) => [a.shape]),
   vjp: (node, [g]) => [reduceToShape(g!, node.inputs[0]!.shape)],
 });
 
 defineOp({
   type: 'Transpose',
   infer([x], attrs) {
-    const perm = attrs.perm as readonly number[];
+    const perm = attrs.perm;
     if (perm.length !== x!.shape.length || [...perm].sort((a, b) => a - b).some((p, i) => p !== i)) {
       throw new Error(`perm ${formatShape(perm)} is not a permutation of the ${x!.shape.length} axes`);
     }
     return [{ dtype: x!.dtype, shape: perm.map((p) => x!.shape[p]!) }];
   },
   onnxAttrs: { perm: 'ints' },
-  vjp: (node, [g]) => [transpose(g!, inversePermutation(node.attrs.perm as readonly number[]))],
+  vjp: (node, [g]) => [transpose(g!, inversePermutation(node.attrs.perm))],
 });
 
 // starts/ends/axes/steps are normalised by slice(): absolute, in range, one entry per sliced axis.
@@ -59,16 +60,16 @@ defineOp({
   type: 'Slice',
   infer([x], attrs) {
     const shape = [...x!.shape];
-    const { starts, ends, axes, steps } = sliceAttrs(attrs);
+    const { starts, ends, axes, steps } = attrs;
     axes.forEach((axis, i) => {
       shape[axis] = Math.max(0, Math.ceil((ends[i]! - starts[i]!) / steps[i]!));
     });
     return [{ dtype: x!.dtype, shape }];
   },
-  lower: lowerWithIntInputs('Slice', ['starts', 'ends', 'axes', 'steps']),
+  lower: lowerWithIntInputs('Slice', (a) => [a.starts, a.ends, a.axes, a.steps]),
   vjp(node, [g]) {
     const x = node.inputs[0]!;
-    const { starts, ends, axes, steps } = sliceAttrs(node.attrs);
+    const { starts, ends, axes, steps } = node.attrs;
     // Strided axes scatter the cotangent back to the picked positions; unit-step axes pad it.
     let dx = g!;
     const pads = new Array<number>(2 * x.rank).fill(0);
@@ -86,22 +87,13 @@ defineOp({
   },
 });
 
-function sliceAttrs(attrs: Readonly<Record<string, unknown>>) {
-  return {
-    starts: attrs.starts as readonly number[],
-    ends: attrs.ends as readonly number[],
-    axes: attrs.axes as readonly number[],
-    steps: attrs.steps as readonly number[],
-  };
-}
-
 defineOp({
   type: 'Concat',
   infer(inputs, attrs) {
     if (inputs.length === 0) throw new Error('Concat needs at least one input');
     const dtype = requireSameDtype('Concat', inputs);
     const first = inputs[0]!.shape;
-    const axis = attrs.axis as number;
+    const axis = attrs.axis;
     let total = 0;
     for (const t of inputs) {
       if (t.shape.length !== first.length || t.shape.some((d, i) => i !== axis && d !== first[i])) {
@@ -113,7 +105,7 @@ defineOp({
   },
   onnxAttrs: { axis: 'int' },
   vjp(node, [g], needs) {
-    const axis = node.attrs.axis as number;
+    const axis = node.attrs.axis;
     const parts = split(g!, node.inputs.map((v) => v.shape[axis]!), axis);
     return parts.map((p, i) => (needs[i] ? p : null));
   },
@@ -122,20 +114,19 @@ defineOp({
 defineOp({
   type: 'Split',
   infer([x], attrs) {
-    const axis = attrs.axis as number;
-    const sizes = attrs.split as readonly number[];
+    const { axis, split: sizes } = attrs;
     const total = sizes.reduce((a, b) => a + b, 0);
     if (total !== x!.shape[axis]) throw new Error(`split sizes ${formatShape(sizes)} do not add up to dim ${axis} of ${formatShape(x!.shape)}`);
     return sizes.map((s) => ({ dtype: x!.dtype, shape: x!.shape.map((d, i) => (i === axis ? s : d)) }));
   },
   lower(node, onnx) {
-    onnx.emit('Split', [onnx.inputs[0]!, onnx.constant(node.attrs.split as readonly number[], 'int64')], onnx.outputs, [
-      { name: 'axis', type: 'int', value: node.attrs.axis as number },
+    onnx.emit('Split', [onnx.inputs[0]!, onnx.constant(node.attrs.split, 'int64')], onnx.outputs, [
+      { name: 'axis', type: 'int', value: node.attrs.axis },
     ]);
   },
   vjp(node, cotangents) {
     const parts = node.outputs.map((out, i) => cotangents[i] ?? zeros(out.graph, out.shape, out.dtype));
-    return [concat(parts, node.attrs.axis as number)];
+    return [concat(parts, node.attrs.axis)];
   },
 });
 
@@ -143,7 +134,7 @@ defineOp({
   type: 'Gather',
   infer([x, indices], attrs) {
     if (indices!.dtype !== 'int64' && indices!.dtype !== 'int32') throw new Error(`Gather needs int32/int64 indices, got ${indices!.dtype}`);
-    const axis = attrs.axis as number;
+    const axis = attrs.axis;
     const shape = [...x!.shape.slice(0, axis), ...indices!.shape, ...x!.shape.slice(axis + 1)];
     return [{ dtype: x!.dtype, shape }];
   },
@@ -151,7 +142,7 @@ defineOp({
   noGradInputs: [1],
   vjp(node, [g]) {
     const [x, indices] = node.inputs as [Value, Value];
-    const axis = node.attrs.axis as number;
+    const axis = node.attrs.axis;
     const flat = reshape(g!, [...x.shape.slice(0, axis), indices.size, ...x.shape.slice(axis + 1)]);
     return [scatterAddAlong(flat, reshape(indices, [indices.size]), axis, x.shape[axis]!), null];
   },
@@ -172,7 +163,7 @@ defineOp({
     // Only the accumulate form appears (as Gather's adjoint): d/ddata = g, d/dupdates = g gathered back.
     if (node.attrs.reduction !== 'add') throw new Error('the gradient of ScatterElements without reduction="add" is not implemented');
     const indices = node.inputs[1]!;
-    const axis = node.attrs.axis as number;
+    const axis = node.attrs.axis;
     return [needs[0] ? g! : null, null, needs[2] ? g!.graph.apply1('GatherElements', [g!, indices], { axis }) : null];
   },
 });
@@ -187,7 +178,7 @@ defineOp({
   noGradInputs: [1],
   vjp(node, [g]) {
     const [x, indices] = node.inputs as [Value, Value];
-    const axis = node.attrs.axis as number;
+    const axis = node.attrs.axis;
     const zero = zeros(x.graph, x.shape, x.dtype);
     return [x.graph.apply1('ScatterElements', [zero, indices, g!], { axis, reduction: 'add' }), null];
   },
@@ -196,7 +187,7 @@ defineOp({
 defineOp({
   type: 'Pad',
   infer([x], attrs) {
-    const pads = attrs.pads as readonly number[];
+    const pads = attrs.pads;
     const rank = x!.shape.length;
     if (pads.length !== 2 * rank) throw new Error(`Pad needs ${2 * rank} pads (begins then ends), got ${pads.length}`);
     const shape = x!.shape.map((d, i) => d + pads[i]! + pads[i + rank]!);
@@ -205,14 +196,14 @@ defineOp({
   },
   lower(node, onnx) {
     const dtype = node.inputs[0]!.dtype;
-    const value = onnx.constant([(node.attrs.value as number | undefined) ?? 0], dtype, []);
-    onnx.emit('Pad', [onnx.inputs[0]!, onnx.constant(node.attrs.pads as readonly number[], 'int64'), value], onnx.outputs, [
+    const value = onnx.constant([node.attrs.value ?? 0], dtype, []);
+    onnx.emit('Pad', [onnx.inputs[0]!, onnx.constant(node.attrs.pads, 'int64'), value], onnx.outputs, [
       { name: 'mode', type: 'string', value: 'constant' },
     ]);
   },
   // Positive pads are cut off again; negative pads (crops) are filled back with zeros.
   vjp(node, [g]) {
-    const pads = node.attrs.pads as readonly number[];
+    const pads = node.attrs.pads;
     const rank = g!.rank;
     const starts = g!.shape.map((_, i) => Math.max(0, pads[i]!));
     const ends = g!.shape.map((d, i) => d - Math.max(0, pads[i + rank]!));
@@ -224,14 +215,14 @@ defineOp({
 defineOp({
   type: 'Tile',
   infer([x], attrs) {
-    const repeats = attrs.repeats as readonly number[];
+    const repeats = attrs.repeats;
     if (repeats.length !== x!.shape.length) throw new Error(`Tile needs ${x!.shape.length} repeats, got ${repeats.length}`);
     return [{ dtype: x!.dtype, shape: x!.shape.map((d, i) => d * repeats[i]!) }];
   },
-  lower: lowerWithIntInputs('Tile', ['repeats']),
+  lower: lowerWithIntInputs('Tile', (a) => [a.repeats]),
   vjp(node, [g]) {
     const x = node.inputs[0]!;
-    const repeats = node.attrs.repeats as readonly number[];
+    const repeats = node.attrs.repeats;
     const split = x.shape.flatMap((d, i) => [repeats[i]!, d]);
     const summed = reduceSum(reshape(g!, split), repeats.map((_, i) => 2 * i));
     return [reshape(summed, x.shape)];
@@ -257,7 +248,7 @@ export function transpose(x: Value, perm?: readonly number[]): Value {
   let source = x;
   const producer = x.producer;
   if (producer?.op === 'Transpose' && p.length === x.rank) {
-    const inner = producer.attrs.perm as readonly number[];
+    const inner = producer.attrs.perm;
     p = p.map((a) => inner[a]!);
     source = producer.inputs[0]!;
   }

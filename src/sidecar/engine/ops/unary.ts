@@ -7,7 +7,9 @@ import { div, mul, neg, sub } from './elementwise';
 import { greater, where } from './logic';
 import { reduceToShape } from './reduce';
 
-function defineUnary(type: string, vjp: VjpRule | undefined): void {
+type UnaryOp = 'Sqrt' | 'Exp' | 'Log' | 'Abs' | 'Reciprocal' | 'Sigmoid' | 'Tanh' | 'Erf' | 'Sin' | 'Cos' | 'Relu' | 'Sign';
+
+function defineUnary(type: UnaryOp, vjp: VjpRule<UnaryOp> | undefined): void {
   defineOp({
     type,
     infer([x]) {
@@ -77,7 +79,7 @@ function constantScalar(v: Value): number | null {
   return Number((v.payload as ArrayLike<number>)[0]);
 }
 
-const unary = (type: string) => (x: Value): Value => x.graph.apply1(type, [x]);
+const unary = (type: UnaryOp) => (x: Value): Value => x.graph.apply1(type, [x]);
 
 export const sqrt = unary('Sqrt');
 export const exp = unary('Exp');

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { vjp } from '../../../../src/sidecar/engine/autodiff';
 import { float32ToFloat16Bits } from '../../../../src/sidecar/engine/float16';
+import type { OpType } from '../../../../src/sidecar/engine/op-attrs';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../../../../src/sidecar/models/checkpoint/safetensors';
 import { loadUNet } from '../../../../src/sidecar/models/unet/load';
 import { writeRandomUNet } from '../../../../src/sidecar/models/unet/random-weights';
@@ -108,7 +109,7 @@ describe('UNet rematerialisation policy', () => {
   });
 
   it('segments the self-attention cores only', () => {
-    const at = (scope: string, op: string) => unetAttentionSegment({ scope, op });
+    const at = (scope: string, op: OpType) => unetAttentionSegment({ scope, op });
     assert.equal(at('up_blocks.3.attentions.1.transformer_blocks.0.attn1', 'Softmax'), 'up_blocks.3.attentions.1.transformer_blocks.0.attn1');
     assert.equal(at('up_blocks.3.attentions.1.transformer_blocks.0.attn1', 'MatMul'), 'up_blocks.3.attentions.1.transformer_blocks.0.attn1');
     assert.equal(at('up_blocks.3.attentions.1.transformer_blocks.0.attn2', 'Softmax'), null);
