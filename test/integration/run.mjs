@@ -13,7 +13,7 @@
 // that runs is the installed copy (`npm run test:installed`).
 // Needs `npm run build` and `node scripts/setup-test-env.mjs` first (`npm run test:integration` does both).
 // `--grep <pattern>` runs only the tests whose full title (suite and test) matches, e.g. `--grep "batch"`.
-// Env: CLIPDRAG_TEST_ENV_DIR (where code-server/chromium live), CLIPDRAG_IT_TIMEOUT_S (default 240), CLIPDRAG_IT_KEEP=1 keeps the run folder.
+// Env: CLIPDRAG_TEST_ENV_DIR (where code-server/chromium live), CLIPDRAG_IT_TIMEOUT_S (default 480), CLIPDRAG_IT_KEEP=1 keeps the run folder.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -30,7 +30,7 @@ import { copySamples } from '../../scripts/samples.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const env = testEnvPaths();
-const timeoutMs = Number(process.env.CLIPDRAG_IT_TIMEOUT_S ?? 240) * 1000;
+const timeoutMs = Number(process.env.CLIPDRAG_IT_TIMEOUT_S ?? 480) * 1000;
 const { values: options } = parseArgs({ options: { installed: { type: 'string' }, grep: { type: 'string' } } });
 const installedVsix = options.installed ? path.resolve(options.installed) : undefined;
 const say = (message) => console.log(`[integration] ${message}`);

@@ -62,9 +62,13 @@ describe('CLIPDrag modes in the editor inside VS Code', function () {
     }, 20_000);
   }
 
+  /** Toasts left by earlier runs and suites (bottom right) would take the clicks meant for the page below them. */
+  const clearNotifications = () => vscode.commands.executeCommand('notifications.clearAll');
+
   /** Presses Run in the page and waits for the run to end (only states after the press count). */
   async function runFromPage(timeoutMs: number): Promise<RunView> {
     const run = api.editor.sessionFor(imageUri)!.run;
+    await clearNotifications();
     const views: RunView[] = [];
     const subscription = run.onDidChange((view) => views.push(view));
     try {
@@ -95,6 +99,7 @@ describe('CLIPDrag modes in the editor inside VS Code', function () {
     await settings.update('model', model, vscode.ConfigurationTarget.Global);
     await settings.update('clipModel', path.join(fixtures, 'tiny-clip-vit-b16'), vscode.ConfigurationTarget.Global);
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    await clearNotifications();
   });
 
   after(async function () {
@@ -167,6 +172,7 @@ describe('CLIPDrag modes in the editor inside VS Code', function () {
     assert.deepEqual(listed.resultModes, ['drag', 'text']);
 
     // The text result as "before", the drag result as "after".
+    await clearNotifications();
     await askRunner({ kind: 'editorClickElement', image: IMAGE, selector: '#results button[aria-label="Compare other results with modes.clipdrag.png"]' });
     await askRunner({ kind: 'editorClickElement', image: IMAGE, selector: '#results button[aria-label="Compare modes.clipdrag-2.png with modes.clipdrag.png"]' });
     const slider = await waitFor('the before/after view', async () => {
