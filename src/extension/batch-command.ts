@@ -62,10 +62,7 @@ export async function runBatchCommand(
     let plan: BatchPlan;
     for (;;) {
       options = { ...batchSettings(folder), ...rest, ...(modes ? { modes } : {}), folder: folder.fsPath };
-      const request = options;
-      plan = await vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'CLIPDrag: looking for images to edit' }, () =>
-        sidecar.sendRequest(BatchPlanRequestType, request),
-      );
+      plan = await requestPlan(sidecar, options);
       const choice = await confirmPlan(plan, modes, (chosen) => void vscode.commands.executeCommand('clipdrag.runBatch', folder, { ...rest, modes: chosen }));
       if (choice === 'modes') {
         const picked = await pickModes(path.basename(plan.folder), modes);
@@ -97,6 +94,10 @@ export async function runBatchCommand(
     void showError(error);
     return undefined;
   }
+}
+
+function requestPlan(sidecar: SidecarClient, options: BatchOptions): Thenable<BatchPlan> {
+  return vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'CLIPDrag: looking for images to edit' }, () => sidecar.sendRequest(BatchPlanRequestType, options));
 }
 
 async function pickFolder(): Promise<vscode.Uri | undefined> {
