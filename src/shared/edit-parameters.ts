@@ -12,6 +12,18 @@ export const EDIT_MODES = ['clipdrag', 'drag', 'freedrag', 'text'] as const;
  */
 export type EditMode = (typeof EDIT_MODES)[number];
 
+/** Each mode by the name of the method it runs, for lists where the mode's id alone says little (results, batch). */
+export const EDIT_MODE_NAMES: Readonly<Record<EditMode, string>> = {
+  clipdrag: 'CLIPDrag',
+  drag: 'DragDiffusion',
+  freedrag: 'FreeDrag',
+  text: 'Text only',
+};
+
+export function isEditMode(value: unknown): value is EditMode {
+  return typeof value === 'string' && (EDIT_MODES as readonly string[]).includes(value);
+}
+
 export const FUSION_RULES = ['official', 'projection'] as const;
 /**
  * How the drag gradient G_l and the CLIP gradient G_g are fused. `official` (default): the rule the official

@@ -76,6 +76,8 @@ export interface ResultView {
   modified: number;
   /** The recipe file next to it, when present. */
   recipe?: string;
+  /** The mode the recipe says the result was made in (absent without a readable recipe). */
+  mode?: EditMode;
 }
 
 /** The state of an edit run, as the page shows it. */

@@ -1,6 +1,8 @@
 // The result history of this image and the comparison view: before/after with a split slider, or side by side. The
 // "before" is the source, or any result set as the baseline (to compare two results: two modes, two parameter sets).
-// Opening a result and revealing it in the Explorer are the extension's (it decides what the file is).
+// Opening a result and revealing it in the Explorer are the extension's (it decides what the file is). Each result
+// shows the mode its recipe names, so results of different modes can be told apart and compared.
+import { EDIT_MODE_NAMES } from '../shared/edit-parameters';
 import type { ResultAction, ResultView } from '../shared/webview-messages';
 import { button } from './run-panel';
 
@@ -53,6 +55,14 @@ export class ResultsPanel {
       const text = document.createElement('span');
       text.className = 'result-name';
       text.textContent = result.file;
+      const mode = document.createElement('span');
+      mode.className = 'result-mode';
+      if (result.mode) {
+        mode.dataset.mode = result.mode;
+        mode.textContent = `Mode: ${EDIT_MODE_NAMES[result.mode]} (${result.mode})`;
+      } else {
+        mode.textContent = 'Mode: not recorded (no readable recipe)';
+      }
       const time = document.createElement('time');
       time.dateTime = new Date(result.modified).toISOString();
       time.textContent = new Date(result.modified).toLocaleString();
@@ -74,7 +84,7 @@ export class ResultsPanel {
         recipe.setAttribute('aria-label', `Open the recipe of ${result.file}`);
         actions.append(recipe);
       }
-      item.append(thumbnail, text, time, actions);
+      item.append(thumbnail, text, mode, time, actions);
       return item;
     });
     if (items.length === 0) {
@@ -124,7 +134,7 @@ export class ResultsPanel {
     this.slider.hidden = !result || this.mode !== 'slider';
     this.side.hidden = !result || this.mode !== 'side';
     const baseline = this.results.find((r) => r.file === this.baseline);
-    this.caption.textContent = result ? `${baseline ? baseline.file : 'Source'} vs ${result.file}` : '';
+    this.caption.textContent = result ? `${baseline ? describe(baseline) : 'Source'} vs ${describe(result)}` : '';
     const beforeSrc = baseline?.src ?? this.sourceSrc;
     for (const id of ['compare-before-overlay', 'compare-before-side']) {
       const image = document.getElementById(id) as HTMLImageElement;
@@ -146,4 +156,9 @@ export class ResultsPanel {
     this.afterOverlay.style.clipPath = `inset(0 0 0 ${percent}%)`;
     this.divider.style.left = `${percent}%`;
   }
+}
+
+/** A result in the comparison's caption: its file, and the method its mode runs when the recipe names one. */
+function describe(result: ResultView): string {
+  return result.mode ? `${result.file} (${EDIT_MODE_NAMES[result.mode]})` : result.file;
 }

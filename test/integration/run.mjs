@@ -12,8 +12,8 @@
 // only an empty stand-in as `extensionDevelopmentPath` (VS Code runs tests in a development host), so the CLIPDrag
 // that runs is the installed copy (`npm run test:installed`).
 // Needs `npm run build` and `node scripts/setup-test-env.mjs` first (`npm run test:integration` does both).
-// Env: CLIPDRAG_TEST_ENV_DIR (where code-server/chromium live), CLIPDRAG_IT_TIMEOUT_S (default 240), CLIPDRAG_IT_KEEP=1 keeps the run folder,
-// CLIPDRAG_IT_GREP runs only the tests whose titles match.
+// `--grep <pattern>` (or CLIPDRAG_IT_GREP) runs only the tests whose full title (suite and test) matches, e.g. `--grep "batch"`.
+// Env: CLIPDRAG_TEST_ENV_DIR (where code-server/chromium live), CLIPDRAG_IT_TIMEOUT_S (default 480), CLIPDRAG_IT_KEEP=1 keeps the run folder.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -30,8 +30,8 @@ import { copySamples } from '../../scripts/samples.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const env = testEnvPaths();
-const timeoutMs = Number(process.env.CLIPDRAG_IT_TIMEOUT_S ?? 240) * 1000;
-const { values: options } = parseArgs({ options: { installed: { type: 'string' } } });
+const timeoutMs = Number(process.env.CLIPDRAG_IT_TIMEOUT_S ?? 480) * 1000;
+const { values: options } = parseArgs({ options: { installed: { type: 'string' }, grep: { type: 'string' } } });
 const installedVsix = options.installed ? path.resolve(options.installed) : undefined;
 const say = (message) => console.log(`[integration] ${message}`);
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -187,6 +187,13 @@ const pageQueries = {
             runStatus: document.getElementById('run-status')?.textContent ?? '',
             pointList: Array.from(document.querySelectorAll('#points-list .pair')).map((e) => e.textContent ?? ''),
             results: Array.from(document.querySelectorAll('#results .result-name')).map((e) => e.textContent ?? ''),
+            resultModes: Array.from(document.querySelectorAll('#results .result-mode')).map((e) => e.dataset.mode ?? ''),
+            compare: {
+              view: document.getElementById('compare')?.hidden !== false ? 'hidden' : document.getElementById('compare-side')?.hidden === false ? 'side' : document.getElementById('compare-slider')?.hidden === false ? 'slider' : 'empty',
+              caption: document.getElementById('compare-caption')?.textContent ?? '',
+              before: document.getElementById('compare-before-overlay')?.getAttribute('src') ?? '',
+              after: document.getElementById('compare-after-overlay')?.getAttribute('src') ?? '',
+            },
           };
         }),
       );
@@ -234,6 +241,17 @@ const pageQueries = {
   /** Clicks the item whose label contains `label` in the open quick pick, once it shows. */
   async clickQuickPickItem(page, { label }) {
     await page.locator('.quick-input-widget .monaco-list-row', { hasText: label }).first().click({ timeout: 10000 });
+    return true;
+  },
+  /** Accepts the open quick pick as Enter does (a multi-select one: with the items checked now). */
+  async acceptQuickPick(page) {
+    await page.locator('.quick-input-widget .quick-input-box input').first().press('Enter', { timeout: 10000 });
+    return true;
+  },
+  /** Presses keys, one after another, where the editor page has the focus (an open dropdown, a focused field). */
+  async editorKeys(page, { image, index, keys }) {
+    await editorFrame(page, { image, index }); // the editor must be there
+    for (const key of keys) await page.keyboard.press(key);
     return true;
   },
   /** Clicks the button labelled `label` on the notification whose message contains `message`. */
@@ -329,6 +347,8 @@ async function main() {
     XDG_DATA_HOME: path.join(dirs.xdg, 'data'),
     XDG_CACHE_HOME: path.join(dirs.xdg, 'cache'),
     CLIPDRAG_TEST_CHANNEL: dirs.channel,
+    // --grep: only the tests whose full title matches (mocha's grep, applied by the suite's index).
+    ...(options.grep ? { CLIPDRAG_IT_GREP: options.grep } : {}),
   });
   const serverLog = path.join(dirs.runDir, 'code-server.log');
   const logFd = fs.openSync(serverLog, 'a');
@@ -395,8 +415,8 @@ async function main() {
     if (exitCode !== undefined) {
       const pids = readSidecarPids(dirs.channel);
       if (pids.length === 0) {
-        // A failing suite may never have started one; a passing suite always does.
-        if (exitCode === 0) failure ??= new Error('the suite reported no sidecar process, so the no-orphan check could not run');
+        // A failing suite may never have started one; a passing suite always does (all of it: --grep may pick tests that do not).
+        if (exitCode === 0 && !options.grep) failure ??= new Error('the suite reported no sidecar process, so the no-orphan check could not run');
       } else {
         for (const end = Date.now() + 10_000; pids.some(isAlive) && Date.now() < end; ) await delay(100);
         const survivors = pids.filter(isAlive);

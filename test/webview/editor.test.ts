@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
+import type { EditMode } from '../../src/shared/edit-parameters';
 import { decodeMaskRle } from '../../src/shared/edit-spec';
 import { maskBitmapOf } from '../../src/shared/editor-model';
 import type { FromWebviewMessage } from '../../src/shared/webview-messages';
@@ -425,17 +426,19 @@ describe('editor page in Chromium', { skip }, () => {
     }
   });
 
-  it('compares two results with each other: one set as "before", before/after and side by side', async () => {
+  it('compares two results of two modes with each other: each shows its mode; one set as "before", before/after and side by side', async () => {
     const { page } = await openSample();
     try {
-      const result = (file: string, hour: number) => ({ file, src: `${ORIGIN}/files/${file}`, modified: Date.UTC(2026, 10, 26, hour), recipe: file.replace(/\.png$/, '.json') });
-      await page.send({ type: 'results', results: [result('sample.clipdrag-2.png', 13), result('sample.clipdrag.png', 12)] });
+      const result = (file: string, hour: number, mode?: EditMode) => ({ file, src: `${ORIGIN}/files/${file}`, modified: Date.UTC(2026, 10, 26, hour), recipe: file.replace(/\.png$/, '.json'), ...(mode ? { mode } : {}) });
+      await page.send({ type: 'results', results: [result('sample.clipdrag-2.png', 13, 'text'), result('sample.clipdrag.png', 12, 'drag'), result('sample.clipdrag-3.png', 11)] });
       await settle(page);
+      // Each result says the mode its recipe names; one without a readable recipe says that.
+      assert.deepEqual(await page.page.locator('#results .result-mode').allTextContents(), ['Mode: Text only (text)', 'Mode: DragDiffusion (drag)', 'Mode: not recorded (no readable recipe)']);
       await page.page.click('#results button[aria-label="Compare other results with sample.clipdrag.png"]');
       await settle(page);
       await page.page.click('#results button[aria-label="Compare sample.clipdrag-2.png with sample.clipdrag.png"]');
       await settle(page);
-      assert.equal(await page.page.textContent('#compare-caption'), 'sample.clipdrag.png vs sample.clipdrag-2.png');
+      assert.equal(await page.page.textContent('#compare-caption'), 'sample.clipdrag.png (DragDiffusion) vs sample.clipdrag-2.png (Text only)');
       assert.equal(await page.page.getAttribute('#compare-before-overlay', 'src'), `${ORIGIN}/files/sample.clipdrag.png`);
       assert.equal(await page.page.getAttribute('#compare-after-overlay', 'src'), `${ORIGIN}/files/sample.clipdrag-2.png`);
       await page.page.click('.compare-mode[data-compare="side"]');
@@ -444,7 +447,7 @@ describe('editor page in Chromium', { skip }, () => {
       // Back to the source as "before".
       await page.page.click('#results button[aria-label="Compare with the source again instead of sample.clipdrag.png"]');
       await settle(page);
-      assert.equal(await page.page.textContent('#compare-caption'), 'Source vs sample.clipdrag-2.png');
+      assert.equal(await page.page.textContent('#compare-caption'), 'Source vs sample.clipdrag-2.png (Text only)');
       assert.equal(await page.page.getAttribute('#compare-before-side', 'src'), `${ORIGIN}/files/sample.png`);
       assert.deepEqual(await page.cspViolations(), []);
     } finally {

@@ -59,7 +59,7 @@ export class DocumentSession implements vscode.Disposable {
       describeResult: async (uri) => {
         await this.refreshResults();
         const file = this.resultFiles.find((r) => r.uri.toString() === uri.toString());
-        return { file: path.posix.basename(uri.path), src: '', modified: file?.modified ?? Date.now(), ...(file?.recipeUri ? { recipe: path.posix.basename(file.recipeUri.path) } : {}) } satisfies ResultView;
+        return { file: path.posix.basename(uri.path), src: '', modified: file?.modified ?? Date.now(), ...(file?.recipeUri ? { recipe: path.posix.basename(file.recipeUri.path) } : {}), ...(file?.mode ? { mode: file.mode } : {}) } satisfies ResultView;
       },
     });
     this.disposables.push(this.run);

@@ -202,6 +202,7 @@ export class EditorPanel implements vscode.Disposable {
   private resultView(result: ResultFile): ResultView {
     const view: ResultView = { file: result.name, src: this.panel.webview.asWebviewUri(result.uri).with({ query: `v=${result.modified}` }).toString(), modified: result.modified };
     if (result.recipeUri) view.recipe = path.posix.basename(result.recipeUri.path);
+    if (result.mode) view.mode = result.mode;
     return view;
   }
 

@@ -1,8 +1,9 @@
 // The results of one image: the `<stem>.clipdrag.png`, `<stem>.clipdrag-2.png`, ... files next to it (the names the
 // engine writes), newest first. `cat.png` and `cat.jpg` share a stem, so a result whose recipe names another source
-// file is left out.
+// file is left out. The recipe also says which mode made the result (the list shows it, to compare modes).
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import { isEditMode, type EditMode } from '../../shared/edit-parameters';
 
 export interface ResultFile {
   uri: vscode.Uri;
@@ -12,6 +13,8 @@ export interface ResultFile {
   modified: number;
   /** 1 for `<stem>.clipdrag.png`, n for `<stem>.clipdrag-n.png`. */
   index: number;
+  /** The mode its recipe names (`spec.mode`); absent without a readable recipe. */
+  mode?: EditMode;
 }
 
 /** `<stem>.clipdrag.png` → 1, `<stem>.clipdrag-7.png` → 7, anything else → undefined. */
@@ -40,24 +43,30 @@ export async function listResults(imageUri: vscode.Uri): Promise<ResultFile[]> {
     const uri = vscode.Uri.joinPath(folder, name);
     const recipeName = name.replace(/\.png$/i, '.json');
     const recipeUri = names.has(recipeName) ? vscode.Uri.joinPath(folder, recipeName) : undefined;
-    if (recipeUri && !(await recipeBelongsTo(recipeUri, imageName))) continue;
+    const recipe = recipeUri ? await readRecipeFacts(recipeUri) : undefined;
+    if (recipe?.sourceFile !== undefined && recipe.sourceFile !== imageName) continue;
     let modified = 0;
     try {
       modified = (await vscode.workspace.fs.stat(uri)).mtime;
     } catch {
       continue; // removed meanwhile
     }
-    results.push({ uri, name, recipeUri, modified, index });
+    results.push({ uri, name, recipeUri, modified, index, ...(recipe?.mode ? { mode: recipe.mode } : {}) });
   }
   return results.sort((a, b) => b.modified - a.modified || b.index - a.index);
 }
 
-/** A recipe that cannot be read is not evidence against the result: keep it. */
-async function recipeBelongsTo(recipeUri: vscode.Uri, imageName: string): Promise<boolean> {
+/**
+ * The source file and mode a recipe names. A recipe that cannot be read is not evidence against the result: it is
+ * kept, without a mode.
+ */
+async function readRecipeFacts(recipeUri: vscode.Uri): Promise<{ sourceFile?: string; mode?: EditMode }> {
   try {
-    const recipe = JSON.parse(new TextDecoder().decode(await vscode.workspace.fs.readFile(recipeUri))) as { source?: { file?: unknown } };
-    return typeof recipe.source?.file !== 'string' || recipe.source.file === imageName;
+    const recipe = JSON.parse(new TextDecoder().decode(await vscode.workspace.fs.readFile(recipeUri))) as { source?: { file?: unknown }; spec?: { mode?: unknown } };
+    const sourceFile = recipe.source?.file;
+    const mode = recipe.spec?.mode;
+    return { ...(typeof sourceFile === 'string' ? { sourceFile } : {}), ...(isEditMode(mode) ? { mode } : {}) };
   } catch {
-    return true;
+    return {};
   }
 }

@@ -1,7 +1,8 @@
 // "CLIPDrag: Run Batch on Folder…" inside a real VS Code, with the tiny fixture models: the plan is shown in a quick
 // pick (confirmed by clicking Run, through the runner), the batch runs in the engine, results and the report
 // appear in the folder, a broken image and specs naming paths outside the folder are reported without stopping the
-// batch, "Open Report" opens the report, and a batch cancelled from its progress notification completes when run again.
+// batch, "Open Report" opens the report, modes chosen from the plan run every image once in each (the report compares
+// them), and a batch cancelled from its progress notification completes when run again.
 import * as assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -167,6 +168,47 @@ describe('CLIPDrag batch inside VS Code', function () {
     assert.equal(result, undefined, 'nothing was run');
     const message = await waitFor('the "nothing to run" notification', async () => (await askRunner({ kind: 'notifications' })).find((text) => text.startsWith('Nothing to run in batch-run')));
     assert.match(message, /3 already done, 3 cannot run/);
+  });
+
+  it('runs every image in each of the modes chosen from the plan (a multi-select pick), and the report compares them', async function () {
+    if (!runnerCanQueryPage()) this.skip(); // the runner picks the modes and clicks Run
+    this.timeout(180_000);
+    const modesFolder = path.join(path.dirname(folder), 'batch-modes');
+    fs.mkdirSync(modesFolder, { recursive: true });
+    fs.writeFileSync(path.join(modesFolder, 'blob.png'), blobPng(20));
+    fs.writeFileSync(path.join(modesFolder, 'blob.png.clipdrag-edit.json'), specText([{ handle: [20, 32], target: [40, 32] }]));
+    const running = vscode.commands.executeCommand<BatchReport | undefined>('clipdrag.runBatch', vscode.Uri.file(modesFolder), { workingWidth: 64 });
+    // The plan starts with each image in its spec's own mode; "Modes" opens the pick, where checking a mode unchecks
+    // "own mode", and the plan comes back with one run per image and mode.
+    await askRunner({ kind: 'clickQuickPickItem', label: "Modes: each image in its spec's own mode" }, 60_000);
+    await askRunner({ kind: 'clickQuickPickItem', label: 'DragDiffusion' });
+    await askRunner({ kind: 'clickQuickPickItem', label: 'FreeDrag' });
+    await askRunner({ kind: 'acceptQuickPick' });
+    await askRunner({ kind: 'clickQuickPickItem', label: 'Run 2 edits in 2 modes' }, 60_000);
+    const report = await running;
+    assert.ok(report, 'the command returned no report');
+    reportSidecarPid(api.sidecar.pid!);
+
+    assert.equal(report.state, 'completed');
+    assert.deepEqual(
+      report.items.map((item) => [item.image, item.mode, item.status]),
+      [
+        ['blob.png', 'drag', 'succeeded'],
+        ['blob.png', 'freedrag', 'succeeded'],
+      ],
+    );
+    for (const item of report.items) {
+      assertCompleteResult(modesFolder, item);
+      const recipe = JSON.parse(fs.readFileSync(path.join(modesFolder, item.recipe!), 'utf8')) as { spec: EditSpec };
+      assert.equal(recipe.spec.mode, item.mode, `${item.result} was made in ${item.mode} mode`);
+    }
+    assert.notEqual(report.items[0]!.result, report.items[1]!.result);
+    // The same report as `clipdrag batch --modes` writes: a table per image with a row per mode.
+    const markdown = fs.readFileSync(path.join(modesFolder, 'clipdrag-batch-report.md'), 'utf8');
+    assert.match(markdown, /## Modes side by side\n\n### `blob\.png`\n\n\| mode \| status \| time \| handle → target \(px\) \| iterations \| result \|/);
+    assert.match(markdown, /\n\| drag \| done \| [^|]+ \| [\d.]+ \| \d+ \| `blob\.clipdrag(-2)?\.png` \|\n\| freedrag \| done \| /);
+    const summary = await waitFor('the summary notification', async () => (await askRunner({ kind: 'notifications' })).find((text) => text.startsWith('CLIPDrag batch finished: 2 done')));
+    assert.match(summary, /Modes: drag, freedrag; the report compares them side by side\.$/);
   });
 
   it('is cancelled from its progress notification without a partial result, and completes when run again', async function () {

@@ -3,13 +3,15 @@
 import Mocha from 'mocha';
 
 export async function run(): Promise<void> {
-  // CLIPDRAG_IT_GREP runs only the tests whose titles match (e.g. "evaluation"), for work on one suite.
+  const mocha = new Mocha({ ui: 'bdd', reporter: 'spec', color: false, timeout: 60_000 });
+  // test/integration/run.mjs --grep: only the matching tests (full titles, suite and test).
   const grep = process.env.CLIPDRAG_IT_GREP;
-  const mocha = new Mocha({ ui: 'bdd', reporter: 'spec', color: false, timeout: 60_000, ...(grep ? { grep } : {}) });
+  if (grep) mocha.grep(grep);
   // The test files are bundled into this file: define describe/it first, then evaluate them.
   mocha.suite.emit('pre-require', globalThis, 'clipdrag-integration', mocha);
   await import('./extension.test');
   await import('./editor.test');
+  await import('./modes.test');
   await import('./batch.test');
   await import('./eval.test');
   const failures = await new Promise<number>((resolve) => mocha.run(resolve));

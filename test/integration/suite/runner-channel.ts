@@ -23,7 +23,9 @@ export type RunnerQuery =
   | ({ kind: 'editorDrag'; points: [number, number][] } & EditorPageRef)
   | ({ kind: 'editorPress'; key: string } & EditorPageRef)
   | ({ kind: 'editorClickElement'; selector: string } & EditorPageRef)
+  | ({ kind: 'editorKeys'; keys: string[] } & EditorPageRef)
   | { kind: 'clickQuickPickItem'; label: string }
+  | { kind: 'acceptQuickPick' }
   | { kind: 'clickNotificationButton'; message: string; label: string };
 
 /** What a CLIPDrag editor page shows (runner query `editorPages`). */
@@ -36,6 +38,10 @@ export interface EditorPageInfo {
   runStatus: string;
   pointList: string[];
   results: string[];
+  /** The mode each result shows, as the page's `data-mode` (empty where its recipe names none). */
+  resultModes: string[];
+  /** The comparison view: which one shows, its caption, and the images shown as before and after. */
+  compare: { view: 'hidden' | 'empty' | 'slider' | 'side'; caption: string; before: string; after: string };
 }
 
 export interface WebviewImageInfo {
