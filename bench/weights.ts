@@ -11,6 +11,10 @@
  *
  * `--prepacking` applies to `link` (shared weights are inputs, which onnxruntime never pre-packs).
  *
+ * `--interleaved`: instead, one process with the forward + VJP graph compiled twice, weights shared and linked
+ * (pre-packed), run alternately (`--repeat` runs each after `--warmup`), so load from other work falls on both
+ * alike: both medians and the shared/linked time ratio.
+ *
  * `--vjp-only`: one graph, the forward + VJP alone; `--level`: onnxruntime's optimisation level (default all).
  *
  * `--every-model`: instead, one forward graph over every model an edit loads (UNet ε at the latent, VAE encoder
@@ -29,8 +33,8 @@ import { clipImageEmbeds } from '../src/sidecar/models/clip';
 import { loadUNet } from '../src/sidecar/models/unet/load';
 import { clipTextGraph, textEncoderGraph, unetEpsGraph, vaeDecodeGraph, vaeEncodeGraph } from '../src/sidecar/pipeline/models/graphs';
 import { openPipelineModels } from '../src/sidecar/pipeline/models/models';
-import { round, timeRepeated } from './lib/measure';
-import type { Benchmark, Configuration, Flags } from './lib/types';
+import { median, round, timeRepeated } from './lib/measure';
+import type { Benchmark, Configuration, Flags, MeasureContext } from './lib/types';
 import { buildUNetBenchGraph, type UNetBenchMode } from './unet';
 
 const REPO = path.resolve(__dirname, '..');
@@ -45,6 +49,7 @@ interface WeightsConfiguration extends Configuration {
   readonly weights: 'shared' | 'link';
   readonly prepacking: boolean;
   readonly level: 'all' | 'extended';
+  readonly interleaved?: boolean;
 }
 
 function text(flags: Flags, name: string, fallback: string): string {
@@ -79,6 +84,9 @@ export const benchmark: Benchmark<WeightsConfiguration> = {
       const everyModel = { stableDiffusion: path.relative(REPO, sd), clip: path.relative(REPO, clip) };
       return variants.map((v) => ({ name: `every model, forward graphs, ${v.name}`, model, latent, modes: [], weights: v.weights, prepacking: v.prepacking, level, everyModel }));
     }
+    if (flags.interleaved) {
+      return [{ name: 'forward+vjp, shared and linked interleaved', model, latent, modes: ['forward+vjp'] as const, weights: 'shared', prepacking: true, level, interleaved: true }];
+    }
     if (flags['vjp-only']) {
       return variants.map((v) => ({ name: `forward+vjp alone, ${v.name}${suffix}`, model, latent, modes: ['forward+vjp'] as const, weights: v.weights, prepacking: v.prepacking, level }));
     }
@@ -96,6 +104,7 @@ export const benchmark: Benchmark<WeightsConfiguration> = {
   },
   async measure(config, context) {
     if (config.everyModel) return everyModel(config, config.everyModel);
+    if (config.interleaved) return interleaved(config, context);
     const folder = path.resolve(REPO, config.model);
     const unet = await loadUNet(folder);
     const metrics: Record<string, number | string> = {};
@@ -185,4 +194,34 @@ async function everyModel(config: WeightsConfiguration, folders: { stableDiffusi
     await store.releaseAll();
   }
   return metrics;
+}
+
+/** The forward + VJP graph with shared and with linked weights in one process, run alternately. */
+async function interleaved(config: WeightsConfiguration, context: MeasureContext): Promise<Record<string, number>> {
+  const unet = await loadUNet(path.resolve(REPO, config.model));
+  const graph = buildUNetBenchGraph(unet, 'forward+vjp', config.latent);
+  const model = serializeGraph(graph);
+  const feeds: Record<string, Float32Array> = {};
+  for (const input of graph.inputs) feeds[input.name] = input.name === 'timestep' ? Float32Array.of(500) : new Float32Array(input.size).map((_, k) => Math.sin(k * 0.37));
+  const store = new SessionStore(path.join(os.tmpdir(), 'clipdrag-bench-sessions'));
+  const sides = [
+    { handle: 1, name: 'shared', times: [] as number[] },
+    { handle: 2, name: 'linked', times: [] as number[] },
+  ];
+  try {
+    await store.compile(1, model, { label: 'shared', device: 'cpu', externalWeights: 'shared', enableMemPattern: false, graphOptimizationLevel: config.level });
+    await store.compile(2, model, { label: 'linked', device: 'cpu', externalWeights: 'link', enableMemPattern: false, graphOptimizationLevel: config.level });
+    for (let r = 0; r < context.warmup + context.repeat; r++) {
+      // Alternate which side goes first, so neither always runs right after the other's allocations.
+      for (const side of r % 2 ? [...sides].reverse() : sides) {
+        const started = performance.now();
+        await store.run(side.handle, feeds);
+        if (r >= context.warmup) side.times.push(performance.now() - started);
+      }
+    }
+  } finally {
+    await store.releaseAll();
+  }
+  const [shared, linked] = sides.map((side) => median(side.times));
+  return { sharedRunMs: round(shared!, 0), linkedRunMs: round(linked!, 0), sharedOverLinked: round(shared! / linked!, 3), loadAvg1m: round(os.loadavg()[0]!, 2) };
 }
