@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { Graph } from '../../../src/sidecar/engine/graph';
-import { add, conv2d, mul, reduceSum } from '../../../src/sidecar/engine/ops';
+import { add, cast, conv2d, mul, reduceSum } from '../../../src/sidecar/engine/ops';
+import { float32ToFloat16Bits } from '../../../src/sidecar/engine/float16';
 import { serializeGraph, type SerializedModel } from '../../../src/sidecar/engine/onnx/serialize';
 import { ExternalWeightsError, prepareModelFolder } from '../../../src/sidecar/engine/runtime/model-folder';
 import { countNodePlacement } from '../../../src/sidecar/engine/runtime/placement';
@@ -398,4 +399,27 @@ test('shared weights: a checkpoint replaced under the same path is read anew; a 
   fs.writeFileSync(file, Buffer.alloc(HEADER + 4));
   await assert.rejects(store.compile(nextHandle++, model, options), (e: unknown) => e instanceof ExternalWeightsError && /truncated/.test(e.message));
   assert.equal(store.sessionCount, 0);
+});
+
+test('shared float16 weights are optimised at every compile, not loaded from the optimised-model cache (so fp16 replays stay exact)', async () => {
+  const dir = fs.mkdtempSync(path.join(root, 'shared-f16-'));
+  const file = path.join(dir, 'half.safetensors');
+  const half = float32ToFloat16Bits(Float32Array.of(0.5, 1.5, -2));
+  fs.writeFileSync(file, Buffer.concat([Buffer.alloc(HEADER, 0xab), Buffer.from(half.buffer)]));
+  const graph = new Graph('half');
+  const input = graph.input('a', 'float32', [2, 3]);
+  const w = graph.weight('w', 'float16', [3], { kind: 'external', file, offset: HEADER, length: 6 });
+  graph.output('y', mul(input, cast(w, 'float32')));
+  const store = new SessionStore(path.join(dir, 'cache'));
+  for (let i = 0; i < 2; i++) {
+    const info = await store.compile(nextHandle, serializeGraph(graph), options);
+    assert.equal(info.externalWeights[0]?.mode, 'shared');
+    assert.equal(info.optimizedModelCache, 'off');
+    assert.deepEqual([...(await store.run(nextHandle, { a: a() })).outputs.y!], [0.5, 3, -6, 2, 7.5, -12]);
+    await store.release(nextHandle++);
+  }
+  // The same graph linked keeps its cache: float16 initializers are cast once, at load.
+  const linked = await store.compile(nextHandle, serializeGraph(graph), { ...options, externalWeights: 'link' });
+  assert.equal(linked.optimizedModelCache, 'written');
+  await store.release(nextHandle++);
 });

@@ -215,7 +215,12 @@ export class SessionStore {
     const asInputs = shared && model.externalFiles.length > 0 ? externalWeightsAsInputs(model) : undefined;
     const prepared = prepareModelFolder(this.cacheDir, asInputs?.model ?? model, shared ? 'auto' : options.externalWeights);
     const profilePrefix = options.reportNodePlacement ? path.join(prepared.folder, `profile-${process.pid}-${++profileCounter}-`) : undefined;
-    const { session, cache } = await createSession(prepared, choice.provider, options, label, profilePrefix, this.maxCopiedWeightBytes);
+    // With float16 weights as inputs, a session created from the cached optimised model computes differently from one
+    // that optimised the model itself (onnxruntime's float16 casts for the CPU are placed again on load), so a
+    // replayed fp16 edit would not give the same bytes: such models are optimised at every compile instead.
+    const halfInputs = asInputs?.weightInputs.some((w) => w.dtype === 'float16') ?? false;
+    const sessionOptions = halfInputs ? { ...options, cacheOptimizedModel: false } : options;
+    const { session, cache } = await createSession(prepared, choice.provider, sessionOptions, label, profilePrefix, this.maxCopiedWeightBytes);
     let weightFeeds: WeightFeeds | undefined;
     try {
       weightFeeds = asInputs ? this.sharedWeights.acquire(asInputs.weightInputs) : undefined;
