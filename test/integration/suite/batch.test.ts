@@ -207,7 +207,9 @@ describe('CLIPDrag batch inside VS Code', function () {
     const markdown = fs.readFileSync(path.join(modesFolder, 'clipdrag-batch-report.md'), 'utf8');
     assert.match(markdown, /## Modes side by side\n\n### `blob\.png`\n\n\| mode \| status \| time \| handle → target \(px\) \| iterations \| result \|/);
     assert.match(markdown, /\n\| drag \| done \| [^|]+ \| [\d.]+ \| \d+ \| `blob\.clipdrag(-2)?\.png` \|\n\| freedrag \| done \| /);
-    const summary = await waitFor('the summary notification', async () => (await askRunner({ kind: 'notifications' })).find((text) => text.startsWith('CLIPDrag batch finished: 2 done')));
+    const summary = await waitFor('the summary notification', async () =>
+      (await askRunner({ kind: 'notifications' })).find((text) => text.startsWith('CLIPDrag batch finished: 2 done') && text.includes('Modes:')),
+    );
     assert.match(summary, /Modes: drag, freedrag; the report compares them side by side\.$/);
   });
 
@@ -294,7 +296,8 @@ describe('CLIPDrag batch inside VS Code', function () {
     assert.deepEqual(fs.readdirSync(cancelFolder).sort(), [...inputs, 'clipdrag-batch-report.json', 'clipdrag-batch-report.md', ...outputs].sort());
     const finalReport = JSON.parse(fs.readFileSync(path.join(cancelFolder, 'clipdrag-batch-report.json'), 'utf8')) as BatchReport;
     assert.equal(finalReport.state, 'completed');
-    const summary = await waitFor('the finished summary', async () => (await askRunner({ kind: 'notifications' })).find((text) => text.startsWith('CLIPDrag batch finished: 2 done')));
+    // This run's summary, not one an earlier test left on screen (the modes batch also finished with 2 done).
+    const summary = await waitFor('the finished summary', async () => (await askRunner({ kind: 'notifications' })).find((text) => text.startsWith('CLIPDrag batch finished: 2 done, 1 skipped')));
     assert.match(summary, /^CLIPDrag batch finished: 2 done, 1 skipped, 0 failed/);
   });
 });
