@@ -14,6 +14,7 @@ import type { BatchPlanning } from './plan';
 import { mergeBatchReport, SHARED_BATCH_FOLDER, writeReportPart } from './report-parts';
 import { runItem, skippedResult, type RunBatchOptions } from './runner';
 import { inShard } from './shard';
+import { wait } from '../../shared/wait';
 
 /** Default time after which a claim without heartbeat is taken over. */
 export const DEFAULT_CLAIM_TIMEOUT_MS = 10 * 60_000;
@@ -159,7 +160,7 @@ export async function runWorker(planning: BatchPlanning, options: RunWorkerOptio
       cancelled = true;
       break;
     }
-    await sleep(pollMs, options.signal);
+    await wait(pollMs, options.signal);
     for (const index of [...waiting]) {
       if (cancelled || stopReason || options.signal?.aborted) break;
       const { item, run } = items[index]!;
@@ -196,14 +197,3 @@ export function skeleton(planning: BatchPlanning): BatchItemResult[] {
   return planning.items.map(({ item }) => ({ image: item.image, source: item.source, specFile: item.specFile, status: 'not-run' }));
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}

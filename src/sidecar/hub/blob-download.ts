@@ -8,6 +8,7 @@ import { ModelStoreError, cancelledError, formatBytes, systemErrorCode } from '.
 import { diskFullError, freeBytes } from './disk-space';
 import { ContentHasher, hashFileRange, type FileDigest } from './file-hash';
 import { HubHttpError, HubNetworkError, type HubFetch } from './hub-http';
+import { wait } from '../../shared/wait';
 
 export interface BlobDownloadRequest {
   url: string;
@@ -92,7 +93,7 @@ export async function downloadBlob(request: BlobDownloadRequest): Promise<BlobDo
           { cause: error },
         );
       }
-      await sleep(Math.min(250 * 2 ** attempt, 5000), request.signal);
+      await wait(Math.min(250 * 2 ** attempt, 5000), request.signal);
     }
   }
 
@@ -197,18 +198,6 @@ async function sizeOf(file: string): Promise<number> {
   } catch {
     return 0;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 function describe(error: unknown): string {

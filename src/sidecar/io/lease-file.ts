@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rm, stat, utimes } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { wait } from '../../shared/wait';
 
 export interface LeaseOwner {
   host: string;
@@ -84,7 +85,7 @@ export async function acquireLease(
     if (attempt.acquired) return attempt.lease;
     if (!told) timing.onWait?.(attempt.holder);
     told = true;
-    await delay(timing.pollMs ?? Math.min(1000, Math.max(50, timing.staleAfterMs / 20)), timing.signal);
+    await wait(timing.pollMs ?? Math.min(1000, Math.max(50, timing.staleAfterMs / 20)), timing.signal);
   }
 }
 
@@ -158,17 +159,4 @@ function startHeartbeat(file: string, owner: LeaseOwner, timing: LeaseTiming): H
       if (current?.owner?.token === owner.token) await rm(file, { force: true });
     },
   };
-}
-
-function delay(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      if (signal?.aborted) reject(signal.reason as Error);
-      else resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }

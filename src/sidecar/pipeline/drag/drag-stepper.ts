@@ -13,7 +13,7 @@ import { referenceOutputSpecs, type DragGraphConfig } from './drag-config';
 import { referenceFeeds, stepFeeds, type DragPoints, type TrackingMode } from './drag-plan';
 import type { Point } from './tracking';
 import { STEP_INPUT } from './drag-config';
-import { DRAG_IO, dragReferenceGraph, dragStepGraph, type DragGraphSpec } from './drag-step-graph';
+import { DRAG_IO, dragReferenceGraph, dragStepGraph, type DragGraphSpec, type LatentGraphSpec } from './drag-step-graph';
 import { gradientMemoryPolicy, gradientSessionOptions } from '../runtime/gradient-memory';
 import { GraphSession, float32Output } from '../runtime/graph-session';
 import { IO } from '../models/graphs';
@@ -22,7 +22,8 @@ import type { ClipModelWeights, PixelRemap } from '../../models/clip';
 import type { UNetModel } from '../../models/unet/unet';
 import type { VaeModel } from '../../models/vae';
 
-export interface DragStepperSpec {
+/** What every stepper over a latent step graph is built from (the drag stepper and the latent stepper alike). */
+export interface LatentStepSpec {
   readonly unet: UNetModel;
   readonly vae: VaeModel;
   readonly latentHeight: number;
@@ -34,12 +35,29 @@ export interface DragStepperSpec {
   readonly schedule: DdimSchedule;
   /** t*, the timestep the latent is optimised at. */
   readonly timestep: number;
-  readonly drag: DragGraphConfig;
-  /** λ·(1 − mask) at latent size [1, 1, h, w], or null: no background term. */
+  /** The background term's weights at latent size [1, 1, h, w] (λ·(1 − mask), scaled as the mode's term wants), or null. */
   readonly backgroundWeights: Float32Array | null;
   /** CLIP guidance: the model, CLIP's text embedding of the guidance text, the loss coefficient. Null: no global term. */
   readonly guidance: { readonly clip: ClipModelWeights; readonly textEmbeds: Float32Array; readonly coefficient: number; readonly remap?: PixelRemap } | null;
   readonly rematerialize: boolean;
+}
+
+export interface DragStepperSpec extends LatentStepSpec {
+  readonly drag: DragGraphConfig;
+}
+
+/** The graph-building part of a stepper's spec. */
+export function latentGraphSpec(spec: LatentStepSpec): LatentGraphSpec {
+  return {
+    unet: spec.unet,
+    latentHeight: spec.latentHeight,
+    latentWidth: spec.latentWidth,
+    tokens: spec.tokens,
+    loraRank: spec.lora?.rank ?? null,
+    step: dragStepCoefficients(spec.schedule, spec.timestep),
+    guidance: spec.guidance ? { clip: spec.guidance.clip, vae: spec.vae, coefficient: spec.guidance.coefficient, ...(spec.guidance.remap ? { remap: spec.guidance.remap } : {}) } : null,
+    rematerialize: spec.rematerialize,
+  };
 }
 
 /** What the reference run found at z*. */
@@ -80,18 +98,7 @@ export class DragStepper {
   ) {}
 
   static async create(session: GraphSession, spec: DragStepperSpec): Promise<DragStepper> {
-    const graphSpec: DragGraphSpec = {
-      unet: spec.unet,
-      latentHeight: spec.latentHeight,
-      latentWidth: spec.latentWidth,
-      tokens: spec.tokens,
-      loraRank: spec.lora?.rank ?? null,
-      drag: spec.drag,
-      step: dragStepCoefficients(spec.schedule, spec.timestep),
-      maskTerm: spec.backgroundWeights !== null,
-      guidance: spec.guidance ? { clip: spec.guidance.clip, vae: spec.vae, coefficient: spec.guidance.coefficient, ...(spec.guidance.remap ? { remap: spec.guidance.remap } : {}) } : null,
-      rematerialize: spec.rematerialize,
-    };
+    const graphSpec: DragGraphSpec = { ...latentGraphSpec(spec), drag: spec.drag, maskTerm: spec.backgroundWeights !== null };
     const reference = dragReferenceGraph(graphSpec);
     const step = dragStepGraph(graphSpec);
     const referenceGraph = await session.compile(reference, 'drag reference (UNet at z*)');
@@ -180,16 +187,7 @@ export class DragStepper {
 }
 
 /** What a latent step graph is fed on every run: `fixed` (every graph over the UNet), `stepOnly` (the step graph). */
-export function stepGraphFeeds(
-  spec: {
-    readonly timestep: number;
-    readonly context: Float32Array;
-    readonly lora: LoraWeights | null;
-    readonly guidance: { readonly textEmbeds: Float32Array } | null;
-    readonly backgroundWeights: Float32Array | null;
-  },
-  step: Graph,
-): { fixed: Feeds; stepOnly: Feeds } {
+export function stepGraphFeeds(spec: LatentStepSpec, step: Graph): { fixed: Feeds; stepOnly: Feeds } {
   return {
     fixed: {
       [IO.timestep]: new Float32Array([spec.timestep]),

@@ -6,18 +6,14 @@
 import type { TypedArray } from '../../engine/dtype';
 import type { CompiledGraph } from '../../engine/runtime/engine';
 import type { Feeds } from '../../engine/runtime/types';
-import type { ClipModelWeights, PixelRemap } from '../../models/clip';
-import type { UNetModel } from '../../models/unet/unet';
-import type { VaeModel } from '../../models/vae';
-import { dragStep, dragStepCoefficients, type DdimSchedule } from '../diffusion/ddim';
-import type { LoraWeights } from '../lora/lora-weights';
+import { dragStep } from '../diffusion/ddim';
 import { IO } from '../models/graphs';
 import { gradientMemoryPolicy, gradientSessionOptions } from '../runtime/gradient-memory';
 import { GraphSession, float32Output } from '../runtime/graph-session';
 import { STEP_INPUT } from './drag-config';
 import { maskInputs } from './drag-graph';
-import { DRAG_IO, latentStepGraph, unetPart, type LatentGraphSpec } from './drag-step-graph';
-import { stepGraphFeeds } from './drag-stepper';
+import { DRAG_IO, latentStepGraph, unetPart } from './drag-step-graph';
+import { latentGraphSpec, stepGraphFeeds, type LatentStepSpec } from './drag-stepper';
 import { buildFreeDragLoss, FREEDRAG_OUTPUT, type FreeDragGraphConfig } from './freedrag-graph';
 import { featureGrid } from './patch-sampler';
 import { maskTerm } from './mask-term';
@@ -26,21 +22,8 @@ import { add } from '../../engine/ops';
 /** The local term of a mode: FreeDrag's template loss, or none (text mode: the background term alone). */
 export type LocalTerm = { readonly kind: 'freedrag'; readonly config: FreeDragGraphConfig } | { readonly kind: 'none' };
 
-export interface LatentStepperSpec {
-  readonly unet: UNetModel;
-  readonly vae: VaeModel;
-  readonly latentHeight: number;
-  readonly latentWidth: number;
-  readonly context: Float32Array;
-  readonly tokens: number;
-  readonly lora: LoraWeights | null;
-  readonly schedule: DdimSchedule;
-  readonly timestep: number;
+export interface LatentStepperSpec extends LatentStepSpec {
   readonly local: LocalTerm;
-  /** The background term's weights at latent size [1, 1, h, w] (already scaled as the mode's term wants), or null. */
-  readonly backgroundWeights: Float32Array | null;
-  readonly guidance: { readonly clip: ClipModelWeights; readonly textEmbeds: Float32Array; readonly coefficient: number; readonly remap?: PixelRemap } | null;
-  readonly rematerialize: boolean;
 }
 
 export interface LatentStepResult {
@@ -67,16 +50,7 @@ export class LatentStepper {
   ) {}
 
   static async create(session: GraphSession, spec: LatentStepperSpec): Promise<LatentStepper> {
-    const graphSpec: LatentGraphSpec = {
-      unet: spec.unet,
-      latentHeight: spec.latentHeight,
-      latentWidth: spec.latentWidth,
-      tokens: spec.tokens,
-      loraRank: spec.lora?.rank ?? null,
-      step: dragStepCoefficients(spec.schedule, spec.timestep),
-      guidance: spec.guidance ? { clip: spec.guidance.clip, vae: spec.vae, coefficient: spec.guidance.coefficient, ...(spec.guidance.remap ? { remap: spec.guidance.remap } : {}) } : null,
-      rematerialize: spec.rematerialize,
-    };
+    const graphSpec = latentGraphSpec(spec);
     const features = unetPart('latent features', graphSpec);
     features.graph.output(IO.eps, features.eps);
     features.graph.output(DRAG_IO.feature, features.feature);
