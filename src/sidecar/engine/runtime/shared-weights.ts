@@ -39,12 +39,13 @@ export class SharedWeights {
   acquire(inputs: readonly WeightInput[]): WeightFeeds {
     const tensors: Record<string, ort.Tensor> = {};
     const keys: string[] = [];
-    const files = new Map<string, { realPath: string; identity: string }>();
+    // Each checkpoint is opened once per acquire, and its identity read from the open file.
+    const files = new Map<string, OpenCheckpoint>();
     try {
       for (const input of inputs) {
         let file = files.get(input.file);
         if (file === undefined) {
-          file = fileIdentity(input.file);
+          file = openCheckpoint(input.file);
           files.set(input.file, file);
         }
         const { realPath } = file;
@@ -52,7 +53,7 @@ export class SharedWeights {
         const key = `${file.identity}|${input.offset}|${input.length}|${input.dtype}|${input.shape.join('x')}`;
         let entry = this.held.get(key);
         if (!entry) {
-          entry = { tensor: readTensor(realPath, input), realPath, bytes: input.length, users: 0 };
+          entry = { tensor: readTensor(file, input), realPath, bytes: input.length, users: 0 };
           this.held.set(key, entry);
         }
         entry.users++;
@@ -62,6 +63,8 @@ export class SharedWeights {
     } catch (error) {
       this.release(keys);
       throw error;
+    } finally {
+      for (const { fd } of files.values()) fs.closeSync(fd);
     }
     return { tensors, keys };
   }
@@ -83,36 +86,38 @@ export class SharedWeights {
   }
 }
 
-function fileIdentity(file: string): { realPath: string; identity: string } {
+interface OpenCheckpoint {
+  readonly fd: number;
+  readonly realPath: string;
+  readonly identity: string;
+}
+
+function openCheckpoint(file: string): OpenCheckpoint {
   try {
     const realPath = fs.realpathSync(file);
-    const stat = fs.statSync(realPath);
-    return { realPath, identity: `${realPath}|${stat.dev}:${stat.ino}|${stat.size}|${stat.mtimeMs}` };
+    const fd = fs.openSync(realPath, 'r');
+    const stat = fs.fstatSync(fd);
+    return { fd, realPath, identity: `${realPath}|${stat.dev}:${stat.ino}|${stat.size}|${stat.mtimeMs}` };
   } catch (error) {
     throw new ExternalWeightsError(`the checkpoint file ${file} that the model reads weights from cannot be opened: ${messageOf(error)}`);
   }
 }
 
-function readTensor(realPath: string, input: WeightInput): ort.Tensor {
+function readTensor({ fd, realPath }: OpenCheckpoint, input: WeightInput): ort.Tensor {
   const wrap = ARRAY_FOR[input.dtype];
   if (!wrap) throw new ExternalWeightsError(`weight ${input.name} has element type ${input.dtype}, which the engine does not feed`);
   // A buffer of its own per tensor: aligned for its element type wherever the tensor lies in the file.
   const buffer = new ArrayBuffer(input.length);
-  const fd = fs.openSync(realPath, 'r');
-  try {
-    const view = new Uint8Array(buffer);
-    let done = 0;
-    while (done < input.length) {
-      const n = fs.readSync(fd, view, done, input.length - done, input.offset + done);
-      if (n === 0) {
-        throw new ExternalWeightsError(
-          `the checkpoint ${realPath} ends before weight ${input.name} (bytes ${input.offset}–${input.offset + input.length}); the file is truncated or changed since the model was opened`,
-        );
-      }
-      done += n;
+  const view = new Uint8Array(buffer);
+  let done = 0;
+  while (done < input.length) {
+    const n = fs.readSync(fd, view, done, input.length - done, input.offset + done);
+    if (n === 0) {
+      throw new ExternalWeightsError(
+        `the checkpoint ${realPath} ends before weight ${input.name} (bytes ${input.offset}–${input.offset + input.length}); the file is truncated or changed since the model was opened`,
+      );
     }
-  } finally {
-    fs.closeSync(fd);
+    done += n;
   }
   return new ort.Tensor(input.dtype as ort.Tensor.Type, wrap(buffer) as never, [...input.shape]);
 }
