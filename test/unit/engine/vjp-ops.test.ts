@@ -111,6 +111,31 @@ test('gradients of conv2d and convTranspose2d w.r.t. input, weight and bias (flo
   });
 });
 
+test('unit-stride conv2d input gradients (a Conv with the flipped kernel) match finite differences', async () => {
+  // Grouped, dilated, asymmetric padding, a non-square kernel.
+  await gradcheck({
+    dtype: 'float32',
+    inputs: { x: t(2, 4, 7, 6), w: t(6, 2, 3, 2), b: t(6) },
+    build: ({ x, w, b }) => op.conv2d(x!, w!, b!, { padding: [2, 0, 1, 1], dilation: [2, 1], groups: 2 }),
+  });
+  // 1×1 kernel (no flip), and one whose padding reaches past the kernel (ConvTranspose kept).
+  await gradcheck({ dtype: 'float32', inputs: { x: t(1, 3, 4, 5), w: t(5, 3, 1, 1) }, build: ({ x, w }) => op.conv2d(x!, w!) });
+  await gradcheck({ dtype: 'float32', inputs: { x: t(1, 3, 4, 5), w: t(2, 3, 1, 1) }, build: ({ x, w }) => op.conv2d(x!, w!, null, { padding: 1 }) });
+});
+
+test('a unit-stride conv2d differentiates its input with a Conv, a strided one with a ConvTranspose', () => {
+  const backwardOps = (stride: number) => {
+    const g = new Graph('conv-grad');
+    const x = g.input('x', 'float32', [1, 4, 8, 8]);
+    const w = g.input('w', 'float32', [4, 4, 3, 3]);
+    const y = op.conv2d(x, w, null, { stride, padding: 1 });
+    vjp(g, [{ value: y, cotangent: g.input('gy', 'float32', y.shape) }], [x]);
+    return g.nodes.filter((n) => n.op.startsWith('Conv')).map((n) => n.op);
+  };
+  assert.deepEqual(backwardOps(1), ['Conv', 'Conv']);
+  assert.deepEqual(backwardOps(2), ['Conv', 'ConvTranspose']);
+});
+
 test('gradients of softmax and layerNorm (float64)', async () => {
   await gradcheck({ dtype: 'float64', inputs: { x: t(2, 3, 5) }, build: ({ x }) => op.softmax(x!) });
   await gradcheck({ dtype: 'float64', inputs: { x: t(2, 3, 5) }, build: ({ x }) => op.softmax(x!, 1) });
