@@ -7,14 +7,19 @@
  *  - `pytorch-<stage>`: the same stage in `bench/pytorch-reference/drag_reference.py` (diffusers' UNet and VAE,
  *    a CLIP ViT-B/16 image tower, the official code's iteration order; its README says what it follows).
  *
- * Each configuration runs in its own process, ours and PyTorch's alternating stage by stage, so load from other
- * work falls on both alike. Peak memory is each side's own process peak (`processPeakRssMb`; for the
+ * Each configuration runs in its own process, ours and PyTorch's alternating stage by stage; `--rounds N` repeats
+ * the pair N times (ours, PyTorch, ours, PyTorch, …), so that load from other work falls on both sides alike.
+ * Each round's ratio compares the two processes that ran back to back; the comparison row gives their median
+ * and the spread over rounds. Peak memory is each side's own process peak (`processPeakRssMb`; for the
  * PyTorch rows the runner's column is the Node process that waited for Python). The comparison rows give our
  * time and peak as a fraction of PyTorch's, against the targets (drag iterations ≤ 0.5× time and ≤ 0.7× peak,
  * LoRA step ≤ 0.7× time).
  *
  *     npm run bench -- vs-pytorch --python PYTHON --diffusers DIFFUSERS_SRC [--model DIR] [--clip DIR]
- *         [--size 256] [--stages drag,clipdrag,lora] [--repeat N] [--warmup N]
+ *         [--size 256] [--stages drag,clipdrag,lora] [--rounds N] [--memory attention|blocks] [--repeat N] [--warmup N]
+ *
+ * `--memory` forces our side's recompute mode (docs/runtime.md, "Memory policy"; default `attention`, what the
+ * policy picks for these sizes on a machine with room): `blocks` recomputes every block in the backward.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs/promises';
@@ -22,10 +27,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Engine } from '../src/sidecar/engine/runtime';
 import { GraphSession } from '../src/sidecar/pipeline/runtime/graph-session';
+import type { GradientRecompute } from '../src/sidecar/pipeline/runtime/gradient-memory';
 import { openPipelineModels } from '../src/sidecar/pipeline/models/models';
 import { buildTinyBpeVocabulary, writeBpeFiles } from '../test/helpers/tiny-bpe';
 import { dragIterationMs, EDIT_PROMPT, loraStepMs, PROMPT, setUp } from './edit';
-import { round } from './lib/measure';
+import { median, round } from './lib/measure';
 import type { Benchmark, ComparisonRow, Configuration, Flags, MeasureContext, MeasuredConfiguration, Metrics } from './lib/types';
 
 const REPO = path.resolve(__dirname, '..');
@@ -46,6 +52,10 @@ const TARGETS: Record<Stage, { time: number; memory?: number }> = {
 interface VsConfiguration extends Configuration {
   readonly side: Side;
   readonly stage: Stage;
+  /** 1-based: the rounds alternate the two sides `--rounds` times. */
+  readonly round: number;
+  /** Our side's recompute mode (`--memory`). */
+  readonly memory: GradientRecompute;
   readonly model: string;
   readonly clip: string;
   readonly size: number;
@@ -96,8 +106,15 @@ export const benchmark: Benchmark<VsConfiguration> = {
     const diffusersFlag = flags.diffusers;
     // Recorded relative to the repository, so result files name no machine's folders.
     const diffusers = typeof diffusersFlag === 'string' ? path.relative(REPO, path.resolve(diffusersFlag)) : null;
+    const rounds = Number(flagText(flags, 'rounds', '1'));
+    if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds needs an integer >= 1 (got ${String(flags.rounds)})`);
+    const memoryFlag = flagText(flags, 'memory', 'attention');
+    if (memoryFlag !== 'attention' && memoryFlag !== 'blocks') throw new Error(`--memory takes attention or blocks (got ${memoryFlag})`);
+    const memory: GradientRecompute = memoryFlag;
     const configurations = stages.flatMap((stage) =>
-      (['ours', 'pytorch'] as const).map((side) => ({ name: `${side}-${stage}`, side, stage, model, clip, size, python, diffusers })),
+      Array.from({ length: rounds }, (_, i) => i + 1).flatMap((round) =>
+        (['ours', 'pytorch'] as const).map((side) => ({ name: configurationName(side, stage, round), side, stage, round, memory, model, clip, size, python, diffusers })),
+      ),
     );
     checkPython(python, diffusers);
     return configurations;
@@ -111,6 +128,11 @@ export const benchmark: Benchmark<VsConfiguration> = {
     return STAGES.flatMap((stage) => compareStage(stage, results));
   },
 };
+
+/** `ours-drag`, then `ours-drag r2`, `ours-drag r3`, … for later rounds (names stay those of earlier results). */
+function configurationName(side: Side, stage: Stage, round: number): string {
+  return `${side}-${stage}${round > 1 ? ` r${round}` : ''}`;
+}
 
 async function measureOurs(config: VsConfiguration, context: MeasureContext): Promise<Metrics> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'clipdrag-bench-vs-pytorch-'));
@@ -127,14 +149,15 @@ async function measureOurs(config: VsConfiguration, context: MeasureContext): Pr
       cacheDir: path.join(os.tmpdir(), 'clipdrag-bench-cache'),
     });
     const setup = await setUp(session, models, config.size);
+    const rematerialize = config.memory === 'blocks';
     let stepMs: number;
-    if (config.stage === 'lora') stepMs = round(await loraStepMs(session, setup, false, context), 1);
-    else if (config.stage === 'clipdrag') stepMs = await dragIterationMs(session, setup, setup.stepperSpec, context);
+    if (config.stage === 'lora') stepMs = round(await loraStepMs(session, setup, rematerialize, context), 1);
+    else if (config.stage === 'clipdrag') stepMs = await dragIterationMs(session, setup, { ...setup.stepperSpec, rematerialize }, context);
     else {
-      const spec = { ...setup.stepperSpec, guidance: null, drag: { ...setup.stepperSpec.drag, variant: 'dragdiffusion' as const } };
+      const spec = { ...setup.stepperSpec, rematerialize, guidance: null, drag: { ...setup.stepperSpec.drag, variant: 'dragdiffusion' as const } };
       stepMs = await dragIterationMs(session, setup, spec, context);
     }
-    return { stepMs, processPeakRssMb: round(process.resourceUsage().maxRSS / 1024, 1), provider: session.provider ?? 'unknown' };
+    return { stepMs, processPeakRssMb: round(process.resourceUsage().maxRSS / 1024, 1), provider: session.provider ?? 'unknown', memory: config.memory };
   } finally {
     await session.dispose();
     await engine.close();
@@ -166,16 +189,36 @@ function measurePyTorch(config: VsConfiguration, context: MeasureContext): Metri
 }
 
 function compareStage(stage: Stage, results: readonly MeasuredConfiguration[]): ComparisonRow[] {
-  const ours = results.find((r) => r.configuration === `ours-${stage}`)?.metrics;
-  const theirs = results.find((r) => r.configuration === `pytorch-${stage}`)?.metrics;
-  if (!ours || !theirs) return [];
-  const ratio = (name: string) => round(Number(ours[name]) / Number(theirs[name]), 2);
+  const rounds: { ours: Metrics; theirs: Metrics }[] = [];
+  for (let round = 1; ; round++) {
+    const ours = results.find((r) => r.configuration === configurationName('ours', stage, round))?.metrics;
+    const theirs = results.find((r) => r.configuration === configurationName('pytorch', stage, round))?.metrics;
+    if (!ours || !theirs) break;
+    rounds.push({ ours, theirs });
+  }
+  if (rounds.length === 0) return [];
+  const values = (side: 'ours' | 'theirs', name: string) => rounds.map((r) => Number(r[side][name]));
+  // Time: the median of the rounds' ratios (each over two processes that ran back to back). Peak: the
+  // largest of each side's rounds (a peak does not vary with load as a time does).
+  const timeRatios = rounds.map((r) => Number(r.ours.stepMs) / Number(r.theirs.stepMs));
+  const time = round(median(timeRatios), 2);
+  const oursPeakMb = Math.max(...values('ours', 'processPeakRssMb'));
+  const pytorchPeakMb = Math.max(...values('theirs', 'processPeakRssMb'));
+  const memory = round(oursPeakMb / pytorchPeakMb, 2);
   const target = TARGETS[stage];
-  const time = ratio('stepMs');
-  const metrics: Metrics = { oursMs: ours.stepMs!, pytorchMs: theirs.stepMs!, timeRatio: time, timeTarget: target.time, timeMet: time <= target.time };
-  const memory = ratio('processPeakRssMb');
-  Object.assign(metrics, { oursPeakMb: ours.processPeakRssMb!, pytorchPeakMb: theirs.processPeakRssMb!, memoryRatio: memory });
-  if (target.memory !== undefined) Object.assign(metrics, { memoryTarget: target.memory, memoryMet: memory <= target.memory });
-  else Object.assign(metrics, { memoryTarget: '-', memoryMet: '-' });
+  const metrics: Metrics = {
+    rounds: rounds.length,
+    oursMs: round(median(values('ours', 'stepMs')), 1),
+    pytorchMs: round(median(values('theirs', 'stepMs')), 1),
+    timeRatio: time,
+    ...(rounds.length > 1 ? { timeRatioMin: round(Math.min(...timeRatios), 2), timeRatioMax: round(Math.max(...timeRatios), 2) } : {}),
+    timeTarget: target.time,
+    timeMet: time <= target.time,
+    oursPeakMb,
+    pytorchPeakMb,
+    memoryRatio: memory,
+    memoryTarget: target.memory ?? '-',
+    memoryMet: target.memory === undefined ? '-' : memory <= target.memory,
+  };
   return [{ name: stage, metrics }];
 }
