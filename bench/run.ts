@@ -128,9 +128,18 @@ async function main(argv: readonly string[]): Promise<void> {
   for (const configuration of configurations) {
     if (!flags.json) process.stderr.write(`[bench ${name}] ${configuration.name}...\n`);
     const started = performance.now();
-    const measured = await measureInChild({ benchmark: name, configuration, context });
     const { name: configurationName, ...params } = configuration;
-    results.push({ configuration: configurationName, params, metrics: measured.metrics, peakRssMb: measured.peakRssMb, wallS: round((performance.now() - started) / 1000, 1) });
+    const wallS = () => round((performance.now() - started) / 1000, 1);
+    try {
+      const measured = await measureInChild({ benchmark: name, configuration, context });
+      results.push({ configuration: configurationName, params, metrics: measured.metrics, peakRssMb: measured.peakRssMb, wallS: wallS() });
+    } catch (error) {
+      // A failed configuration (one the machine cannot fit, say) is a result too: the others are kept and saved.
+      const message = error instanceof Error ? error.message : String(error);
+      process.stderr.write(`${message}\n`);
+      results.push({ configuration: configurationName, params, metrics: {}, peakRssMb: 0, wallS: wallS(), error: message.split('\n')[0]! });
+      process.exitCode = 1;
+    }
   }
   const run: BenchmarkRun = {
     benchmark: name,
@@ -140,7 +149,7 @@ async function main(argv: readonly string[]): Promise<void> {
     machineSlug: machineSlug(machine),
     settings: { repeat: context.repeat, warmup: context.warmup, flags: context.flags },
     results,
-    ...(benchmark.compare ? { comparison: benchmark.compare(results) } : {}),
+    ...(benchmark.compare ? { comparison: benchmark.compare(results.filter((r) => r.error === undefined)) } : {}),
   };
   const previous = previousRun(RESULTS_DIR, name, run.machineSlug);
   const saved = flags['no-save'] || flags.save === 'false' ? undefined : saveRun(RESULTS_DIR, run);
@@ -153,6 +162,7 @@ async function main(argv: readonly string[]): Promise<void> {
   console.log(`${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GB${gpus}; node ${machine.node}, onnxruntime ${machine.onnxruntime}; ${run.date}`);
   console.log(`median of ${context.repeat} after ${context.warmup} warm-up\n`);
   console.log(formatTable(run, previous));
+  for (const failed of results.filter((r) => r.error !== undefined)) console.log(`\n${failed.configuration}: ${failed.error}`);
   if (run.comparison && run.comparison.length > 0) console.log(`\n${formatComparison(run.comparison)}`);
   if (saved) console.log(`\nsaved ${path.relative(process.cwd(), saved)}`);
 }

@@ -11,6 +11,8 @@ export interface ConfigurationResult {
   /** Peak resident set size of the child process that measured this configuration. */
   readonly peakRssMb: number;
   readonly wallS: number;
+  /** Why the configuration has no metrics: its measurement failed (e.g. the child was killed for memory). */
+  readonly error?: string;
 }
 
 export interface BenchmarkRun {
@@ -78,7 +80,8 @@ function change(now: number | string | boolean, before: number | string | boolea
  */
 export function formatTable(run: BenchmarkRun, previous?: BenchmarkRun): string {
   const groups: ConfigurationResult[][] = [];
-  for (const result of run.results) {
+  // A failed configuration has no metrics; the runner prints its error after the table.
+  for (const result of run.results.filter((r) => r.error === undefined)) {
     const last = groups.at(-1);
     const signature = (r: ConfigurationResult) => Object.keys(r.metrics).join('|');
     if (last && signature(last[0]!) === signature(result)) last.push(result);
