@@ -105,7 +105,7 @@ const FLIPPED_CONV_MIN_RATIO = 0.8;
  * into a column buffer and scatters it back on one thread. Strided convolutions, padding wider than the
  * kernel's reach, and small feature maps under large weights (FLIPPED_CONV_MIN_RATIO) keep the ConvTranspose.
  */
-export function convInputGrad(x: Value, w: Value, gy: Value, attrs: ConvAttrs): Value {
+function convInputGrad(x: Value, w: Value, gy: Value, attrs: ConvAttrs): Value {
   const rank = x.rank - 2;
   const kernel = w.shape.slice(2);
   const spans = kernel.map((k, i) => (k - 1) * attrs.dilations[i]! + 1);
