@@ -13,9 +13,14 @@
  * common-subexpression elimination), every boundary value is re-entered as `v + 0·g₀`, where g₀ is
  * one element of the cotangent that arrives at the segment: a data dependency on the backward
  * pass that no optimiser folds away.
+ *
+ * Weights stored in a narrower dtype than the model computes in (a float16 checkpoint in a float32 graph)
+ * enter through a Cast per weight. A backward rule that reads such a weight reads a Cast of its own, which the
+ * serializer schedules where the backward reaches the layer (onnx/serialize.ts): the full-width copy of each
+ * weight lives only while its layer runs, forward or backward, never from one to the other.
  */
 import { isFloat } from './dtype';
-import { GraphBuildError, type Graph, type Node, type Value } from './graph';
+import { GraphBuildError, isWeightCast, type Graph, type Node, type Value } from './graph';
 import { getOp } from './op';
 import { add, cast, mul, reshape, slice } from './ops';
 import { formatShape, sameShape } from './shape';
@@ -87,7 +92,7 @@ export function vjp(graph: Graph, seeds: readonly Seed[], wrt: readonly Value[],
     const needs = node.inputs.map((v, i) => !noGrad(node, i) && depends.has(v.id));
     const rule = getOp(node.op).vjp!;
     const grads = graph.atScope(scopeOf(node), () => {
-      const seen = remat.segment(node) !== null ? remat.recomputed(node, anchor) : node;
+      const seen = remat.segment(node) !== null ? remat.recomputed(node, anchor) : remat.withWeightsRecast(node);
       return rule(seen, gradsOut, needs);
     });
     node.inputs.forEach((input, i) => {
@@ -180,10 +185,11 @@ function segmentOf(policy: RecomputePolicy | undefined): (node: Node) => string 
   return (node) => scopes.find((s) => node.scope === s || node.scope.startsWith(`${s}.`)) ?? null;
 }
 
-/** Rebuilds forward nodes of recompute segments in the backward pass, each at most once. */
+/** Rebuilds forward nodes of recompute segments, and weight casts, in the backward pass, each at most once. */
 class Rematerializer {
   private readonly clones = new Map<number, Node>();
   private readonly reentered = new Map<number, Value>();
+  private readonly recast = new Map<number, Value>();
   private readonly anchors = new Map<number, Value>();
 
   constructor(
@@ -203,7 +209,14 @@ class Rematerializer {
     return clone;
   }
 
+  /** The node with every weight cast among its inputs cast again in the backward pass (the node itself is kept). */
+  withWeightsRecast(node: Node): Node {
+    if (!node.inputs.some(isWeightCast)) return node;
+    return { ...node, inputs: node.inputs.map((v) => (isWeightCast(v) ? this.weightRecast(v) : v)) };
+  }
+
   private valueFor(value: Value, key: string, anchor: Value): Value {
+    if (isWeightCast(value)) return this.weightRecast(value);
     const producer = value.producer;
     if (producer && this.segment(producer) === key) return this.recomputed(producer, anchor).outputs[producer.outputs.indexOf(value)]!;
     if (value.kind === 'weight' || value.kind === 'constant') return value;
@@ -223,5 +236,19 @@ class Rematerializer {
     const tied = isFloat(value.dtype) ? add(value, cast(zero, value.dtype)) : value;
     this.reentered.set(value.id, tied);
     return tied;
+  }
+
+  /**
+   * The weight cast again for the backward pass, a Cast node of its own: the serializer writes each weight cast
+   * where its first reader runs and makes it wait for that reader's other input (onnx/serialize.ts), so this one is
+   * made when the backward pass reaches the layer, and the forward's is gone by then.
+   */
+  private weightRecast(value: Value): Value {
+    const known = this.recast.get(value.id);
+    if (known) return known;
+    const producer = value.producer!;
+    const recast = this.graph.atScope(`recompute.${producer.scope}`, () => this.graph.apply(producer.op, producer.inputs, producer.attrs)[0]!);
+    this.recast.set(value.id, recast);
+    return recast;
   }
 }

@@ -4,7 +4,7 @@
  * between the two, the dominant term of a gradient step's peak). Backward nodes are those `vjp` put under
  * the `grad` (or `recompute.`) module path, and every node that reads a backward value (the sums `vjp` builds
  * where a value fans out carry the scope they were built in; no forward node reads a backward value). Values computed from weights and constants alone (casts,
- * folded scales) count as weights: onnxruntime folds them at load.
+ * flipped kernels) are not kept activations: they are made where their layer runs (onnx/serialize.ts).
  *
  * It is an estimate of what any runtime must hold, not a measurement: onnxruntime's allocator adds
  * transient buffers (the largest op's inputs and outputs, workspaces) and may fuse or share some.
@@ -27,7 +27,7 @@ const bytes = (v: Value) => v.size * BYTES_PER_ELEMENT[v.dtype];
 
 /** `weightDtype`: the dtype the weights are held in at run time (a checkpoint cast at load counts as its target). */
 export function graphMemory(graph: Graph, weightDtype: DType): GraphMemory {
-  // Values that depend on weights and constants only: onnxruntime folds them into initializers at load.
+  // Values that depend on weights and constants only: made where their layer runs, never kept for the backward.
   const constantLike = new Set<Value>(graph.weights);
   for (const node of graph.nodes) {
     if (node.inputs.length > 0 && node.inputs.every((v) => v.kind === 'constant' || constantLike.has(v))) {

@@ -56,6 +56,16 @@ export class Value implements TensorType {
   }
 }
 
+/**
+ * A weight as the model computes with it when its checkpoint stores it in another dtype: the Cast of a weight (a
+ * float16 checkpoint in a float32 graph). Its full-width copy is made where it is read, not held from one reader
+ * to the next (autodiff.ts for the backward pass, onnx/serialize.ts for the schedule).
+ */
+export function isWeightCast(value: Value): boolean {
+  const producer = value.producer;
+  return producer !== null && producer.op === 'Cast' && producer.inputs[0]!.kind === 'weight';
+}
+
 /** A node of op `K`, its attributes typed by `OpAttrs`. */
 export interface OpNode<K extends OpType> {
   readonly id: number;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { grad, NotDifferentiableError, vjp } from '../../../src/sidecar/engine/autodiff';
+import { grad, NotDifferentiableError, vjp, type RecomputePolicy } from '../../../src/sidecar/engine/autodiff';
+import { float16BitsToFloat32, float32ToFloat16Bits } from '../../../src/sidecar/engine/float16';
 import { Graph, type Value } from '../../../src/sidecar/engine/graph';
 import * as op from '../../../src/sidecar/engine/ops';
 import { gradcheck } from '../../support/gradcheck';
@@ -203,4 +204,46 @@ test('rematerialised segments give the same gradients, recomputed in the backwar
   // Where the backward does not read the forward GELU's parts (the recomputed MLP), onnxruntime fuses them
   // into its Gelu kernel, whose erf rounds differently from the Erf op's: the graphs agree to that rounding.
   for (const name of ['g0', 'g1', 'g2', 'g3']) assertClose(Array.from(b[name] as Float32Array), Array.from(a[name] as Float32Array), name, 1e-4, 1e-6);
+});
+
+test('float16-stored weights are cast again for the backward pass and give the float32 gradients', async () => {
+  const c = 4;
+  const params = compositeParams(c);
+  const x = Float32Array.from(values(c * 16, 9));
+  // Weight values that float16 holds exactly, so both graphs compute with the same numbers.
+  const halves: Record<string, Uint16Array> = {};
+  Object.entries(params).forEach(([name, spec], i) => (halves[name] = float32ToFloat16Bits(Float32Array.from(values(spec.shape.reduce((a, b) => a * b, 1), 20 + i)))));
+  const build = (stored: 'float16' | 'float32', recompute?: RecomputePolicy) => {
+    const g = new Graph('t');
+    const input = g.input('x', 'float32', [1, c, 4, 4]);
+    const p: Record<string, Value> = {};
+    for (const [name, spec] of Object.entries(params)) {
+      p[name] = stored === 'float16'
+        ? op.cast(g.weight(name, 'float16', spec.shape, { kind: 'data', data: halves[name]! }), 'float32')
+        : g.weight(name, 'float32', spec.shape, { kind: 'data', data: float16BitsToFloat32(halves[name]!) });
+    }
+    const out = compositeNetwork(input, p);
+    const cotangent = g.input('gy', 'float32', out.shape);
+    const grads = vjp(g, [{ value: out, cotangent }], [input, p.wq!], recompute ? { recompute } : {});
+    grads.forEach((gr, i) => g.output(`g${i}`, gr!));
+    return g;
+  };
+  const gy = Float32Array.from(values(3 * 16, 40));
+
+  for (const recompute of [undefined, { scopes: ['resnet', 'attn', 'mlp'] }]) {
+    const half = build('float16', recompute);
+    const weightCasts = new Set(half.nodes.filter((n) => n.op === 'Cast' && n.inputs[0]!.kind === 'weight' && !n.scope.startsWith('recompute')).map((n) => n.outputs[0]!.id));
+    const isBackward = (scope: string) => scope.startsWith('grad') || scope.startsWith('recompute');
+    const readers = half.nodes.filter((n) => isBackward(n.scope) && n.inputs.some((v) => weightCasts.has(v.id)));
+    assert.deepEqual(readers.map((n) => n.name), [], 'no backward node reads a forward weight cast');
+    // The backward reads casts of its own (written where the backward reaches them: onnx/serialize.ts).
+    const recasts = half.nodes.filter((n) => n.op === 'Cast' && n.scope.startsWith('recompute') && n.inputs[0]!.kind === 'weight');
+    assert.ok(recasts.length >= 8, `the weights read by the backward are cast again (${recasts.length})`);
+    const [a, b] = [await runGraph(build('float32', recompute), { x, gy }), await runGraph(half, { x, gy })];
+    for (const name of ['g0', 'g1']) assertClose(Array.from(b[name] as Float32Array), Array.from(a[name] as Float32Array), name, 1e-5, 1e-7);
+  }
+
+  // A non-finite cotangent makes non-finite gradients, not a failed run.
+  const nan = await runGraph(build('float16'), { x, gy: gy.map((v, i) => (i === 0 ? Number.NaN : v)) });
+  assert.ok((nan.g0 as Float32Array).some((v) => Number.isNaN(v)));
 });

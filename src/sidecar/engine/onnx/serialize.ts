@@ -4,6 +4,13 @@
  * Only the nodes the graph's outputs depend on are written. Weights that live in checkpoint files are
  * written as external-data initializers that point into those files (offset + length), so a model of
  * several GB serialises to a few hundred KB and loads its weights in place.
+ *
+ * Values computed from weights alone (with constants) — the Cast of a weight stored in a narrower dtype than the
+ * graph computes in, the flipped kernel of a convolution's input gradient — could be computed at any time, and
+ * onnxruntime computes them all before the first layer: their copies of the weights then sit in memory together
+ * for the whole run. Each is written instead just before the first node that reads it together with an
+ * activation, and made to wait for that activation: such a copy exists only while its layer runs. (The backward
+ * pass reads casts of its own, autodiff.ts, so the forward's are gone by the time it runs.)
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -61,6 +68,22 @@ export function liveNodes(graph: Graph): Node[] {
   return graph.nodes.filter((n) => live.has(n.id));
 }
 
+/**
+ * Nodes whose outputs are computed from weights (and constants) alone, at least one weight among what they read:
+ * the serializer writes them where they are first read with an activation (see the module comment).
+ */
+/** Smaller weights are not worth a tie (norm scales, biases: a few KB each, a few MB in all). */
+export const TIED_WEIGHT_MIN_BYTES = 64 * 2 ** 10;
+
+export function weightDerivedNodes(graph: Graph): Set<Node> {
+  const derived = new Set<Node>();
+  const fromWeights = (v: Value) => v.kind === 'weight' || (v.producer !== null && derived.has(v.producer));
+  for (const node of graph.nodes) {
+    if (node.inputs.length > 0 && node.inputs.every((v) => v.kind === 'constant' || fromWeights(v)) && node.inputs.some(fromWeights)) derived.add(node);
+  }
+  return derived;
+}
+
 class OnnxWriter {
   private readonly nodes: onnx.INodeProto[] = [];
   private readonly initializers: onnx.ITensorProto[] = [];
@@ -81,10 +104,23 @@ class OnnxWriter {
     for (const { name, value } of graph.outputs) {
       if (value.kind === 'node' && !outputAliases.has(value.id)) outputAliases.set(value.id, name);
     }
+    const derived = weightDerivedNodes(graph);
+    const pending = new Set<Node>();
     for (const node of liveNodes(graph)) {
       for (const out of node.outputs) this.names.set(out.id, outputAliases.get(out.id) ?? out.name);
+      if (derived.has(node)) {
+        pending.add(node);
+        continue;
+      }
+      const reads = node.inputs.filter((v) => v.producer !== null && pending.has(v.producer));
+      if (reads.length > 0) {
+        const anchor = node.inputs.find((v) => v.kind === 'input' || (v.kind === 'node' && !derived.has(v.producer!)));
+        this.lowerWeightDerived(reads, anchor, pending);
+      }
       this.lowerNode(node);
     }
+    // Weight-derived values that only graph outputs read.
+    this.lowerWeightDerived([...pending].flatMap((n) => n.outputs), undefined, pending);
     for (const { name, value } of graph.outputs) {
       const produced = this.nameOf(value);
       if (produced !== name) this.nodes.push({ opType: 'Identity', input: [produced], output: [name], name: `output/${name}` });
@@ -143,6 +179,65 @@ class OnnxWriter {
       attrs.push({ name, type, value: typeof value === 'boolean' ? Number(value) : (value as OnnxAttr['value']) });
     }
     this.emit(node.name, node.op, inputs, outputs, attrs);
+  }
+
+  /**
+   * Writes the pending weight-derived nodes that `values` come from, in graph order. The first node that computes
+   * from a weight (or from a Reshape of one, which copies nothing and may run whenever) reads it through a Reshape to
+   * its own shape whose shape input waits for `anchor`: an integer zero from a comparison that is false for any
+   * value, NaN included; onnxruntime's Reshape copies nothing either. Such a tie never feeds a Reshape directly:
+   * onnxruntime's fusion of consecutive Reshapes fails on one whose shape is computed. Values under
+   * TIED_WEIGHT_MIN_BYTES, and every value when there is no anchor, are read as they are.
+   */
+  private lowerWeightDerived(values: readonly Value[], anchor: Value | undefined, pending: Set<Node>): void {
+    const closure = new Set<Node>();
+    const collect = (v: Value) => {
+      const producer = v.producer;
+      if (!producer || !pending.has(producer) || closure.has(producer)) return;
+      closure.add(producer);
+      producer.inputs.forEach(collect);
+    };
+    values.forEach(collect);
+    const roots = new Set<Value>();
+    const original = new Map<Value, string>();
+    let zero: string | undefined;
+    for (const node of [...closure].sort((a, b) => a.id - b.id)) {
+      pending.delete(node);
+      const isRoot = (v: Value) => v.kind === 'weight' || roots.has(v);
+      if (node.op === 'Reshape' && isRoot(node.inputs[0]!)) {
+        this.lowerNode(node);
+        roots.add(node.outputs[0]!);
+        continue;
+      }
+      for (const v of node.inputs) {
+        if (!anchor || !isRoot(v) || original.has(v) || v.rank === 0 || v.size * BYTES_PER_ELEMENT[v.dtype] < TIED_WEIGHT_MIN_BYTES) continue;
+        zero ??= this.zeroAfter(anchor);
+        const name = this.nameOf(v);
+        const at = `${name}/after_${this.tempCounter++}`;
+        this.emit(`${at}/Shape`, 'Add', [this.constant([...v.shape], 'int64', [v.rank]), zero], [`${at}/shape`], []);
+        this.emit(`${at}/Tied`, 'Reshape', [name, `${at}/shape`], [`${at}/tied`], []);
+        original.set(v, name);
+        this.names.set(v.id, `${at}/tied`);
+      }
+      this.lowerNode(node);
+    }
+    for (const [v, name] of original) this.names.set(v.id, name);
+  }
+
+  /** An int64 [1] zero that can only be computed once `anchor` is. */
+  private zeroAfter(anchor: Value): string {
+    const at = (hint: string) => `${this.nameOf(anchor)}/zero_${hint}_${this.tempCounter++}`;
+    const flat = at('flat');
+    this.emit(flat, 'Reshape', [this.nameOf(anchor), this.constant([-1], 'int64', [1])], [flat], []);
+    const first = at('first');
+    this.emit(first, 'Slice', [flat, this.constant([0], 'int64', [1]), this.constant([1], 'int64', [1])], [first], []);
+    const float = at('float');
+    this.emit(float, 'Cast', [first], [float], [{ name: 'to', type: 'int', value: ONNX_DTYPE.float32 }]);
+    const never = at('never');
+    this.emit(never, 'Less', [float, float], [never], []);
+    const zero = at('zero');
+    this.emit(zero, 'Cast', [never], [zero], [{ name: 'to', type: 'int', value: ONNX_DTYPE.int64 }]);
+    return zero;
   }
 
   private loweringFor(node: Node, inputs: string[], outputs: string[]): OnnxLowering {
