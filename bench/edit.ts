@@ -21,7 +21,7 @@
  *    edit chose, and the command's own peak RSS (GNU time's maximum resident set size). Needs a model
  *    folder that ships its tokenizer (the benchmark models do).
  *
- *     npm run bench -- edit [--model DIR] [--clip DIR] [--size N] [--precision fp32|fp16] [--json]
+ *     npm run bench -- edit [--model DIR] [--clip DIR] [--size N] [--precision fp32|fp16|fp16-weights] [--json]
  *     npm run bench -- edit --cli --model DIR --clip DIR --size 512 [--lora-steps N] [--max-iters N] [--memory auto|attention|blocks]
  *
  * The peak RSS of each configuration is measured by the runner (one child process each).
@@ -32,6 +32,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import type { EditSpec } from '../src/shared/edit-spec';
+import type { Precision } from '../src/shared/protocol';
 import { vjp } from '../src/sidecar/engine/autodiff';
 import { Graph } from '../src/sidecar/engine/graph';
 import { Engine } from '../src/sidecar/engine/runtime';
@@ -72,8 +73,8 @@ interface EditConfiguration extends Configuration {
   readonly size: number;
   /** The stages the `stages` configurations measure (`--stages`; default all). */
   readonly stages: readonly Stage[];
-  /** Model precision (`--precision`; default fp32). */
-  readonly precision: 'fp32' | 'fp16';
+  /** Model precision (`--precision`; default fp32). Configurations of another precision are named `<kind>:<precision>`. */
+  readonly precision: Precision;
   /** `cli` only: the command's `--lora-steps`, `--max-iters` and `--memory`. */
   readonly loraSteps: number;
   readonly maxIters: number;
@@ -107,12 +108,12 @@ export const benchmark: Benchmark<EditConfiguration> = {
     const stages = parseStages(flagText(flags, 'stages', STAGES.join(',')));
     const kinds: Kind[] = flags.cli ? ['cli'] : ['stages', 'stages-remat', 'clip-split', 'converge-fast', 'converge-plain'];
     const precision = flagText(flags, 'precision', 'fp32');
-    if (precision !== 'fp32' && precision !== 'fp16') throw new Error(`--precision must be fp32 or fp16 (got ${precision})`);
+    if (precision !== 'fp32' && precision !== 'fp16' && precision !== 'fp16-weights') throw new Error(`--precision must be fp32, fp16 or fp16-weights (got ${precision})`);
     const loraSteps = Number(flagText(flags, 'lora-steps', '1'));
     const maxIters = Number(flagText(flags, 'max-iters', '2'));
     const memory = flagText(flags, 'memory', 'auto');
     const inferenceSteps = Number(flagText(flags, 'inference-steps', '50'));
-    return kinds.map((kind) => ({ name: kind, kind, model, clip, size, stages, precision, loraSteps, maxIters, memory, inferenceSteps }));
+    return kinds.map((kind) => ({ name: precision === 'fp32' ? kind : `${kind}:${precision}`, kind, model, clip, size, stages, precision, loraSteps, maxIters, memory, inferenceSteps }));
   },
   async measure(config, context) {
     if (config.kind === 'cli') return cliEdit(config);

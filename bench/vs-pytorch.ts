@@ -16,10 +16,13 @@
  * LoRA step ≤ 0.7× time).
  *
  *     npm run bench -- vs-pytorch --python PYTHON --diffusers DIFFUSERS_SRC [--model DIR] [--clip DIR]
- *         [--size 256] [--stages drag,clipdrag,lora] [--rounds N] [--memory attention|blocks] [--repeat N] [--warmup N]
+ *         [--size 256] [--stages drag,clipdrag,lora] [--rounds N] [--memory attention|blocks]
+ *         [--precision fp32|fp16-weights] [--repeat N] [--warmup N]
  *
  * `--memory` forces our side's recompute mode (docs/runtime.md, "Memory policy"; default `attention`, what the
  * policy picks for these sizes on a machine with room): `blocks` recomputes every block in the backward.
+ * `--precision fp16-weights` holds our side's weights in float16 (float32 arithmetic, as PyTorch's); its
+ * configurations are named with a `:fp16-weights` suffix so that they never compare with fp32 results.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs/promises';
@@ -27,6 +30,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Engine } from '../src/sidecar/engine/runtime';
 import { GraphSession } from '../src/sidecar/pipeline/runtime/graph-session';
+import type { Precision } from '../src/shared/protocol';
 import type { GradientRecompute } from '../src/sidecar/pipeline/runtime/gradient-memory';
 import { openPipelineModels } from '../src/sidecar/pipeline/models/models';
 import { buildTinyBpeVocabulary, writeBpeFiles } from '../test/helpers/tiny-bpe';
@@ -41,6 +45,8 @@ const REFERENCE_SCRIPT = path.join(__dirname, 'pytorch-reference', 'drag_referen
 const STAGES = ['drag', 'clipdrag', 'lora'] as const;
 type Stage = (typeof STAGES)[number];
 type Side = 'ours' | 'pytorch';
+type OursPrecision = Extract<Precision, 'fp32' | 'fp16-weights'>;
+const PRECISIONS: readonly OursPrecision[] = ['fp32', 'fp16-weights'];
 
 /** Our time (and peak) over PyTorch's must stay at or under these. */
 const TARGETS: Record<Stage, { time: number; memory?: number }> = {
@@ -56,6 +62,8 @@ interface VsConfiguration extends Configuration {
   readonly round: number;
   /** Our side's recompute mode (`--memory`). */
   readonly memory: GradientRecompute;
+  /** Our side's precision (`--precision`): fp32, or float16 weights with float32 arithmetic. */
+  readonly precision: OursPrecision;
   readonly model: string;
   readonly clip: string;
   readonly size: number;
@@ -111,9 +119,12 @@ export const benchmark: Benchmark<VsConfiguration> = {
     const memoryFlag = flagText(flags, 'memory', 'attention');
     if (memoryFlag !== 'attention' && memoryFlag !== 'blocks') throw new Error(`--memory takes attention or blocks (got ${memoryFlag})`);
     const memory: GradientRecompute = memoryFlag;
+    const precisionFlag = flagText(flags, 'precision', 'fp32');
+    if (precisionFlag !== 'fp32' && precisionFlag !== 'fp16-weights') throw new Error(`--precision takes fp32 or fp16-weights (got ${precisionFlag})`);
+    const precision: OursPrecision = precisionFlag;
     const configurations = stages.flatMap((stage) =>
       Array.from({ length: rounds }, (_, i) => i + 1).flatMap((round) =>
-        (['ours', 'pytorch'] as const).map((side) => ({ name: configurationName(side, stage, round), side, stage, round, memory, model, clip, size, python, diffusers })),
+        (['ours', 'pytorch'] as const).map((side) => ({ name: configurationName(side, stage, round, precision), side, stage, round, memory, precision, model, clip, size, python, diffusers })),
       ),
     );
     checkPython(python, diffusers);
@@ -125,13 +136,16 @@ export const benchmark: Benchmark<VsConfiguration> = {
     return { ...metrics, loadAvg1m, loadAvg1mAfter: round(os.loadavg()[0]!, 2) };
   },
   compare(results) {
-    return STAGES.flatMap((stage) => compareStage(stage, results));
+    return PRECISIONS.flatMap((precision) => STAGES.flatMap((stage) => compareStage(stage, precision, results)));
   },
 };
 
-/** `ours-drag`, then `ours-drag r2`, `ours-drag r3`, … for later rounds (names stay those of earlier results). */
-function configurationName(side: Side, stage: Stage, round: number): string {
-  return `${side}-${stage}${round > 1 ? ` r${round}` : ''}`;
+/**
+ * `ours-drag`, then `ours-drag r2`, `ours-drag r3`, … for later rounds (names stay those of earlier results); runs
+ * with our weights in float16 end in `:fp16-weights`, on both sides, so each pair compares within one run's choice.
+ */
+function configurationName(side: Side, stage: Stage, round: number, precision: OursPrecision): string {
+  return `${side}-${stage}${round > 1 ? ` r${round}` : ''}${precision === 'fp32' ? '' : `:${precision}`}`;
 }
 
 async function measureOurs(config: VsConfiguration, context: MeasureContext): Promise<Metrics> {
@@ -145,7 +159,7 @@ async function measureOurs(config: VsConfiguration, context: MeasureContext): Pr
       stableDiffusionFolder: path.resolve(REPO, config.model),
       clipFolder: path.resolve(REPO, config.clip),
       tokenizerFolder,
-      precision: 'fp32',
+      precision: config.precision,
       cacheDir: path.join(os.tmpdir(), 'clipdrag-bench-cache'),
     });
     const setup = await setUp(session, models, config.size);
@@ -157,7 +171,7 @@ async function measureOurs(config: VsConfiguration, context: MeasureContext): Pr
       const spec = { ...setup.stepperSpec, rematerialize, guidance: null, drag: { ...setup.stepperSpec.drag, variant: 'dragdiffusion' as const } };
       stepMs = await dragIterationMs(session, setup, spec, context);
     }
-    return { stepMs, processPeakRssMb: round(process.resourceUsage().maxRSS / 1024, 1), provider: session.provider ?? 'unknown', memory: config.memory };
+    return { stepMs, processPeakRssMb: round(process.resourceUsage().maxRSS / 1024, 1), provider: session.provider ?? 'unknown', memory: config.memory, precision: config.precision };
   } finally {
     await session.dispose();
     await engine.close();
@@ -188,11 +202,11 @@ function measurePyTorch(config: VsConfiguration, context: MeasureContext): Metri
   return { ...metrics, provider: `torch ${reply.torch} cpu, ${reply.threads} threads` };
 }
 
-function compareStage(stage: Stage, results: readonly MeasuredConfiguration[]): ComparisonRow[] {
+function compareStage(stage: Stage, precision: OursPrecision, results: readonly MeasuredConfiguration[]): ComparisonRow[] {
   const rounds: { ours: Metrics; theirs: Metrics }[] = [];
   for (let round = 1; ; round++) {
-    const ours = results.find((r) => r.configuration === configurationName('ours', stage, round))?.metrics;
-    const theirs = results.find((r) => r.configuration === configurationName('pytorch', stage, round))?.metrics;
+    const ours = results.find((r) => r.configuration === configurationName('ours', stage, round, precision))?.metrics;
+    const theirs = results.find((r) => r.configuration === configurationName('pytorch', stage, round, precision))?.metrics;
     if (!ours || !theirs) break;
     rounds.push({ ours, theirs });
   }
@@ -220,5 +234,5 @@ function compareStage(stage: Stage, results: readonly MeasuredConfiguration[]): 
     memoryTarget: target.memory ?? '-',
     memoryMet: target.memory === undefined ? '-' : memory <= target.memory,
   };
-  return [{ name: stage, metrics }];
+  return [{ name: precision === 'fp32' ? stage : `${stage}:${precision}`, metrics }];
 }

@@ -21,9 +21,11 @@ export function isDevicePreference(value: unknown): value is DevicePreference {
 
 /**
  * Numeric precision of the models as the user sets it (`clipdrag.precision`): `fp16` computes in half
- * precision with float32 where numerics need it (less GPU memory); `auto` is currently fp32 on every device.
+ * precision with float32 where numerics need it (less GPU memory); `fp16-weights` holds the weights in half
+ * precision and computes in float32 (half the weight memory on any device, float32 arithmetic); `auto` is
+ * fp32, or fp16-weights where the memory policy finds that only it fits.
  */
-export const PRECISION_PREFERENCES = ['auto', 'fp32', 'fp16'] as const;
+export const PRECISION_PREFERENCES = ['auto', 'fp32', 'fp16', 'fp16-weights'] as const;
 export type PrecisionPreference = (typeof PRECISION_PREFERENCES)[number];
 /** The precision an edit runs in. */
 export type Precision = Exclude<PrecisionPreference, 'auto'>;

@@ -41,8 +41,8 @@ export function runFingerprint(identity: RunIdentity): string {
     model: identity.model,
     clipModel: identity.clipModel,
     workingWidth: identity.workingWidth,
-    // Only fp16 enters the hash, so fp32 runs keep the fingerprints they had before precision was recorded.
-    ...(identity.precision === 'fp16' ? { precision: 'fp16' } : {}),
+    // fp32 stays out of the hash, so fp32 runs keep the fingerprints they had before precision was recorded.
+    ...(identity.precision !== undefined && identity.precision !== 'fp32' ? { precision: identity.precision } : {}),
   });
   return createHash('sha256').update(text).digest('hex');
 }
@@ -64,7 +64,8 @@ export function recipeRunIdentity(recipe: unknown): RunIdentity | undefined {
   const workingWidth = typeof pipeline.workingWidth === 'number' ? pipeline.workingWidth : DEFAULT_WORKING_WIDTH;
   // The pipeline records no CLIP model when the CLIP term was off, so the recorded absence is the identity.
   const usedClip = pipeline.guidanceText !== null && typeof clip === 'string';
-  const precision = pipeline.precision === 'fp16' ? ('fp16' as const) : ('fp32' as const);
+  // An auto edit that the memory policy ran with float16 weights is still the run an auto batch asks for.
+  const precision = pipeline.precisionByPolicy !== true && (pipeline.precision === 'fp16' || pipeline.precision === 'fp16-weights') ? pipeline.precision : ('fp32' as const);
   return { sourceSha256, spec: recipe.spec as unknown as ResolvedEditSpec, model, clipModel: usedClip ? (clip as string) : null, workingWidth, precision };
 }
 

@@ -42,7 +42,7 @@ export const MODEL_FLAGS: readonly Flag[] = [
   { name: 'model-config', type: 'string', value: '<dir>', help: 'for a single-file --model: a diffusers-layout folder whose unet/, vae/, text_encoder/ config.json replace the configs inferred from the tensors' },
   { name: 'clip', type: 'string', value: '<repo|dir>', help: 'CLIP ViT-B/16 weights' },
   { name: 'device', type: 'string', value: '<ep>', help: DEVICE_PREFERENCES.join(', ') },
-  { name: 'precision', type: 'string', value: '<p>', help: 'auto (fp32), fp32 or fp16 (half precision: less GPU memory)' },
+  { name: 'precision', type: 'string', value: '<p>', help: 'auto (fp32, or fp16-weights when only that fits), fp32, fp16 (half precision: less GPU memory) or fp16-weights (float16 weights, float32 arithmetic: half the weight memory)' },
   { name: 'memory', type: 'string', value: '<policy>', help: 'auto (chosen from image size, precision and memory), attention or blocks' },
   { name: 'working-width', type: 'string', value: 'N', help: 'width images are edited at, a multiple of 8 (default 512)' },
 ];

@@ -1,7 +1,7 @@
 // Resolving a hub model from the cache alone: no network, works with caches Python tools filled.
 import { ModelStoreError, isModelStoreError } from './errors';
 import { listLocalFiles, pathExists, readRef, snapshotFolder, type RepoCache } from './cache-layout';
-import { selectModelFiles, type ModelKind, type Precision } from './file-selection';
+import { selectModelFiles, type ModelKind, type FilePrecision } from './file-selection';
 import { readModelIndex, recordLocalFiles } from './local-files';
 import { isCommitHash, type ModelSource } from './model-source';
 import type { ModelStoreListener } from './events';
@@ -10,7 +10,7 @@ import type { ResolvedModel } from './types';
 export interface CacheLookup {
   source: Extract<ModelSource, { type: 'hub' }>;
   kind: ModelKind;
-  precision: Precision;
+  precision: FilePrecision;
   cache: RepoCache;
   cacheDir: string;
   signal: AbortSignal | undefined;

@@ -33,13 +33,13 @@ export function pickLpipsFiles(names: Iterable<string>): { safetensors: string }
   return linear && trunk ? { linear, trunk } : null;
 }
 
-export type Precision = 'fp32' | 'fp16';
+export type FilePrecision = 'fp32' | 'fp16';
 
 export interface FileSelection {
   /** Repo-relative paths with `/` separators, in a stable order (configs before weights). */
   files: string[];
-  /** Precision of the chosen weight files; `mixed` when some component had to fall back. */
-  weightsPrecision: Precision | 'mixed';
+  /** FilePrecision of the chosen weight files; `mixed` when some component had to fall back. */
+  weightsPrecision: FilePrecision | 'mixed';
   /** Human-readable remarks, e.g. a missing fp16 variant. */
   notes: string[];
 }
@@ -70,7 +70,7 @@ const TOKENIZER_OPTIONAL = ['tokenizer/tokenizer_config.json', 'tokenizer/specia
 export function selectModelFiles(
   kind: ModelKind,
   available: Iterable<string>,
-  precision: Precision,
+  precision: FilePrecision,
   where: string,
   modelIndex?: unknown,
 ): FileSelection {
@@ -78,7 +78,7 @@ export function selectModelFiles(
   const chosen: string[] = [];
   const missing: string[] = [];
   const notes: string[] = [];
-  const precisions = new Set<Precision>();
+  const precisions = new Set<FilePrecision>();
 
   const requireFile = (file: string): void => {
     if (files.has(file)) chosen.push(file);
@@ -136,11 +136,11 @@ export function selectModelFiles(
 }
 
 type WeightsChoice =
-  | { kind: 'found'; files: string[]; precision: Precision }
+  | { kind: 'found'; files: string[]; precision: FilePrecision }
   | { kind: 'missing'; description: string };
 
-function pickWeights(files: ReadonlySet<string>, component: WeightedComponent, precision: Precision): WeightsChoice {
-  const order: Precision[] = precision === 'fp16' ? ['fp16', 'fp32'] : ['fp32', 'fp16'];
+function pickWeights(files: ReadonlySet<string>, component: WeightedComponent, precision: FilePrecision): WeightsChoice {
+  const order: FilePrecision[] = precision === 'fp16' ? ['fp16', 'fp32'] : ['fp32', 'fp16'];
   for (const candidate of order) {
     const found = weightFilesFor(files, component, candidate);
     if (found) return { kind: 'found', files: found, precision: candidate };
@@ -155,7 +155,7 @@ function pickWeights(files: ReadonlySet<string>, component: WeightedComponent, p
 }
 
 /** A single file, or an index plus a complete set of shards; undefined when this precision is not available. */
-function weightFilesFor(files: ReadonlySet<string>, component: WeightedComponent, precision: Precision): string[] | undefined {
+function weightFilesFor(files: ReadonlySet<string>, component: WeightedComponent, precision: FilePrecision): string[] | undefined {
   const base = join(component.folder, component.weightsStem);
   const variant = precision === 'fp16' ? '.fp16' : '';
   const single = `${base}${variant}.safetensors`;

@@ -4,7 +4,7 @@ export { ensureModel, verifyModel } from './model-store';
 export { parseModelSource, formatModelSource, validateRepoId, validateRevision, isCommitHash, DEFAULT_REVISION } from './model-source';
 export type { ModelSource, ParseModelSourceOptions } from './model-source';
 export { selectModelFiles, pickLpipsFiles, LPIPS_FILES, MODEL_KINDS } from './file-selection';
-export type { ModelKind, Precision, FileSelection } from './file-selection';
+export type { ModelKind, FilePrecision, FileSelection } from './file-selection';
 export { resolveHubSettings, defaultCacheDir, DEFAULT_ENDPOINT } from './hub-settings';
 export type { HubSettings, HubSettingsOverrides } from './hub-settings';
 export { ModelStoreError, isModelStoreError, formatBytes } from './errors';

@@ -1,6 +1,6 @@
 // The request and result shapes of the model store's public functions.
 import type { ModelStoreListener } from './events';
-import type { ModelKind, Precision } from './file-selection';
+import type { ModelKind, FilePrecision } from './file-selection';
 import type { HubSettingsOverrides } from './hub-settings';
 import type { ModelSource } from './model-source';
 
@@ -9,7 +9,7 @@ export interface ModelRequest extends HubSettingsOverrides {
   source: string | ModelSource;
   kind: ModelKind;
   /** Which weight files to prefer; default fp32. Falls back to the other precision with a note. */
-  precision?: Precision;
+  precision?: FilePrecision;
   /** Folder that relative model paths are resolved against; default the process's cwd. */
   baseDir?: string;
   signal?: AbortSignal;
@@ -50,7 +50,7 @@ export interface ResolvedModel {
   singleFile?: string;
   /** The files the model uses, with hashes for the edit recipe. */
   files: ModelFileRecord[];
-  weightsPrecision: Precision | 'mixed';
+  weightsPrecision: FilePrecision | 'mixed';
   notes: string[];
   /** Bytes fetched from the hub by this call. */
   downloadedBytes: number;

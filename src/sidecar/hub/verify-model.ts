@@ -5,7 +5,7 @@ import { listLocalFiles, pathExists, type LocalFile } from './cache-layout';
 import { ModelStoreError } from './errors';
 import { ProgressReporter, type ModelStoreListener } from './events';
 import { hashFile, type FileDigest } from './file-hash';
-import { selectModelFiles, type ModelKind, type Precision } from './file-selection';
+import { selectModelFiles, type ModelKind, type FilePrecision } from './file-selection';
 import type { RemoteFile } from './hub-api';
 import { forgetDigests, isSha256, readModelIndex } from './local-files';
 import type { VerifiedFile, VerifyReport } from './types';
@@ -15,7 +15,7 @@ export interface VerifyTarget {
   folder: string;
   commit: string | null;
   kind: ModelKind;
-  precision: Precision;
+  precision: FilePrecision;
   /** The hub's listing of that commit; undefined offline or for plain folders. */
   remote: ReadonlyMap<string, RemoteFile> | undefined;
   removeCorrupt: boolean;

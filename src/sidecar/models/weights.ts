@@ -4,9 +4,9 @@
  * A weight is referenced by file, byte offset and length (ONNX external data), so a multi-GB checkpoint
  * is never copied or read into memory to build a graph. Every weight enters the graph in the binder's
  * compute dtype (`dtype`): with float32, half-precision tensors are bound as float16 and cast to float32
- * right after (onnxruntime folds a Cast of an initializer when the session loads); with float16, F16
- * tensors are used as they are and F32 ones are cast down (the pipeline avoids that Cast by binding a
- * float16 copy of an fp32 checkpoint, see `half-precision-copy.ts`).
+ * right after (the engine makes each cast where its layer runs, so the weights stay float16 in memory: the
+ * fp16-weights precision); with float16, F16 tensors are used as they are and F32 ones are cast down (the
+ * pipeline avoids that Cast by binding a float16 copy of an fp32 checkpoint, see `half-precision-copy.ts`).
  *
  * Model code binds weights relative to the current module path:
  *

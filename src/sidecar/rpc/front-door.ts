@@ -1,7 +1,7 @@
 // What every long request of the RPC front door shares: the one queue of work on the device, cancellation as an
 // AbortSignal, and the checks of the run choices (device, precision, working width) with one wording.
 import { ErrorCodes, ResponseError, type CancellationToken } from 'vscode-jsonrpc/node';
-import { isDevicePreference, isPrecisionPreference } from '../../shared/protocol';
+import { isDevicePreference, isPrecisionPreference, PRECISION_PREFERENCES } from '../../shared/protocol';
 
 /**
  * Work on the device, one task at a time, in arrival order: edits, batch runs and model preparation share it.
@@ -45,7 +45,7 @@ export function checkRunChoices(method: string, choices: RunChoices): void {
     invalidParams(method, `${device.name} must be one of auto, cpu, cuda, webgpu, dml, coreml (got ${JSON.stringify(device.value)})`);
   }
   if (precision && precision.value !== undefined && !isPrecisionPreference(precision.value)) {
-    invalidParams(method, `${precision.name} must be one of auto, fp32, fp16 (got ${JSON.stringify(precision.value)})`);
+    invalidParams(method, `${precision.name} must be one of ${PRECISION_PREFERENCES.join(', ')} (got ${JSON.stringify(precision.value)})`);
   }
   if (workingWidth !== undefined && (typeof workingWidth !== 'number' || !Number.isInteger(workingWidth) || workingWidth < 8 || workingWidth % 8 !== 0)) {
     invalidParams(method, `workingWidth must be a positive multiple of 8 (got ${JSON.stringify(workingWidth)})`);

@@ -19,7 +19,7 @@ import {
 import { DEFAULT_MODELS, ensureModel, verifyModel, type ModelStoreEvent } from '../hub';
 import type { Logger } from '../log';
 import { edit, type EditRequest } from '../pipeline/edit/edit';
-import { resolvePrecision } from '../pipeline/runtime/precision';
+import { resolvePrecision, weightFilesPrecision } from '../pipeline/runtime/precision';
 import { toResponseError } from './errors';
 import { abortOn, checkRunChoices, invalidParams, type DeviceQueue } from './front-door';
 
@@ -117,7 +117,7 @@ export async function ensureModels(
   signal: AbortSignal,
   onProgress: (progress: ModelsProgress) => void,
 ): Promise<ModelsEnsureResult> {
-  const precision = resolvePrecision(params.precision);
+  const precision = weightFilesPrecision(resolvePrecision(params.precision));
   const wanted = [
     { role: 'stable-diffusion' as const, id: params.model || DEFAULT_MODELS.stableDiffusion },
     { role: 'clip' as const, id: params.clipModel || DEFAULT_MODELS.clip },

@@ -5,7 +5,7 @@ import * as fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { EditSpec } from '../../../src/shared/edit-spec';
-import type { EditProgress } from '../../../src/shared/protocol';
+import type { EditProgress, Precision } from '../../../src/shared/protocol';
 import { Engine } from '../../../src/sidecar/engine/runtime';
 import { encodePng } from '../../../src/sidecar/io/image';
 import { edit } from '../../../src/sidecar/pipeline/edit/edit';
@@ -40,11 +40,11 @@ describe('memory policy', () => {
   });
   after(() => fs.rm(dir, { recursive: true, force: true }));
 
-  async function plan(memory: DeviceMemory | null, preference: 'auto' | 'attention' | 'blocks' = 'auto', precision: 'fp32' | 'fp16' = 'fp32') {
+  async function plan(memory: DeviceMemory | null, preference: 'auto' | 'attention' | 'blocks' = 'auto', precision: Precision = 'fp32', halveWeightsIfNeeded = false) {
     const models = await openPipelineModels({ stableDiffusionFolder: TINY_SD, clipFolder: TINY_CLIP, tokenizerFolder: tokenizer, precision, cacheDir: path.join(dir, 'cache') });
     const input = await readEditInput({ imagePath, spec });
     const geometry = workingGeometry(input, SIZE, 8);
-    return planEditMemory({ models, input, geometry, guided: true, precision, device: 'cpu', preference, memory });
+    return planEditMemory({ models, input, geometry, guided: true, precision, halveWeightsIfNeeded, device: 'cpu', preference, memory });
   }
 
   it('takes the mode that recomputes least among those that fit, and says why', async () => {
@@ -92,6 +92,26 @@ describe('memory policy', () => {
     assert.ok(fp16.estimate!.largest.weightBytes < fp32.estimate!.largest.weightBytes);
   });
 
+  it('with auto precision, holds the weights in float16 only when no float32 plan fits; fp16-weights counts half the weight bytes', async () => {
+    const fp32Blocks = (await plan(memoryOf(64 * GB), 'blocks')).estimate!.largest;
+    const halfBlocks = (await plan(memoryOf(64 * GB), 'blocks', 'fp16-weights')).estimate!.largest;
+    assert.equal(halfBlocks.weightBytes * 2, fp32Blocks.weightBytes);
+    assert.equal(halfBlocks.savedActivationBytes, fp32Blocks.savedActivationBytes);
+    const roomy = await plan(memoryOf(64 * GB), 'auto', 'fp32', true);
+    assert.equal(roomy.precision, 'fp32', 'float32 weights while they fit');
+
+    const between = (fp32Blocks.peakBytes + halfBlocks.peakBytes) / 2;
+    const tight = memoryOf(4 * GB, between + GB);
+    const halved = await plan(tight, 'auto', 'fp32', true);
+    assert.equal(halved.precision, 'fp16-weights');
+    assert.match(halved.reason, /with fp16-weights \(float16 weights, float32 arithmetic\) \(auto\): .* would not/);
+    // An explicit fp32 keeps float32 weights and says what would fit.
+    await assert.rejects(plan(tight, 'auto', 'fp32', false), (error) => error instanceof MemoryBudgetError && /use fp16-weights precision/.test(error.message));
+    // A forced mode with auto precision halves the weights when that is what fits.
+    const forced = await plan(tight, 'blocks', 'fp32', true);
+    assert.deepEqual([forced.precision, forced.recompute, forced.forced], ['fp16-weights', 'blocks', true]);
+  });
+
   it('reads the CPU device memory from the system', () => {
     const memory = deviceMemory('cpu')!;
     assert.ok(memory.totalBytes > 0 && memory.availableBytes > 0 && memory.availableBytes <= memory.totalBytes);
@@ -127,6 +147,17 @@ describe('memory policy', () => {
       const done = await edit({ ...request, spec: quick, settings: { ...request.settings, memoryPolicy: 'blocks' } }, { onProgress: (p: EditProgress) => p.message && messages.push(p.message) });
       assert.ok(messages.some((m) => /memory policy "blocks" \(set by the user\)/.test(m)), messages.join('\n'));
       assert.equal(done.recipe.pipeline.rematerialize, true);
+      assert.equal(done.recipe.pipeline.precision, 'fp32');
+      assert.equal(done.recipe.pipeline.precisionByPolicy, undefined);
+
+      // Room for float16 weights only: an auto edit runs with them and its recipe says the policy chose them.
+      const fp32Blocks = (await plan(memoryOf(64 * GB), 'blocks')).estimate!.largest.peakBytes;
+      const halfBlocks = (await plan(memoryOf(64 * GB), 'blocks', 'fp16-weights')).estimate!.largest.peakBytes;
+      const tight = memoryOf(4 * GB, (fp32Blocks + halfBlocks) / 2 + GB);
+      const halved = await edit({ ...request, spec: quick, outPath: path.join(dir, 'halved.png'), deviceMemory: tight });
+      assert.equal(halved.recipe.pipeline.precision, 'fp16-weights');
+      assert.equal(halved.recipe.pipeline.precisionByPolicy, true);
+      await assert.rejects(edit({ ...request, spec: quick, settings: { ...request.settings, precision: 'fp32' }, outPath: path.join(dir, 'fp32.png'), deviceMemory: tight }), MemoryBudgetError);
     } finally {
       await engine.close();
     }

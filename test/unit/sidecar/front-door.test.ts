@@ -31,7 +31,7 @@ test('run choices: one wording for every request, under the name the request use
     assert.throws(fn, (e: unknown) => e instanceof ResponseError && e.code === -32602 && message.test(e.message));
   refused(() => checkRunChoices('edit/run', { device: { name: 'settings.device', value: 'gpu' } }), /^edit\/run: settings\.device must be one of auto, cpu, cuda, webgpu, dml, coreml \(got "gpu"\)$/);
   refused(() => checkRunChoices('batch/run', { device: { name: 'device', value: 'gpu' } }), /^batch\/run: device must be one of auto, cpu, cuda, webgpu, dml, coreml \(got "gpu"\)$/);
-  refused(() => checkRunChoices('batch/run', { precision: { name: 'precision', value: 'fp8' } }), /precision must be one of auto, fp32, fp16 \(got "fp8"\)/);
+  refused(() => checkRunChoices('batch/run', { precision: { name: 'precision', value: 'fp8' } }), /precision must be one of auto, fp32, fp16, fp16-weights \(got "fp8"\)/);
   refused(() => checkRunChoices('edit/run', { workingWidth: 500 }), /workingWidth must be a positive multiple of 8 \(got 500\)/);
   checkRunChoices('edit/run', { device: { name: 'settings.device', value: 'cpu' }, precision: { name: 'precision', value: undefined }, workingWidth: 512 });
 });

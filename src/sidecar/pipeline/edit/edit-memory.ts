@@ -25,6 +25,8 @@ export interface EditMemoryRequest {
   /** Whether the drag step carries CLIP's term (a guidance text and a CLIP model). */
   readonly guided: boolean;
   readonly precision: Precision;
+  /** The precision was left to the policy (memory-policy.ts `halveWeightsIfNeeded`). */
+  readonly halveWeightsIfNeeded?: boolean;
   readonly device: DevicePreference;
   readonly preference: MemoryPolicyPreference;
   /** Default: the device's (memory-policy.ts `deviceMemory`). */
@@ -72,6 +74,7 @@ export function planEditMemory(request: EditMemoryRequest): MemoryPlan {
   return planMemory({
     preference: request.preference,
     precision: request.precision,
+    ...(request.halveWeightsIfNeeded ? { halveWeightsIfNeeded: true } : {}),
     device: request.device,
     workingSize: { width: geometry.image.width, height: geometry.image.height },
     graphs,

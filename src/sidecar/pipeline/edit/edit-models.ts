@@ -9,6 +9,7 @@ import type { Precision } from '../../../shared/protocol';
 import type { RecipeModel } from '../../../shared/recipe';
 import { DEFAULT_MODELS, ensureModel, type ModelStoreEvent, type ResolvedModel } from '../../hub';
 import type { HubSettingsOverrides } from '../../hub/hub-settings';
+import { weightFilesPrecision } from '../runtime/precision';
 
 export type ModelRole = RecipeModel['role'];
 
@@ -40,7 +41,7 @@ export async function resolveEditModels(request: ResolveModelsRequest): Promise<
       ...request.hub,
       source: id,
       kind: role,
-      precision: request.precision,
+      precision: weightFilesPrecision(request.precision),
       ...(request.baseDir ? { baseDir: request.baseDir } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
       onEvent: (event) => request.onEvent?.(role, id, event),

@@ -122,8 +122,13 @@ export interface RecipePipelineSettings {
   /** CLIP's guidance text (the edit prompt, else the prompt), or null when the CLIP term was off. */
   guidanceText: string | null;
   rematerialize: boolean;
-  /** The models' precision (fp16: half-precision compute with float32 islands, see docs/models.md). */
+  /**
+   * The models' precision (fp16: half-precision compute with float32 islands; fp16-weights: float16 weights,
+   * float32 arithmetic; docs/models.md).
+   */
   precision: Precision;
+  /** Present when the precision was `auto` and the memory policy held the weights in float16 to fit. */
+  precisionByPolicy?: true;
 }
 
 export type PipelineRecipe = Recipe & { pipeline: RecipePipelineSettings };
@@ -189,6 +194,7 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
         geometry,
         guided: guidanceText !== null,
         precision,
+        halveWeightsIfNeeded: (request.settings?.precision ?? 'auto') === 'auto',
         device,
         preference: memoryPreference,
         ...(request.deviceMemory !== undefined ? { memory: request.deviceMemory } : {}),
@@ -201,13 +207,15 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
     const prepared = await timed('load', () => prepare(session, request, input, { sdId, clipId, guidanceText, precision, cacheDir, planFor }, progress, signal));
     const { models, geometry, memory } = prepared;
     const rematerialize = memory.recompute === 'blocks';
+    // The memory plan may have held the weights in float16 (auto precision on a device without room for fp32).
+    const runPrecision = memory.precision;
     // What the model store had to fall back to (another precision's weight files, the cached snapshot) belongs in the recipe.
     for (const model of [prepared.stableDiffusion, prepared.clip]) notes.push(...(model?.resolved.notes ?? []));
     if (models.configSource) notes.push(models.configSource);
     const schedule = createDdimSchedule(SD15_DRAG_SCHEDULER_CONFIG, p.inferenceSteps);
     const plan = inversionPlan(schedule, inversionStepCount(p));
 
-    const { lora, fromCache } = await timed('lora', () => fineTune(session, models, prepared, geometry, input, { cacheDir, precision, rematerialize }, progress, signal, notes));
+    const { lora, fromCache } = await timed('lora', () => fineTune(session, models, prepared, geometry, input, { cacheDir, precision: runPrecision, rematerialize }, progress, signal, notes));
 
     const stages: EditStages = {
       session,
@@ -272,7 +280,8 @@ export async function edit(request: EditRequest, options: EditOptions = {}): Pro
         tStar: plan.tStar,
         guidanceText,
         rematerialize,
-        precision,
+        precision: runPrecision,
+        ...(runPrecision !== precision ? { precisionByPolicy: true as const } : {}),
       },
     };
     const written = await writeResult(input, result, draft, request.outPath, (message) => progress.note('write', message));
@@ -330,7 +339,7 @@ async function prepare(
   progress.start('load', 3, `Stable Diffusion: ${ids.sdId}${ids.clipId ? `, CLIP: ${ids.clipId}` : ''}`);
   const hubCache = request.settings?.hubCacheDirectory;
   const modelConfig = request.settings?.modelConfig !== undefined ? path.resolve(request.modelBaseDir ?? process.cwd(), request.settings.modelConfig) : undefined;
-  const open = async () => {
+  const resolve = async () => {
     const resolved = await resolveEditModels({
       stableDiffusion: ids.sdId,
       clip: ids.clipId,
@@ -344,24 +353,33 @@ async function prepare(
       },
     });
     progress.step('load', 1, 3);
+    return resolved;
+  };
+  const open = async (resolved: Awaited<ReturnType<typeof resolve>>, precision: Precision) => {
     const models = await openPipelineModels({
       stableDiffusionFolder: resolved.stableDiffusion.resolved.singleFile ?? resolved.stableDiffusion.resolved.folder,
       ...(modelConfig !== undefined ? { stableDiffusionConfigFolder: modelConfig } : {}),
       ...(resolved.clip ? { clipFolder: resolved.clip.resolved.folder } : {}),
       ...(request.tokenizerFolder ? { tokenizerFolder: request.tokenizerFolder } : {}),
-      precision: ids.precision,
+      precision,
       cacheDir: ids.cacheDir,
       onConvert: (file) => progress.note('load', `writing a float16 copy of ${path.basename(file)} (once per checkpoint)`),
     });
-    assertLoadedAsRecorded(resolved.stableDiffusion, models.weightFiles.stableDiffusion);
-    if (resolved.clip) assertLoadedAsRecorded(resolved.clip, models.weightFiles.clip);
-    return { resolved, models };
+    // fp16-weights chosen by the policy loads float16 copies of files resolved for fp32: what was recorded still holds.
+    if (precision === ids.precision) {
+      assertLoadedAsRecorded(resolved.stableDiffusion, models.weightFiles.stableDiffusion);
+      if (resolved.clip) assertLoadedAsRecorded(resolved.clip, models.weightFiles.clip);
+    }
+    return models;
   };
   // A session resolves and opens the same models once for all its edits.
-  const modelsKey = JSON.stringify([ids.sdId, ids.clipId, request.hub ?? null, hubCache ?? null, request.modelBaseDir ?? process.cwd(), request.tokenizerFolder ?? null, ids.precision, modelConfig ?? null]);
-  const { resolved, models } = await (request.session ? request.session.reuse(`models:${modelsKey}`, open) : open());
+  const reuse = <T>(key: string, make: () => Promise<T>) => (request.session ? request.session.reuse(key, make) : make());
+  const modelsKey = JSON.stringify([ids.sdId, ids.clipId, request.hub ?? null, hubCache ?? null, request.modelBaseDir ?? process.cwd(), request.tokenizerFolder ?? null, modelConfig ?? null]);
+  const resolved = await reuse(`resolved:${JSON.stringify([modelsKey, ids.precision])}`, resolve);
+  let models = await reuse(`models:${JSON.stringify([modelsKey, ids.precision])}`, () => open(resolved, ids.precision));
   progress.step('load', 2, 3);
   const { geometry, memory } = ids.planFor(models);
+  if (memory.precision !== ids.precision) models = await reuse(`models:${JSON.stringify([modelsKey, memory.precision])}`, () => open(resolved, memory.precision));
   const prompt = await encodePrompt(session, models.textEncoder, models.tokenizer, input.spec.prompt);
   const guidance = ids.guidanceText !== null && models.clip ? await encodeGuidanceText(session, models.clip, models.tokenizer, ids.guidanceText) : null;
   progress.step('load', 3, 3);
@@ -400,7 +418,7 @@ async function fineTune(
     prompt: input.spec.prompt,
     model: modelIdentity(prepared.stableDiffusion),
     // fp32 keys stay as they were, so LoRAs cached before precision existed are still found.
-    settings: { rank, steps, learningRate, batchSize, seed, cropSize, weightDecay, ...(precision === 'fp16' ? { precision } : {}) },
+    settings: { rank, steps, learningRate, batchSize, seed, cropSize, weightDecay, ...(precision !== 'fp32' ? { precision } : {}) },
   });
   progress.start('lora', settings.steps);
   const cached = await cachedLora(

@@ -60,11 +60,11 @@ export interface OpenModelsRequest {
    */
   readonly tokenizerFolder?: string;
   /**
-   * Default fp32. Also picks the weight files: fp16 prefers the folders' `*.fp16.safetensors` variants, fp32 the
-   * full-precision files (either falls back to the other). fp16 needs `cacheDir`.
+   * Default fp32. Also picks the weight files: fp16 and fp16-weights prefer the folders' `*.fp16.safetensors`
+   * variants, fp32 the full-precision files (either falls back to the other). Half-precision weights need `cacheDir`.
    */
   readonly precision?: Precision;
-  /** The pipeline cache folder; fp16 keeps float16 copies of fp32 checkpoints under it. */
+  /** The pipeline cache folder; half-precision weights keep float16 copies of fp32 checkpoints under it. */
   readonly cacheDir?: string;
   /** Called before an fp32 checkpoint is converted (once per file and version). */
   readonly onConvert?: (file: string) => void;
@@ -82,17 +82,18 @@ async function hasBpeFiles(dir: string): Promise<boolean> {
 type TensorMapping = Parameters<typeof CheckpointWeights.openMapped>[1];
 
 /**
- * Opens a checkpoint for the precision: fp16 binds float16 weights, from a cached F16 copy of F32 files. With a
+ * Opens a checkpoint for the precision: fp16 and fp16-weights bind float16 weights, from a cached F16 copy of F32
+ * files (fp16 computes with them as they are, fp16-weights casts each to float32 where it is used). With a
  * mapping, the one file is a single-file checkpoint and the mapping names this component's tensors in it.
  */
 async function openWeights(files: string | readonly string[], request: OpenModelsRequest, mapping?: TensorMapping): Promise<CheckpointWeights> {
   const list = typeof files === 'string' ? [files] : files;
   const open = (paths: readonly string[], options: { dtype?: ReturnType<typeof computeDtype> } = {}) => (mapping ? CheckpointWeights.openMapped(paths[0]!, mapping, options) : CheckpointWeights.open(paths, options));
   if ((request.precision ?? 'fp32') === 'fp32') return open(list);
-  if (request.cacheDir === undefined) throw new Error('fp16 models need a cache folder for the float16 copies of fp32 checkpoints');
+  if (request.cacheDir === undefined) throw new Error('half-precision weights need a cache folder for the float16 copies of fp32 checkpoints');
   const dir = halfPrecisionCacheDir(request.cacheDir);
   const converted = await Promise.all(list.map((file) => halfPrecisionCopy(file, dir, request.onConvert)));
-  return open(converted, { dtype: computeDtype('fp16') });
+  return open(converted, { dtype: computeDtype(request.precision!) });
 }
 
 async function openStableDiffusion(request: OpenModelsRequest): Promise<{ stableDiffusion: StableDiffusionModel; mapping?: LdmMapping; configSource?: string }> {

@@ -1,13 +1,15 @@
 /**
- * The edit's memory policy: which rematerialisation mode its gradient graphs use (gradient-memory.ts), chosen
- * from the image size, the precision and the memory the device has, so that an edit that can fit does fit,
- * and an edit that cannot fails before any model runs, with the estimate and what to change.
+ * The edit's memory policy: which rematerialisation mode its gradient graphs use (gradient-memory.ts), and with
+ * `auto` precision whether the weights are held in float16, chosen from the image size, the precision and the
+ * memory the device has, so that an edit that can fit does fit, and an edit that cannot fails before any model
+ * runs, with the estimate and what to change.
  *
  * The estimate of a mode is the peak of its largest stage: the drag step graph (and the LoRA training graph
  * when LoRA is trained), counted statically from the graph by `graphMemory` — the weights it reads and the
  * forward activations its backward keeps — and turned into a peak with factors measured on the CPU provider
- * (docs/runtime.md, "Memory policy"). The choice takes the mode that recomputes least among those that fit
- * the budget: `attention` (faster) before `blocks` (least memory).
+ * (docs/runtime.md, "Memory policy"). The choice takes the first plan that fits the budget, in this order:
+ * `attention` (faster) before `blocks` (least memory), and float32 weights before float16 ones (fp16-weights:
+ * the same graphs and kept activations, half the weight bytes, results rounded through float16 weights).
  */
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
@@ -17,6 +19,7 @@ import type { DevicePreference } from '../../engine/runtime/providers';
 import { listExecutionProviders } from '../../engine/runtime/providers';
 import type { MemoryPolicyPreference, Precision } from '../../../shared/protocol';
 import type { GradientRecompute } from './gradient-memory';
+import { weightStorageDtype } from './precision';
 
 /** `auto` lets the policy choose; the others force a mode (the user's setting). */
 export type { MemoryPolicyPreference } from '../../../shared/protocol';
@@ -88,6 +91,7 @@ export interface StageEstimate {
 
 export interface ModeEstimate {
   readonly mode: GradientRecompute;
+  readonly precision: Precision;
   /** The stage with the largest peak. */
   readonly largest: StageEstimate;
 }
@@ -95,8 +99,13 @@ export interface ModeEstimate {
 /** The gradient graphs of an edit under one mode, built on demand (building costs a second or so each at 512²). */
 export type GradientGraphs = (mode: GradientRecompute) => readonly { readonly stage: string; readonly graph: Graph }[];
 
+/**
+ * The peak of a mode at a precision. The graphs may be built at another precision of the same arithmetic (fp32
+ * graphs estimate fp16-weights): the weights are counted in the precision's storage dtype, and a weight's float32
+ * cast lives only while its layer runs (autodiff.ts), so the kept activations are the same.
+ */
 export function estimateMode(mode: GradientRecompute, graphs: GradientGraphs, precision: Precision): ModeEstimate {
-  const dtype = precision === 'fp16' ? 'float16' : 'float32';
+  const dtype = weightStorageDtype(precision);
   const stages = graphs(mode).map(({ stage, graph }): StageEstimate => {
     const memory = graphMemory(graph, dtype);
     const peakBytes =
@@ -109,11 +118,13 @@ export function estimateMode(mode: GradientRecompute, graphs: GradientGraphs, pr
   });
   if (stages.length === 0) throw new Error('memory policy: no gradient graph to estimate');
   const largest = stages.reduce((a, b) => (b.peakBytes > a.peakBytes ? b : a));
-  return { mode, largest };
+  return { mode, precision, largest };
 }
 
 export interface MemoryPlan {
   readonly recompute: GradientRecompute;
+  /** The precision the edit runs in: the request's, or fp16-weights where `halveWeightsIfNeeded` took it. */
+  readonly precision: Precision;
   /** Whether the user forced the mode. */
   readonly forced: boolean;
   readonly estimate: ModeEstimate | null;
@@ -130,6 +141,11 @@ export class MemoryBudgetError extends Error {
 export interface MemoryPlanRequest {
   readonly preference: MemoryPolicyPreference;
   readonly precision: Precision;
+  /**
+   * The user left the precision to the policy (`auto`): an fp32 edit that fits in no mode may hold its weights in
+   * float16 (fp16-weights) when that fits. `graphs` are then built in fp32 and estimate both.
+   */
+  readonly halveWeightsIfNeeded?: boolean;
   readonly device: DevicePreference;
   /** Image size the edit runs at, for messages. */
   readonly workingSize: { readonly width: number; readonly height: number };
@@ -143,19 +159,26 @@ const gb = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GB`;
 export function planMemory(request: MemoryPlanRequest): MemoryPlan {
   const memory = request.memory === undefined ? deviceMemory(request.device) : request.memory;
   const budget = memory ? Math.max(0, memory.availableBytes - Math.max(2 ** 30, RESERVE_SHARE * memory.totalBytes)) : null;
+  const precisions: Precision[] = request.halveWeightsIfNeeded && request.precision === 'fp32' ? ['fp32', 'fp16-weights'] : [request.precision];
+  const name = (e: ModeEstimate) => `"${e.mode}"${e.precision === request.precision ? '' : ` with ${e.precision} (float16 weights, float32 arithmetic)`}`;
   const describe = (e: ModeEstimate) =>
     `${e.largest.stage} ≈ ${gb(e.largest.peakBytes)} (weights ${gb(e.largest.weightBytes)}, kept activations ${gb(e.largest.savedActivationBytes)})`;
   const budgetText = memory && budget !== null ? `budget ${gb(budget)} of ${memory.source}: ${gb(memory.totalBytes)} total, ${gb(memory.availableBytes)} free` : '';
+  const fits = (e: ModeEstimate) => budget === null || e.largest.peakBytes <= budget;
+  const plan = (estimate: ModeEstimate, forced: boolean, reason: string): MemoryPlan => ({ recompute: estimate.mode, precision: estimate.precision, forced, estimate, budgetBytes: budget, reason });
 
   if (request.preference !== 'auto') {
-    const estimate = estimateMode(request.preference, request.graphs, request.precision);
-    const fits = budget === null || estimate.largest.peakBytes <= budget;
-    const reason = `memory policy "${request.preference}" (set by the user): ${describe(estimate)}${budget !== null ? `, ${budgetText}${fits ? '' : ' — it may not fit'}` : ''}`;
-    return { recompute: request.preference, forced: true, estimate, budgetBytes: budget, reason };
+    const mode = request.preference;
+    const tried = precisions.map((precision) => estimateMode(mode, request.graphs, precision));
+    const estimate = tried.find(fits) ?? tried[tried.length - 1]!;
+    const halved = estimate.precision !== request.precision ? `; with float32 weights it would not fit (${describe(tried[0]!)})` : '';
+    const reason = `memory policy ${name(estimate)} (set by the user): ${describe(estimate)}${budget !== null ? `, ${budgetText}${fits(estimate) ? halved : ' — it may not fit'}` : ''}`;
+    return plan(estimate, true, reason);
   }
   if (budget === null || memory === null) {
     return {
       recompute: 'attention',
+      precision: request.precision,
       forced: false,
       estimate: null,
       budgetBytes: null,
@@ -163,23 +186,27 @@ export function planMemory(request: MemoryPlanRequest): MemoryPlan {
     };
   }
   const estimates: ModeEstimate[] = [];
-  for (const mode of ['attention', 'blocks'] as const) {
-    const estimate = estimateMode(mode, request.graphs, request.precision);
-    estimates.push(estimate);
-    if (estimate.largest.peakBytes <= budget) {
-      const why = mode === 'attention' ? 'it fits' : `"attention" would not (${describe(estimates[0]!)})`;
-      return { recompute: mode, forced: false, estimate, budgetBytes: budget, reason: `memory policy "${mode}" (auto): ${describe(estimate)}, ${budgetText}; ${why}` };
+  for (const precision of precisions) {
+    for (const mode of ['attention', 'blocks'] as const) {
+      const estimate = estimateMode(mode, request.graphs, precision);
+      estimates.push(estimate);
+      if (fits(estimate)) {
+        const why = estimates.length === 1 ? 'it fits' : `${name(estimates[estimates.length - 2]!)} would not (${describe(estimates[estimates.length - 2]!)})`;
+        return plan(estimate, false, `memory policy ${name(estimate)} (auto): ${describe(estimate)}, ${budgetText}; ${why}`);
+      }
     }
   }
   const least = estimates[estimates.length - 1]!;
   const { width, height } = request.workingSize;
+  const onGpu = memory.source.startsWith('GPU');
   const advice = [
     `edit at a smaller working width (now ${width}×${height}; the activations shrink with the area)`,
-    ...(request.precision === 'fp32' && memory.source.startsWith('GPU') ? ['use fp16 precision (half the weights and most activations)'] : []),
-    memory.source.startsWith('GPU') ? 'use a GPU with more memory' : 'close other programs or use a machine with more memory',
+    ...(request.precision === 'fp32' && onGpu ? ['use fp16 precision (half the weights and most activations)'] : []),
+    ...(request.precision === 'fp32' && !onGpu && !precisions.includes('fp16-weights') ? ['use fp16-weights precision (half the weight memory, float32 arithmetic)'] : []),
+    onGpu ? 'use a GPU with more memory' : 'close other programs or use a machine with more memory',
   ];
   throw new MemoryBudgetError(
-    `This edit does not fit in memory: even recomputing whole blocks, ${describe(least)}, over the ${budgetText}. ` +
+    `This edit does not fit in memory: even recomputing whole blocks${least.precision !== request.precision ? ` with float16 weights` : ''}, ${describe(least)}, over the ${budgetText}. ` +
       `Nothing was run. To make it fit: ${advice.join('; ')}.`,
   );
 }
