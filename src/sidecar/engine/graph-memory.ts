@@ -10,7 +10,7 @@
  * transient buffers (the largest op's inputs and outputs, workspaces) and may fuse or share some.
  */
 import { BYTES_PER_ELEMENT, type DType } from './dtype';
-import type { Graph, Node, Value } from './graph';
+import { weightAndConstantNodes, type Graph, type Node, type Value } from './graph';
 
 export interface GraphMemory {
   /** Weights in the dtype they are held in at run time. */
@@ -28,12 +28,7 @@ const bytes = (v: Value) => v.size * BYTES_PER_ELEMENT[v.dtype];
 /** `weightDtype`: the dtype the weights are held in at run time (a checkpoint cast at load counts as its target). */
 export function graphMemory(graph: Graph, weightDtype: DType): GraphMemory {
   // Values that depend on weights and constants only: made where their layer runs, never kept for the backward.
-  const constantLike = new Set<Value>(graph.weights);
-  for (const node of graph.nodes) {
-    if (node.inputs.length > 0 && node.inputs.every((v) => v.kind === 'constant' || constantLike.has(v))) {
-      for (const o of node.outputs) constantLike.add(o);
-    }
-  }
+  const constantLike = new Set<Value>([...weightAndConstantNodes(graph)].flatMap((n) => n.outputs));
   const weightBytes = graph.weights.reduce((sum, w) => sum + w.size * BYTES_PER_ELEMENT[weightDtype], 0);
   const backward = new Set<Node>();
   for (const node of graph.nodes) {

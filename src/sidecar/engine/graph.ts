@@ -66,6 +66,18 @@ export function isWeightCast(value: Value): boolean {
   return producer !== null && producer.op === 'Cast' && producer.inputs[0]!.kind === 'weight';
 }
 
+/**
+ * The nodes computed from weights and constants alone (no graph input or activation upstream). onnxruntime folds
+ * those of constants; those of weights it could run at any time, so the serializer places them (onnx/serialize.ts)
+ * and `graphMemory` counts them as weights, not as kept activations.
+ */
+export function weightAndConstantNodes(graph: Graph): Set<Node> {
+  const nodes = new Set<Node>();
+  const fixed = (v: Value) => v.kind === 'weight' || v.kind === 'constant' || (v.producer !== null && nodes.has(v.producer));
+  for (const node of graph.nodes) if (node.inputs.length > 0 && node.inputs.every(fixed)) nodes.add(node);
+  return nodes;
+}
+
 /** A node of op `K`, its attributes typed by `OpAttrs`. */
 export interface OpNode<K extends OpType> {
   readonly id: number;

@@ -10,12 +10,13 @@
  * onnxruntime computes them all before the first layer: their copies of the weights then sit in memory together
  * for the whole run. Each is written instead just before the first node that reads it together with an
  * activation, and made to wait for that activation: such a copy exists only while its layer runs. (The backward
- * pass reads casts of its own, autodiff.ts, so the forward's are gone by the time it runs.)
+ * pass reads casts of its own, autodiff.ts, so the forward's are gone by the time it runs. Nodes of constants
+ * alone are placed the same way, with nothing to wait for: onnxruntime folds them.)
  */
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { BYTES_PER_ELEMENT, ONNX_DTYPE, type DType, type TypedArray } from '../dtype';
-import { GraphBuildError, toTypedArray, type Attrs, type Graph, type Node, type Value, type WeightSource } from '../graph';
+import { GraphBuildError, toTypedArray, weightAndConstantNodes, type Attrs, type Graph, type Node, type Value, type WeightSource } from '../graph';
 import { getOp, type OnnxAttr, type OnnxLowering } from '../op';
 import { onnx } from './onnx-proto';
 
@@ -68,21 +69,8 @@ export function liveNodes(graph: Graph): Node[] {
   return graph.nodes.filter((n) => live.has(n.id));
 }
 
-/**
- * Nodes whose outputs are computed from weights (and constants) alone, at least one weight among what they read:
- * the serializer writes them where they are first read with an activation (see the module comment).
- */
 /** Smaller weights are not worth a tie (norm scales, biases: a few KB each, a few MB in all). */
 export const TIED_WEIGHT_MIN_BYTES = 64 * 2 ** 10;
-
-export function weightDerivedNodes(graph: Graph): Set<Node> {
-  const derived = new Set<Node>();
-  const fromWeights = (v: Value) => v.kind === 'weight' || (v.producer !== null && derived.has(v.producer));
-  for (const node of graph.nodes) {
-    if (node.inputs.length > 0 && node.inputs.every((v) => v.kind === 'constant' || fromWeights(v)) && node.inputs.some(fromWeights)) derived.add(node);
-  }
-  return derived;
-}
 
 class OnnxWriter {
   private readonly nodes: onnx.INodeProto[] = [];
@@ -104,7 +92,7 @@ class OnnxWriter {
     for (const { name, value } of graph.outputs) {
       if (value.kind === 'node' && !outputAliases.has(value.id)) outputAliases.set(value.id, name);
     }
-    const derived = weightDerivedNodes(graph);
+    const derived = weightAndConstantNodes(graph);
     const pending = new Set<Node>();
     for (const node of liveNodes(graph)) {
       for (const out of node.outputs) this.names.set(out.id, outputAliases.get(out.id) ?? out.name);

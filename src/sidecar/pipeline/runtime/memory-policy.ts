@@ -160,6 +160,9 @@ export function planMemory(request: MemoryPlanRequest): MemoryPlan {
   const memory = request.memory === undefined ? deviceMemory(request.device) : request.memory;
   const budget = memory ? Math.max(0, memory.availableBytes - Math.max(2 ** 30, RESERVE_SHARE * memory.totalBytes)) : null;
   const precisions: Precision[] = request.halveWeightsIfNeeded && request.precision === 'fp32' ? ['fp32', 'fp16-weights'] : [request.precision];
+  // Each mode's graphs are built once (seconds at 512²), whatever the precisions estimated from them.
+  const built = new Map<GradientRecompute, ReturnType<GradientGraphs>>();
+  const graphs: GradientGraphs = (mode) => built.get(mode) ?? built.set(mode, request.graphs(mode)).get(mode)!;
   const name = (e: ModeEstimate) => `"${e.mode}"${e.precision === request.precision ? '' : ` with ${e.precision} (float16 weights, float32 arithmetic)`}`;
   const describe = (e: ModeEstimate) =>
     `${e.largest.stage} ≈ ${gb(e.largest.peakBytes)} (weights ${gb(e.largest.weightBytes)}, kept activations ${gb(e.largest.savedActivationBytes)})`;
@@ -169,8 +172,12 @@ export function planMemory(request: MemoryPlanRequest): MemoryPlan {
 
   if (request.preference !== 'auto') {
     const mode = request.preference;
-    const tried = precisions.map((precision) => estimateMode(mode, request.graphs, precision));
-    const estimate = tried.find(fits) ?? tried[tried.length - 1]!;
+    const tried: ModeEstimate[] = [];
+    for (const precision of precisions) {
+      tried.push(estimateMode(mode, graphs, precision));
+      if (fits(tried[tried.length - 1]!)) break;
+    }
+    const estimate = tried[tried.length - 1]!;
     const halved = estimate.precision !== request.precision ? `; with float32 weights it would not fit (${describe(tried[0]!)})` : '';
     const reason = `memory policy ${name(estimate)} (set by the user): ${describe(estimate)}${budget !== null ? `, ${budgetText}${fits(estimate) ? halved : ' — it may not fit'}` : ''}`;
     return plan(estimate, true, reason);
@@ -188,7 +195,7 @@ export function planMemory(request: MemoryPlanRequest): MemoryPlan {
   const estimates: ModeEstimate[] = [];
   for (const precision of precisions) {
     for (const mode of ['attention', 'blocks'] as const) {
-      const estimate = estimateMode(mode, request.graphs, precision);
+      const estimate = estimateMode(mode, graphs, precision);
       estimates.push(estimate);
       if (fits(estimate)) {
         const why = estimates.length === 1 ? 'it fits' : `${name(estimates[estimates.length - 2]!)} would not (${describe(estimates[estimates.length - 2]!)})`;
